@@ -1,0 +1,21 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?= --model gim --depth 6
+
+$(BIN)/gimbench: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/gimbench
+
+.PHONY: run test lint
+run: $(BIN)/gimbench
+	$(BIN)/gimbench run $(ARGS)
+
+test: $(BIN)/gimbench
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/gimbench
+	$(BIN)/ruff check gimbench tests benchmarks

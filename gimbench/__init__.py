@@ -1,0 +1,8 @@
+"""gimbench: memory and time of greedy, gradient-isolated training (GIM) versus end-to-end CPC."""
+
+from gimbench.config import ConfigError, RunConfig
+from gimbench.results import RunResult
+from gimbench.run import run
+
+__all__ = ["ConfigError", "RunConfig", "RunResult", "run"]
+__version__ = "0.1.0"

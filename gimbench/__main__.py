@@ -1,0 +1,5 @@
+import sys
+
+from gimbench.cli import main
+
+sys.exit(main())

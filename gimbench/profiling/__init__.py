@@ -1,0 +1,1 @@
+"""Measurement: meters that strategies report phases to."""

@@ -1,0 +1,43 @@
+"""Progress display for training: a rich bar on a terminal, sparse plain lines elsewhere."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gimbench.trainer import StepRecord
+
+
+def _losses(values: list[float | None]) -> str:
+    return " ".join("·" if v is None else f"{v:.2f}" for v in values)
+
+
+class TrainingProgress:
+    """Callable per step; use as a context manager around training."""
+
+    def __init__(self, console: Console, total: int, *, enabled: bool) -> None:
+        self.console, self.total, self.enabled = console, total, enabled
+        self.bar = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+        self.plain = enabled and not console.is_terminal
+
+    def __enter__(self) -> TrainingProgress:
+        if self.enabled and not self.plain:
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.total, losses="", rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+    def __call__(self, record: StepRecord) -> None:
+        rate = f"{record.batch_size / record.seconds:.1f} samples/s"
+        losses = f"losses {_losses(record.losses)}"
+        if self.task is not None:
+            self.bar.update(self.task, completed=record.step + 1, losses=losses, rate=rate)
+        elif self.plain and ((record.step + 1) % max(1, self.total // 10) == 0 or record.step + 1 == self.total):
+            self.console.print(f"step {record.step + 1}/{self.total}  {losses}  {rate}", highlight=False)

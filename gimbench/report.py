@@ -1,0 +1,79 @@
+"""Rich renderables for results; the CLI and report layer are the only places that print."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gimbench.profiling.meter import PHASES
+from gimbench.profiling.tracker import CATEGORIES
+from gimbench.results import RunResult
+
+MIB = 2**20
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / MIB:.1f}"
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "module" else "right")
+    return table
+
+
+def time_table(result: RunResult) -> Table:
+    """Per module: parameters, loss, and median ms per phase (IQR of the total)."""
+    table = _table("Modules: loss and time (median ms over timed steps)",
+                   ["#", "module", "parameters", "loss first", "loss last", *PHASES, "total", "± IQR"])
+    for m in result.modules:
+        t, iqr = m.time_ms or {}, m.time_ms_iqr or {}
+        table.add_row(str(m.index), m.name, f"{m.parameters:,}", _num(m.loss["first"]), _num(m.loss["last"]),
+                      *(_num(t.get(p), ".1f") for p in (*PHASES, "total")), _num(iqr.get("total"), ".1f"))
+    return table
+
+
+def memory_table(result: RunResult) -> Table:
+    """Per module: the peak while it was processed and what was live then (MiB)."""
+    table = _table(f"Modules: peak memory and what was live at it (MiB, {result.memory_backend})",
+                   ["#", "module", "peak", "in phase", *CATEGORIES, "own activations"])
+    for m in result.modules:
+        mem = m.memory or {}
+        table.add_row(str(m.index), m.name, _mib(mem.get("peak_bytes")), mem.get("peak_phase", "-"),
+                      *(_mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), _mib(mem.get("own_activation_bytes")))
+    return table
+
+
+def step_text(result: RunResult) -> Text:
+    """Whole-step time and memory in two lines."""
+    s, mem = result.step, result.step.memory
+    overhead = "" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}%"
+    unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
+    lines = [f"step: {s.time_ms:.1f} ms timed (IQR {s.time_ms_iqr:.1f}){unprofiled}{overhead} · "
+             f"{s.samples_per_second:.1f} samples/s · data {s.data_ms:.1f} ms · run {result.wall_seconds:.0f} s"]
+    if mem.get("peak_memory_bytes") is not None:
+        ratio = _num(mem.get("peak_over_floor"), ".2f")
+        rss = _mib(mem.get("rss_peak_bytes"))
+        lines.append(f"step memory ({result.memory_backend}): peak {_mib(mem['peak_memory_bytes'])} MiB · "
+                     f"resident before step {_mib(mem['resident_bytes'])} MiB · greedy floor "
+                     f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB")
+    return Text("\n".join(lines))
+
+
+def run_summary(result: RunResult) -> Group:
+    """The end-of-run summary: configuration line, module tables, step figures, where files went."""
+    cfg, env = result.config, result.environment
+    mode = f" ({cfg['gim_mode']})" if cfg["model"] == "gim" else ""
+    head = Text.assemble(
+        ("gimbench run ", "bold"), f"{cfg['model']}{mode} · {cfg['modality']} · depth {cfg['depth']} · ",
+        f"preset {cfg['preset']} · batch {cfg['batch_size']} · {cfg['steps']} steps · ",
+        f"{env['device']} ({env['device_name']})",
+    )
+    where = Text(f"results: {result.folder}/results.json", style="dim")
+    return Group(head, time_table(result), memory_table(result), step_text(result), where)

@@ -1,0 +1,122 @@
+"""The results contract (``results.json``): dataclasses that serialise to the versioned JSON.
+
+Keys keep their names and meaning across versions; later capabilities add fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+SCHEMA = "gimbench.run/1"
+
+
+@dataclass
+class ModuleResult:
+    """One gradient-isolated module (with its head, if it has one)."""
+
+    index: int
+    name: str
+    parameters: int
+    loss: dict  # {"first": float|None, "last": float|None, "history": [float|None, ...]}
+    time_ms: dict | None = None  # median ms per phase and "total", over timed steps
+    time_ms_iqr: dict | None = None
+    timed_steps: int = 0
+    memory: dict | None = None  # peak and its breakdown, over memory-tracked steps
+
+
+@dataclass
+class StepResult:
+    """Whole-step figures. Times are medians (wall clock after a device sync), spreads are IQRs."""
+
+    time_ms: float  # timed steps (timers running); unprofiled steps if there were none
+    time_ms_unprofiled: float | None  # steps that ran no meter at all
+    timer_overhead: float | None  # time_ms / time_ms_unprofiled - 1
+    samples_per_second: float  # from unprofiled steps where there are any
+    time_ms_iqr: float
+    data_ms: float  # median wait for the next batch (not part of time_ms)
+    timed_steps: int
+    unprofiled_steps: int
+    memory: dict = field(default_factory=dict)  # peak, resident, floor, cross-checks (flattened in JSON)
+
+
+@dataclass
+class RunResult:
+    """Everything a run reports; ``to_json`` is the content of results.json."""
+
+    status: str
+    memory_backend: str
+    config: dict
+    environment: dict
+    modules: list[ModuleResult]
+    step: StepResult
+    final_parameter_checksum: str
+    wall_seconds: float
+    folder: str
+    extra: dict = field(default_factory=dict)  # blocks added by later capabilities (profile, probe, ...)
+
+    def to_json(self) -> dict:
+        """The results.json document."""
+        body = asdict(self)
+        extra = body.pop("extra")
+        body.pop("folder")
+        body["step"] |= body["step"].pop("memory")
+        return {"schema": SCHEMA, **body, **extra}
+
+    def __rich__(self):
+        from gimbench.report import run_summary
+
+        return run_summary(self)
+
+
+def loss_summary(history: list[float | None]) -> dict:
+    """First and last computed loss of one module, and its whole history."""
+    seen = [v for v in history if v is not None]
+    return {"first": seen[0] if seen else None, "last": seen[-1] if seen else None, "history": history}
+
+
+def step_result(history, kinds: list[str], batch_size: int, memory: dict) -> StepResult:
+    """Step figures from the trainer's history and the kind of every step."""
+    timed = [t for t, k in zip(history.seconds, kinds, strict=True) if k == "timed"]
+    plain = [t for t, k in zip(history.seconds, kinds, strict=True) if k == "plain"]
+    data = [t for t, k in zip(history.data_seconds, kinds, strict=True) if k != "warmup"] or history.data_seconds
+    measured = timed or plain or history.seconds
+    median = statistics.median(measured)
+    q = statistics.quantiles(measured, n=4) if len(measured) > 1 else [median] * 3
+    unprofiled = statistics.median(plain) if plain else None
+    return StepResult(
+        time_ms=median * 1e3, time_ms_unprofiled=None if unprofiled is None else unprofiled * 1e3,
+        timer_overhead=median / unprofiled - 1 if timed and unprofiled else None,
+        samples_per_second=batch_size / (unprofiled or median), time_ms_iqr=(q[2] - q[0]) * 1e3,
+        data_ms=statistics.median(data) * 1e3, timed_steps=len(timed), unprofiled_steps=len(plain), memory=memory,
+    )
+
+
+def parameter_checksum(network: nn.Module) -> str:
+    """sha256 over every parameter's name and bytes, in registration order."""
+    digest = hashlib.sha256()
+    for name, p in network.named_parameters():
+        digest.update(name.encode())
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    """Write ``document`` so that ``path`` holds either the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(document, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,53 @@
+"""Run folders: where a run's results and checkpoint go, never overwritten by accident."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gimbench.config import ConfigError, RunConfig
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def default_name(cfg: RunConfig) -> str:
+    """``<UTC timestamp>-<model>-<modality>-d<depth>``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{cfg.model}-{cfg.modality}-d{cfg.depth}"
+
+
+def check_name(name: str) -> None:
+    """A run name is one plain path component, so it cannot escape ``--out``."""
+    if not NAME.fullmatch(name) or len(name) > 200:
+        raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (no path separators)")
+
+
+def create_run_folder(cfg: RunConfig) -> Path:
+    """Create the run's folder under ``cfg.out``.
+
+    An explicit ``--name`` that exists is an error unless ``--overwrite``; a default name that
+    exists (two runs in one second) gets a numeric suffix instead.
+    """
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {cfg.out!r} exists and is not a directory")
+    if cfg.name is not None:
+        check_name(cfg.name)
+        folder = out / cfg.name
+        if folder.exists():
+            if not cfg.overwrite:
+                raise ConfigError(f"run folder {folder} already exists (pass --overwrite to replace it)")
+            shutil.rmtree(folder)
+    else:
+        base = default_name(cfg)
+        folder, n = out / base, 1
+        while folder.exists():
+            n += 1
+            folder = out / f"{base}-{n}"
+    try:
+        folder.mkdir(parents=True)
+    except OSError as e:
+        raise ConfigError(f"--out {cfg.out!r}: cannot create {folder}: {e.strerror}") from None
+    return folder

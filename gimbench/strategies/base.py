@@ -1,0 +1,60 @@
+"""What every strategy provides, and the registry the CLI's ``--model`` choices come from."""
+
+from __future__ import annotations
+
+import torch
+
+from gimbench.config import RunConfig
+from gimbench.models import Network
+from gimbench.profiling.meter import Meter
+from gimbench.registry import Registry
+
+STRATEGIES = Registry("model")
+
+
+class Strategy:
+    """Decides where losses sit and how gradients flow through a ``Network``.
+
+    Optimizers are one Adam per owning module (module + its head). Adam is elementwise, so this
+    is the same update as one Adam over all parameters; it lets every method report optimizer
+    work per module.
+    """
+
+    description = ""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+
+    def heads_on(self, depth: int) -> list[int]:
+        """Indices of the modules that carry a loss head."""
+        return list(range(depth))
+
+    def make_optimizers(self, network: Network) -> list[torch.optim.Optimizer | None]:
+        """One optimizer per module, ``None`` for a module with nothing to train."""
+        return [_adam(list(network.owned_parameters(k)), self.cfg.lr) for k in range(len(network))]
+
+    def step(
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int
+    ) -> list[torch.Tensor | None]:
+        """Train on one batch; returns each module's detached loss, ``None`` where none was computed."""
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        """Strategy state worth recording (e.g. which module is being trained)."""
+        return {}
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
+    return torch.optim.Adam(params, lr=lr) if params else None
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer | None) -> None:
+    """Apply and clear the gradients of one module."""
+    if optimizer is not None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def make_strategy(cfg: RunConfig) -> Strategy:
+    """The registered strategy for a resolved config."""
+    return STRATEGIES[cfg.model](cfg)

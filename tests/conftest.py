@@ -1,0 +1,54 @@
+"""Shared helpers: tiny networks and inputs built without the CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gimbench.config import RunConfig
+from gimbench.run import build, resolve_config
+
+INPUT_SHAPES = {"audio": (1, 5120), "vision": (1, 64, 64)}
+
+
+def tiny(model: str = "gim", modality: str = "audio", **options):
+    """(resolved config, network, strategy) at the tiny preset on CPU."""
+    cfg = resolve_config(RunConfig(model=model, modality=modality, preset="tiny", device="cpu", **options))
+    network, strategy = build(cfg)
+    return cfg, network, strategy
+
+
+def batch(modality: str, size: int = 4, seed: int = 0) -> torch.Tensor:
+    """A fixed random input batch with audio-like scale."""
+    g = torch.Generator().manual_seed(seed)
+    return 0.3 * torch.randn((size, *INPUT_SHAPES[modality]), generator=g)
+
+
+class Capture:
+    """Stands in for a module's optimizer: keeps the gradients it would have applied, then clears them."""
+
+    def __init__(self, params) -> None:
+        self.params = list(params)
+        self.grads: list[torch.Tensor | None] | None = None
+
+    def step(self) -> None:
+        self.grads = [None if p.grad is None else p.grad.clone() for p in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+
+def captured_gradients(network, strategy, x, seed: int = 0) -> list[list[torch.Tensor | None] | None]:
+    """Run one strategy step with capturing optimizers; per module, the gradients it produced."""
+    from gimbench.profiling.meter import NULL_METER
+
+    captures = [Capture(network.owned_parameters(k)) for k in range(len(network))]
+    torch.manual_seed(seed)
+    strategy.step(network, captures, x, NULL_METER, 0)
+    return [c.grads for c in captures]
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)

@@ -1,0 +1,129 @@
+"""The command line: a smoke run over every registered name, the results contract, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gimbench.cli import main
+from gimbench.config import GIM_MODES
+from gimbench.models import MODALITIES
+from gimbench.strategies import STRATEGIES
+
+RUNS = [(m, mod, g) for m in sorted(STRATEGIES) for mod in MODALITIES
+        for g in (GIM_MODES if m == "gim" else ("per-module",))]
+
+
+def run_cli(tmp_path: Path, *args: str) -> Path:
+    code = main(["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--warmup-steps", "1",
+                 "--out", str(tmp_path), "--name", "run", *args])
+    assert code == 0
+    return tmp_path / "run"
+
+
+def check_contract(doc: dict, depth: int) -> None:
+    assert doc["schema"] == "gimbench.run/1" and doc["status"] == "complete"
+    for key in ("model", "modality", "depth", "preset", "gim_mode", "steps", "batch_size", "lr", "seed", "device"):
+        assert key in doc["config"]
+    for key in ("torch", "cuda", "device", "device_name", "git_commit", "python"):
+        assert key in doc["environment"]
+    assert [m["index"] for m in doc["modules"]] == list(range(depth))
+    for m in doc["modules"]:
+        assert isinstance(m["name"], str) and m["parameters"] > 0
+        assert set(m["loss"]) >= {"first", "last"}
+    assert doc["step"]["time_ms"] > 0 and doc["step"]["samples_per_second"] > 0
+    assert len(doc["final_parameter_checksum"]) == 64
+
+
+@pytest.mark.parametrize("model,modality,mode", RUNS)
+def test_smoke_run_writes_the_results_contract(tmp_path, model, modality, mode):
+    folder = run_cli(tmp_path, "--model", model, "--modality", modality, "--gim-mode", mode, "--depth", "2",
+                     "--steps", "4", "--batch-size", "2")
+    doc = json.loads((folder / "results.json").read_text())
+    check_contract(doc, depth=2)
+    assert doc["config"]["model"] == model and doc["config"]["preset"] == "tiny"
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4 and any(name.startswith("encoder.1.") for name in state["model"])
+    assert len(state["optimizers"]) == 2 and state["config"]["model"] == model
+    computed = [m["loss"]["last"] is not None for m in doc["modules"]]
+    assert computed == ([False, True] if model == "cpc" else [True, True])
+
+
+def test_same_seed_same_checksum_and_different_seed_differs(tmp_path):
+    def checksum(folder: str, *seed: str) -> str:
+        folder_path = run_cli(tmp_path / folder, "--steps", "3", "--depth", "2", *seed)
+        doc = json.loads((folder_path / "results.json").read_text())
+        return doc["final_parameter_checksum"]
+
+    a, b, c = checksum("a"), checksum("b"), checksum("c", "--seed", "1")
+    assert a == b != c
+
+
+def test_default_run_folder_name_and_no_silent_overwrite(tmp_path, capsys):
+    args = ["run", "--quiet", "--steps", "2", "--depth", "2", "--device", "cpu", "--out", str(tmp_path)]
+    assert main(args) == 0 and main(args) == 0
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert len(folders) == 2 and all("-gim-audio-d2" in f for f in folders)
+
+
+BAD = [
+    (["--model", "nope"], "--model"),
+    (["--depth", "0"], "--depth"),
+    (["--depth", "99"], "--depth"),
+    (["--steps", "-3"], "--steps"),
+    (["--steps", "many"], "--steps"),
+    (["--device", "tpu"], "--device"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--name", "../escape"], "--name"),
+    (["--context", "pixelcnn"], "--context"),
+    (["--data-root", "/nowhere"], "--data-root"),
+]
+
+
+def exit_code(argv: list[str]) -> int:
+    """main's return value, or the code of the SystemExit argparse raises."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("args,flag", BAD)
+def test_bad_input_is_one_line_naming_the_flag(tmp_path, capsys, args, flag):
+    code = exit_code(["run", "--quiet", "--device", "cpu", "--out", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and flag in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_existing_named_run_folder_needs_overwrite(tmp_path, capsys):
+    run_cli(tmp_path, "--steps", "2", "--depth", "2")
+    code = main(["run", "--quiet", "--device", "cpu", "--out", str(tmp_path), "--name", "run", "--steps", "2"])
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "run" / "results.json").exists()
+    run_cli(tmp_path, "--steps", "2", "--depth", "2", "--overwrite")
+
+
+def test_subprocess_user_mistake_has_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "gimbench", "run", "--depth", "0", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "--depth" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_list_names_every_registry(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in [*STRATEGIES, *MODALITIES, *GIM_MODES, "synthetic", "paper", "tiny"]:
+        assert name in text
