@@ -25,9 +25,10 @@ def info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
 class AudioInfoNCE(nn.Module):
     """Predicts codes 1..K steps ahead from a context with one bias-free linear map per step.
 
-    Negatives are drawn once per call, uniformly (with replacement) from all B x L codes of the batch,
-    and only for the rows the loss reads; each step k reuses them shifted by k. With ``window`` set,
-    contexts and positives use one random ``window``-step slice when the sequence is longer.
+    Negatives are drawn uniformly (with replacement) from all B x L codes of the batch, N for each
+    context row the loss reads, and reused by every step k of that row; they are gathered straight
+    from the codes, so the loss never holds a shuffled copy of the whole sequence. With ``window``
+    set, contexts and positives use one random ``window``-step slice when the sequence is longer.
     """
 
     def __init__(
@@ -42,28 +43,58 @@ class AudioInfoNCE(nn.Module):
     def forward(self, module_input: torch.Tensor, module_output: torch.Tensor) -> torch.Tensor:
         """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar."""
         codes = (module_input if self.codes_from_input else module_output).transpose(1, 2)
-        context = module_output.transpose(1, 2)
         b, length, c = codes.shape
         width = length if self.window is None else min(self.window, length)
         start = int(torch.randint(length - width + 1, ())) if width < length else 0
-        targets = codes[:, start : start + width]
-        predictions = self.predictor(context[:, start : start + width]).view(b, width, self.steps, c)
         drawn = torch.randint(b * length, (b, width, self.negatives), device=codes.device)
-        negatives = codes.reshape(b * length, c)[drawn]
-        losses = []
-        for k in range(1, self.steps + 1):
-            p = predictions[:, : width - k, k - 1]
-            positive = (p * targets[:, k:]).sum(-1)
-            negative = torch.einsum("btc,btnc->btn", p, negatives[:, k:])
-            losses.append(info_nce(positive, negative))
-        return torch.stack(losses).mean()
+        targets, negatives = gather_rows(codes, start, width, drawn)
+        contexts = targets if not self.codes_from_input else module_output.transpose(1, 2)[:, start : start + width]
+        predictions = self.predictor(contexts).view(b, width, self.steps, c)
+        # Row t + k of the window for every (t, k); rows past the window are zero padding, masked later.
+        ahead = F.pad(targets, (0, 0, 0, self.steps)).unfold(1, self.steps + 1, 1)[:, :width, :, 1:]
+        positive = torch.einsum("btkc,btck->btk", predictions, ahead)
+        negative = torch.einsum("btkc,btnc->btkn", predictions, negatives)
+        return stepwise_info_nce(positive, negative)
+
+
+def gather_rows(
+    codes: torch.Tensor, start: int, width: int, drawn: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The window's codes (B, W, C) and the drawn rows (B, W, N, C) of codes (B, L, C), read in one
+    gather so that backward builds one dense gradient for the codes instead of one per read."""
+    b, length, c = codes.shape
+    batch_offsets = length * torch.arange(b, device=codes.device)[:, None]
+    window = torch.arange(start, start + width, device=codes.device) + batch_offsets
+    index = torch.cat([window.flatten(), drawn.flatten()])
+    picked = codes[index // length, index % length]
+    return picked[: b * width].view(b, width, c), picked[b * width :].view(*drawn.shape, c)
+
+
+def stepwise_info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """InfoNCE of K prediction steps from every row t, where step k is defined only for t < W - k.
+
+    Args:
+        positive: scores (B, W, K).
+        negative: scores (B, W, K, N).
+
+    Returns:
+        The mean over each step's valid rows, then over steps (every step weighs the same).
+    """
+    b, width, steps = positive.shape
+    logits = torch.cat([positive.unsqueeze(-1), negative], dim=-1).flatten(0, 2)
+    ce = F.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long), reduction="none")
+    rows = torch.arange(width, device=ce.device)[:, None]
+    valid = rows < width - torch.arange(1, steps + 1, device=ce.device)
+    return ((ce.view(b, width, steps) * valid).sum((0, 1)) / (b * valid.sum(0))).mean()
 
 
 class VisionInfoNCE(nn.Module):
-    """Predicts grid rows 2..K+1 below each context with a 1x1 conv per step applied to the targets.
+    """Predicts grid rows 2..K+1 below each context with one bias-free 1x1 conv W_k per step.
 
-    Module outputs (B*P, C, h, w) are average-pooled per patch into a (B, C, g, g) grid. 16 negatives
-    per location are drawn uniformly with replacement from all B x g x g positions.
+    Module outputs (B*P, C, h, w) are average-pooled per patch into a (B, g, g) grid of codes. The
+    score of a context c and a code z is c . (W_k z), computed as (W_k^T c) . z: the same function
+    and parameters as applying W_k to the targets, but every step then scores one shared gather of
+    negatives — 16 per context location, uniform with replacement over all B x g x g positions.
     """
 
     def __init__(self, *, channels: int, grid: int, steps: int, negatives: int, context: nn.Module | None) -> None:
@@ -74,18 +105,17 @@ class VisionInfoNCE(nn.Module):
 
     def forward(self, module_input: torch.Tensor, module_output: torch.Tensor) -> torch.Tensor:
         """Loss of per-patch maps (B*P, C, h, w); scalar."""
-        pooled = module_output.mean(dim=(2, 3))
-        c = pooled.shape[1]
-        codes = pooled.view(-1, self.grid, self.grid, c).permute(0, 3, 1, 2)
-        context = self.context(codes) if self.context is not None else codes
+        pooled = module_output.mean(dim=(2, 3))  # (B*P, C)
+        g, c = self.grid, pooled.shape[1]
+        codes = pooled.view(-1, g, g, c)
+        context = codes if self.context is None else self.context(codes.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        weights = torch.stack([p.weight[:, :, 0, 0] for p in self.predictors])  # (K, C_out, C_in)
+        predicted = torch.einsum("bhwc,kcd->bkhwd", context, weights)
+        drawn = torch.randint(len(pooled), (len(codes), g, g, self.negatives), device=pooled.device)
+        negative = torch.einsum("bkhwd,bhwnd->bkhwn", predicted, pooled[drawn])
         losses = []
-        for k, predictor in enumerate(self.predictors, start=1):
+        for k in range(1, self.steps + 1):
             offset = k + 1  # the skip: the row right below overlaps the context's patch
-            targets = predictor(codes)
-            ctx = context[:, :, :-offset]
-            positive = (ctx * targets[:, :, offset:]).sum(1)
-            flat = targets.permute(0, 2, 3, 1).reshape(-1, c)
-            drawn = torch.randint(len(flat), (*positive.shape, self.negatives), device=flat.device)
-            negative = torch.einsum("bchw,bhwnc->bhwn", ctx, flat[drawn])
-            losses.append(info_nce(positive, negative))
+            positive = (predicted[:, k - 1, :-offset] * codes[:, offset:]).sum(-1)
+            losses.append(info_nce(positive, negative[:, k - 1, :-offset]))
         return torch.stack(losses).mean()

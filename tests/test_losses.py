@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import batch, tiny
 
-from gimbench.losses import AudioInfoNCE, VisionInfoNCE, info_nce
+from gimbench.losses import AudioInfoNCE, VisionInfoNCE, gather_rows, info_nce, stepwise_info_nce
 
 
 def test_info_nce_of_equal_scores_is_log_of_candidates():
@@ -19,6 +19,21 @@ def test_info_nce_of_equal_scores_is_log_of_candidates():
 
 def test_info_nce_is_low_when_the_positive_wins():
     assert info_nce(torch.full((3,), 20.0), torch.zeros(3, 10)).item() < 1e-6
+
+
+def test_stepwise_info_nce_is_the_mean_over_steps_of_each_steps_valid_rows():
+    g = torch.Generator().manual_seed(0)
+    positive, negative = torch.randn(3, 20, 4, generator=g), torch.randn(3, 20, 4, 6, generator=g)
+    per_step = [info_nce(positive[:, : 20 - k, k - 1], negative[:, : 20 - k, k - 1]) for k in range(1, 5)]
+    torch.testing.assert_close(stepwise_info_nce(positive, negative), torch.stack(per_step).mean())
+
+
+def test_gather_rows_reads_the_window_and_the_drawn_rows():
+    codes = torch.arange(2 * 9 * 3, dtype=torch.float32).view(2, 9, 3)
+    drawn = torch.tensor([[[0, 17], [9, 4]]])  # flat indices into the 2 x 9 rows
+    window, picked = gather_rows(codes, start=3, width=2, drawn=drawn.expand(2, 2, 2))
+    assert torch.equal(window, codes[:, 3:5])
+    assert torch.equal(picked[0, 0, 1], codes[1, 8]) and torch.equal(picked[0, 1, 0], codes[1, 0])
 
 
 @pytest.mark.parametrize("modality,negatives", [("audio", 10), ("vision", 16)])

@@ -103,9 +103,9 @@ class TensorTracker(TorchDispatchMode):
                 del table[key]
 
     def _grew(self) -> None:
-        if self.now.live > self.step_peak.live:
+        if self.now.live >= self.step_peak.live:  # >=: a reclassification at the peak updates it
             self.step_peak = self.now.copy()
-        if self.now.live > self.interval_peak.live:
+        if self.now.live >= self.interval_peak.live:
             self.interval_peak = self.now.copy()
 
     def reset_interval(self) -> None:
