@@ -14,8 +14,11 @@ from gimbench.data import DATASETS
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
 from gimbench.progress import TrainingProgress
-from gimbench.run import run
+from gimbench.report import comparison_table, probe_table
+from gimbench.results import RunResult
+from gimbench.run import probe_saved_run, run
 from gimbench.strategies import STRATEGIES
+from gimbench.table import build_table
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,6 +59,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing run folder of the same --name")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    p.add_argument("--no-probe", dest="probe", action="store_false",
+                   help="skip the linear probes on every module after training")
 
 
 def make_parser() -> Parser:
@@ -63,6 +68,13 @@ def make_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_run_options(sub.add_parser("run", help="train one configuration and report it"))
     sub.add_parser("list", help="list models, modalities, gim modes, datasets and presets")
+    probe = sub.add_parser("probe", help="re-run the linear probes of a saved run from its checkpoint")
+    probe.add_argument("folder", help="a run folder (holding results.json and checkpoint.pt)")
+    probe.add_argument("--device", choices=DEVICES, default="auto", help="where to extract features")
+    probe.add_argument("--quiet", action="store_true", help="no progress, only the table")
+    table = sub.add_parser("table", help="train every method on the same data and compare probe accuracy")
+    add_run_options(table)
+    table.set_defaults(out=None)  # here --out is the table's folder (default reports/tables/<time>-<modality>)
     return parser
 
 
@@ -72,19 +84,53 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
 
 
-def cmd_run(args: argparse.Namespace, console: Console) -> int:
+def checked_config(args: argparse.Namespace) -> RunConfig:
     cfg = config_from_args(args)
     if cfg.data_root is not None and cfg.data == "synthetic":
         raise ConfigError("--data-root is for real datasets; --data synthetic is generated in process")
+    return cfg
+
+
+def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
+    """``run`` with a training bar and a probe line (none with --quiet)."""
     progress = TrainingProgress(console, cfg.steps, enabled=not cfg.quiet)
 
     def started(resolved: RunConfig, folder: Path) -> None:
-        console.print(f"preset [bold]{resolved.preset}[/] on {resolved.device} · run folder {folder}",
-                      highlight=False)
+        if not resolved.quiet:
+            console.print(f"{resolved.model} · preset [bold]{resolved.preset}[/] on {resolved.device} · "
+                          f"run folder {folder}", highlight=False)
 
     with progress:
-        result = run(cfg, on_start=started, on_step=progress)
-    console.print(result)
+        return run(cfg, on_start=started, on_step=progress, on_probe=probe_progress(console, cfg.quiet))
+
+
+def probe_progress(console: Console, quiet: bool):
+    def show(task: str, module: int) -> None:
+        if not quiet:
+            console.print(f"probe {task} on module {module}", style="dim", highlight=False)
+
+    return show
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    console.print(run_with_progress(checked_config(args), console))
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace, console: Console) -> int:
+    doc = probe_saved_run(Path(args.folder), device=args.device, on_probe=probe_progress(console, args.quiet))
+    console.print(probe_table(doc["probe"], [m["name"] for m in doc["modules"]]))
+    console.print(f"updated {Path(args.folder) / 'results.json'}", style="dim", highlight=False)
+    return 0
+
+
+def cmd_table(args: argparse.Namespace, console: Console) -> int:
+    out = args.out
+    args.out = RunConfig.out
+    base = checked_config(args)
+    document, folder = build_table(base, out=out, run_one=lambda cfg: run_with_progress(cfg, console))
+    console.print(comparison_table(document))
+    console.print(f"table: {folder / 'table.json'}", highlight=False)
     return 0
 
 
@@ -113,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
-        if args.command == "list":
-            return cmd_list(console)
-        return cmd_run(args, console)
+        commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console),
+                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console)}
+        return commands[args.command]()
     except ConfigError as e:
         sys.stderr.write(f"gimbench: error: {e}\n")
         return 2

@@ -48,6 +48,7 @@ class RunConfig:
     name: str | None = None  # None: <UTC timestamp>-<model>-<modality>-d<depth>
     overwrite: bool = False
     quiet: bool = False
+    probe: bool = True  # linear probes on every module after training (--no-probe skips them)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -111,6 +112,12 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     device = resolve_device(cfg.device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]
+    if cfg.model == "mfcc":
+        if cfg.modality != "audio":
+            raise ConfigError("--model mfcc is an audio baseline; use --modality audio")
+        if cfg.depth not in (None, 1):
+            raise ConfigError("--depth: --model mfcc has one module (the MFCC front end); use --depth 1 or omit it")
+        depth = 1
     _check_depth(cfg, depth, preset)
     if cfg.gim_mode == "sequential" and cfg.model == "gim" and cfg.steps < depth:
         raise ConfigError(f"--gim-mode sequential needs --steps >= --depth ({depth}), got {cfg.steps}")

@@ -1,7 +1,8 @@
-"""InfoNCE losses of REFERENCE.md as small modules holding only their predictors.
+"""Loss heads: InfoNCE of REFERENCE.md, and a classifier for the supervised baselines.
 
-A head maps a module's input and output to a scalar loss; it never detaches (strategies decide
-gradient flow). Audio heads predict future codes along time, vision heads predict grid rows below.
+A head maps a module's input and output (and the batch's labels, which only the classifier reads) to
+a scalar loss; it never detaches (strategies decide gradient flow). Audio InfoNCE predicts future
+codes along time, vision InfoNCE predicts grid rows below.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class AudioInfoNCE(nn.Module):
         self.codes_from_input = codes_from_input  # the GRU module predicts its input codes
         self.predictor = nn.Linear(context_dim, code_dim * steps, bias=False)
 
-    def forward(self, module_input: torch.Tensor, module_output: torch.Tensor) -> torch.Tensor:
-        """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar."""
+    def forward(
+        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar. Labels are not used."""
         codes = (module_input if self.codes_from_input else module_output).transpose(1, 2)
         b, length, c = codes.shape
         width = length if self.window is None else min(self.window, length)
@@ -103,8 +106,10 @@ class VisionInfoNCE(nn.Module):
         self.context = context
         self.predictors = nn.ModuleList(nn.Conv2d(channels, channels, 1, bias=False) for _ in range(steps))
 
-    def forward(self, module_input: torch.Tensor, module_output: torch.Tensor) -> torch.Tensor:
-        """Loss of per-patch maps (B*P, C, h, w); scalar."""
+    def forward(
+        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss of per-patch maps (B*P, C, h, w); scalar. Labels are not used."""
         pooled = module_output.mean(dim=(2, 3))  # (B*P, C)
         g, c = self.grid, pooled.shape[1]
         codes = pooled.view(-1, g, g, c)
@@ -119,3 +124,29 @@ class VisionInfoNCE(nn.Module):
             positive = (predicted[:, k - 1, :-offset] * codes[:, offset:]).sum(-1)
             losses.append(info_nce(positive, negative[:, k - 1, :-offset]))
         return torch.stack(losses).mean()
+
+
+def pool(module_output: torch.Tensor, patches: int) -> torch.Tensor:
+    """One feature vector per example: audio (B, C, L) averaged over time; vision (B*P, C, h, w)
+    averaged over space and the P patches of each image."""
+    if module_output.dim() == 3:
+        return module_output.mean(dim=2)
+    pooled = module_output.mean(dim=(2, 3))
+    return pooled.view(-1, patches, pooled.shape[1]).mean(dim=1)
+
+
+class Classifier(nn.Module):
+    """Supervised head: a linear layer on pooled features, cross-entropy against the batch's labels."""
+
+    def __init__(self, *, channels: int, classes: int, patches: int = 1) -> None:
+        super().__init__()
+        self.patches = patches
+        self.linear = nn.Linear(channels, classes)
+
+    def forward(
+        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy of the pooled module output; scalar."""
+        if labels is None:
+            raise ValueError("a supervised head needs the batch's labels")
+        return F.cross_entropy(self.linear(pool(module_output, self.patches)), labels)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -66,6 +68,36 @@ def step_text(result: RunResult) -> Text:
     return Text("\n".join(lines))
 
 
+def probe_table(probe: dict, names: list[str]) -> Table:
+    """Per module, the test accuracy of each probe task; chance in the last row."""
+    tasks = list(probe)
+    table = _table("Linear probes on frozen features (test accuracy)", ["#", "module", *tasks])
+    for k, name in enumerate(names):
+        table.add_row(str(k), name, *(f"{100 * probe[t]['per_module'][k]:.1f}%" for t in tasks))
+    table.add_row("", "chance (most frequent label)", *(f"{100 * probe[t]['chance']:.1f}%" for t in tasks),
+                  style="dim")
+    return table
+
+
+def comparison_table(document: dict) -> Table:
+    """``gimbench table``: one row per method, last-module accuracy per task, the paper's beside it."""
+    tasks = list(document["rows"][0]["accuracy"]) if document["rows"] else []
+    columns = ["method", *tasks, *(f"paper {t}" for t in tasks), "run folder"]
+    table = _table(f"Probe accuracy at the last module, {document['modality']} (paper columns: "
+                   f"published, on the paper's data)", columns)
+    table.columns[0].justify = "left"
+    for row in document["rows"]:
+        paper = document["paper"].get(row["method"], {})
+        folder = row["run"]
+        table.add_row(row["method"], *(f"{100 * row['accuracy'][t]:.1f}%" for t in tasks),
+                      *(f"{paper[t]:.1f}%" if t in paper else "-" for t in tasks),
+                      f"[link=file://{Path(folder).resolve()}]{folder}[/link]")
+    if document["rows"]:
+        chance = document["rows"][0]["chance"]
+        table.add_row("chance", *(f"{100 * chance[t]:.1f}%" for t in tasks), *("" for _ in tasks), "", style="dim")
+    return table
+
+
 def run_summary(result: RunResult) -> Group:
     """The end-of-run summary: configuration line, module tables, step figures, where files went."""
     cfg, env = result.config, result.environment
@@ -76,4 +108,7 @@ def run_summary(result: RunResult) -> Group:
         f"{env['device']} ({env['device_name']})",
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")
-    return Group(head, time_table(result), memory_table(result), step_text(result), where)
+    parts = [head, time_table(result), memory_table(result), step_text(result)]
+    if result.probe:
+        parts.append(probe_table(result.probe, [m.name for m in result.modules]))
+    return Group(*parts, where)

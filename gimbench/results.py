@@ -15,6 +15,8 @@ from pathlib import Path
 
 from torch import nn
 
+from gimbench.config import ConfigError
+
 SCHEMA = "gimbench.run/1"
 
 
@@ -60,15 +62,14 @@ class RunResult:
     final_parameter_checksum: str
     wall_seconds: float
     folder: str
-    extra: dict = field(default_factory=dict)  # blocks added by later capabilities (profile, probe, ...)
+    probe: dict = field(default_factory=dict)  # task -> {"per_module", "chance", ...}; {} with --no-probe
 
     def to_json(self) -> dict:
         """The results.json document."""
         body = asdict(self)
-        extra = body.pop("extra")
         body.pop("folder")
         body["step"] |= body["step"].pop("memory")
-        return {"schema": SCHEMA, **body, **extra}
+        return {"schema": SCHEMA, **body}
 
     def __rich__(self):
         from gimbench.report import run_summary
@@ -106,6 +107,20 @@ def parameter_checksum(network: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(p.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def read_results(folder: Path) -> dict:
+    """A run folder's results.json, or ``ConfigError`` saying what is wrong with it."""
+    path = Path(folder) / "results.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: is {folder} a gimbench run folder?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("gimbench.run/"):
+        raise ConfigError(f"{path} is not a gimbench run result (no 'gimbench.run/' schema)")
+    return doc
 
 
 def write_json_atomic(path: Path, document: dict) -> None:

@@ -70,12 +70,13 @@ class Trainer:
         history = History()
         for step in range(steps):
             t0 = time.perf_counter()
-            x = self.source.batch(self.batch_size, generator).to(self.device, non_blocking=True)
+            x, y = self.source.batch(self.batch_size, generator)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             sync()
             t1 = time.perf_counter()
             meter = self.meter_for(step)
             with meter.step():
-                losses = self.strategy.step(self.network, optimizers, x, meter, step)
+                losses = self.strategy.step(self.network, optimizers, x, meter, step, labels=y)
             sync()
             t2 = time.perf_counter()
             values = [None if loss is None else float(loss) for loss in losses]

@@ -45,7 +45,7 @@ class SquareHead(nn.Module):
         super().__init__()
         self.proj = nn.Linear(channels, self.WIDTH)
 
-    def forward(self, module_input: torch.Tensor, module_output: torch.Tensor) -> torch.Tensor:
+    def forward(self, module_input: torch.Tensor, module_output: torch.Tensor, labels=None) -> torch.Tensor:
         return (self.proj(module_output) ** 2).mean()
 
 
@@ -76,8 +76,8 @@ def memory_steps(network: Network, strategy, x: torch.Tensor, steps: int = 1, se
 class RandomAudio:
     """A source of fixed-scale random audio crops drawn with the trainer's generator."""
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        return 0.3 * torch.randn((batch_size, 1, 5120), generator=generator)
+    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return 0.3 * torch.randn((batch_size, 1, 5120), generator=generator), torch.zeros(batch_size, dtype=torch.long)
 
 
 def profiled_fit(model: str, mode: str, kinds: list[str], depth: int = 3):

@@ -17,8 +17,8 @@ class Amplified(torch.nn.Module):
         super().__init__()
         self.head = head
 
-    def forward(self, x_in, z_out):
-        return 1e4 * self.head(x_in, z_out)
+    def forward(self, x_in, z_out, labels=None):
+        return 1e4 * self.head(x_in, z_out, labels)
 
 
 def _same(a, b) -> bool:

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from gimbench.losses import AudioInfoNCE, VisionInfoNCE
+from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
 from gimbench.models.audio import GRUModule, audio_lengths, audio_modules
+from gimbench.models.mfcc import MFCCFeatures
 from gimbench.models.pixelcnn import PixelCNN
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.models.vision import grid_size, vision_channels, vision_modules
@@ -55,11 +56,16 @@ class Network(nn.Module):
         return x
 
 
-def audio_network(spec: AudioSpec, depth: int, heads_on: list[int]) -> Network:
-    """Audio encoder of ``depth`` modules with InfoNCE heads on the modules in ``heads_on``."""
+def audio_network(spec: AudioSpec, depth: int, heads_on: list[int], classes: int) -> Network:
+    """Audio encoder of ``depth`` modules with heads on the modules in ``heads_on``: InfoNCE, or a
+    speaker classifier when ``classes`` is set."""
     modules = audio_modules(spec, depth)
     heads = {}
     for k in heads_on:
+        if classes:
+            width = spec.hidden if isinstance(modules[k], GRUModule) else spec.channels
+            heads[k] = Classifier(channels=width, classes=classes)
+            continue
         recurrent = isinstance(modules[k], GRUModule)
         heads[k] = AudioInfoNCE(
             context_dim=spec.hidden if recurrent else spec.channels, code_dim=spec.channels,
@@ -72,11 +78,15 @@ def audio_network(spec: AudioSpec, depth: int, heads_on: list[int]) -> Network:
     return Network(modules, heads, names)
 
 
-def vision_network(spec: VisionSpec, depth: int, heads_on: list[int], context: str) -> Network:
-    """Vision encoder of ``depth`` modules; the top head gets a PixelCNN when ``context`` says so."""
+def vision_network(spec: VisionSpec, depth: int, heads_on: list[int], context: str, classes: int) -> Network:
+    """Vision encoder of ``depth`` modules with InfoNCE heads (the top one with a PixelCNN when
+    ``context`` says so), or class classifiers when ``classes`` is set."""
     channels = vision_channels(spec, depth)
     heads = {}
     for k in heads_on:
+        if classes:
+            heads[k] = Classifier(channels=channels[k], classes=classes, patches=grid_size(spec) ** 2)
+            continue
         ctx = PixelCNN(channels[k], spec.pixelcnn_layers) if context == "pixelcnn" and k == depth - 1 else None
         heads[k] = VisionInfoNCE(
             channels=channels[k], grid=grid_size(spec), steps=spec.prediction_steps,
@@ -86,12 +96,22 @@ def vision_network(spec: VisionSpec, depth: int, heads_on: list[int], context: s
     return Network(vision_modules(spec, depth), heads, names)
 
 
-def build_network(*, modality: str, preset: str, depth: int, heads_on: list[int], context: str) -> Network:
-    """The network for a resolved configuration."""
+def build_network(
+    *, modality: str, preset: str, depth: int, heads_on: list[int], context: str, classes: int = 0,
+    encoder: str = "trained",
+) -> Network:
+    """The network for a resolved configuration.
+
+    Args:
+        classes: 0 for InfoNCE heads; otherwise the heads are classifiers over this many labels.
+        encoder: "trained" (the modality's encoder) or "mfcc" (fixed MFCC features, one module).
+    """
+    if encoder == "mfcc":
+        return Network([MFCCFeatures()], {}, ["mfcc"])
     spec = PRESETS[preset][modality]
     if modality == "audio":
-        return audio_network(spec, depth, heads_on)
-    return vision_network(spec, depth, heads_on, context)
+        return audio_network(spec, depth, heads_on, classes)
+    return vision_network(spec, depth, heads_on, context, classes)
 
 
 def sequence_lengths(preset: str, depth: int) -> list[int]:

@@ -1,6 +1,6 @@
 """Strategies: the only code that decides how gradients flow. Registered by model name."""
 
-from gimbench.strategies import end_to_end, greedy  # noqa: F401  (registers the strategies)
+from gimbench.strategies import end_to_end, frozen, greedy  # noqa: F401  (registers the strategies)
 from gimbench.strategies.base import STRATEGIES, Strategy, make_strategy
 
 __all__ = ["STRATEGIES", "Strategy", "make_strategy"]

@@ -21,9 +21,16 @@ class Strategy:
     """
 
     description = ""
+    encoder = "trained"  # "mfcc": the network is the fixed MFCC front end instead of the encoder
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, loss: str = "infonce") -> None:
         self.cfg = cfg
+        self.loss = loss  # what the heads compute: "infonce", or "classifier" on the batch's labels
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether training batches must come from a labelled split."""
+        return self.loss == "classifier"
 
     def heads_on(self, depth: int) -> list[int]:
         """Indices of the modules that carry a loss head."""
@@ -34,7 +41,8 @@ class Strategy:
         return [_adam(list(network.owned_parameters(k)), self.cfg.lr) for k in range(len(network))]
 
     def step(
-        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         """Train on one batch; returns each module's detached loss, ``None`` where none was computed."""
         raise NotImplementedError

@@ -19,7 +19,8 @@ class EndToEnd(Strategy):
         return [depth - 1]
 
     def step(
-        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         top = len(network) - 1
         h = x
@@ -28,10 +29,19 @@ class EndToEnd(Strategy):
             with meter.phase(k, "forward"):
                 h = module(h)
         with meter.phase(top, "loss"):
-            loss = network.head(top)(h_in, h)
+            loss = network.head(top)(h_in, h, labels)
         with meter.backward(network):
             loss.backward()
         for k, optimizer in enumerate(optimizers):
             with meter.phase(k, "optimizer"):
                 optimizer_step(optimizer)
         return [None] * top + [loss.detach()]
+
+
+@STRATEGIES.register("supervised")
+def supervised(cfg) -> Strategy:
+    """End-to-end supervised baseline: a classifier on the top module, full backprop."""
+    return EndToEnd(cfg, loss="classifier")
+
+
+supervised.description = "supervised end-to-end: a classifier (speaker / class) on the top module"

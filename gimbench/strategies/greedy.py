@@ -23,7 +23,8 @@ class PerModule(Strategy):
     description = "GIM, per-module: each module's forward, loss, backward and step before the next"
 
     def step(
-        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         losses: list[torch.Tensor | None] = []
         h = x
@@ -31,7 +32,7 @@ class PerModule(Strategy):
             with meter.phase(k, "forward"):
                 z = module(h)
             with meter.phase(k, "loss"):
-                loss = network.head(k)(h, z)
+                loss = network.head(k)(h, z, labels)
             with meter.phase(k, "backward"):
                 loss.backward()
             with meter.phase(k, "optimizer"):
@@ -45,7 +46,8 @@ class Summed(Strategy):
     description = "GIM, summed: all local losses summed, one backward (the reference's schedule)"
 
     def step(
-        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         losses = []
         h = x
@@ -53,7 +55,7 @@ class Summed(Strategy):
             with meter.phase(k, "forward"):
                 z = module(h)
             with meter.phase(k, "loss"):
-                losses.append(network.head(k)(h, z))
+                losses.append(network.head(k)(h, z, labels))
             h = z.detach()
         with meter.backward(network):
             torch.stack(losses).sum().backward()
@@ -71,7 +73,8 @@ class Sequential(Strategy):
         return min(step * depth // self.cfg.steps, depth - 1)
 
     def step(
-        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
+        labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         k = self.current(step, len(network))
         h = x
@@ -82,7 +85,7 @@ class Sequential(Strategy):
         with meter.phase(k, "forward"):
             z = network.encoder[k](h)
         with meter.phase(k, "loss"):
-            loss = network.head(k)(h, z)
+            loss = network.head(k)(h, z, labels)
         with meter.phase(k, "backward"):
             loss.backward()
         with meter.phase(k, "optimizer"):
@@ -100,3 +103,12 @@ def greedy(cfg) -> Strategy:
 
 
 greedy.description = "Greedy InfoMax: a local loss per module, gradients isolated (--gim-mode picks the schedule)"
+
+
+@STRATEGIES.register("greedy-supervised")
+def greedy_supervised(cfg) -> Strategy:
+    """Greedy supervised baseline: a classifier per module, gradients isolated as in GIM (per-module)."""
+    return PerModule(cfg, loss="classifier")
+
+
+greedy_supervised.description = "greedy supervised: a classifier on every module, gradients isolated"

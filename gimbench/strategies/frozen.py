@@ -1,0 +1,44 @@
+"""Baselines that train nothing: a randomly initialised encoder, and MFCC features.
+
+They still run (and get profiled) as forward passes without autograd, so their memory and time rows
+sit beside the trained methods', and the probes read their features like any other run's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gimbench.models import Network
+from gimbench.profiling.meter import Meter
+from gimbench.strategies.base import STRATEGIES, Strategy
+
+
+class Frozen(Strategy):
+    """No heads, no optimizers: each step is the encoder's forward pass under ``torch.no_grad``."""
+
+    def heads_on(self, depth: int) -> list[int]:
+        return []
+
+    def make_optimizers(self, network: Network) -> list[None]:
+        return [None] * len(network)
+
+    def step(
+        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
+        labels: torch.Tensor | None = None,
+    ) -> list[torch.Tensor | None]:
+        with torch.no_grad():
+            for k, module in enumerate(network.encoder):
+                with meter.phase(k, "forward"):
+                    x = module(x)
+        return [None] * len(network)
+
+
+@STRATEGIES.register("random")
+class RandomInit(Frozen):
+    description = "random init: the encoder as initialised, never trained"
+
+
+@STRATEGIES.register("mfcc")
+class MFCC(Frozen):
+    description = "MFCC features (audio only; torchaudio, 13 coefficients + deltas, 10 ms hop)"
+    encoder = "mfcc"

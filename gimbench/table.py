@@ -1,0 +1,64 @@
+"""``gimbench table``: every method trained on the same data, probed, and set out like the paper's table.
+
+Rows: random init, MFCC features (audio), supervised, greedy supervised, CPC and GIM; columns: the
+probe tasks at the last module (the reference's probe point). The paper's published numbers are kept
+beside ours, clearly labelled: they are on STL-10 / LibriSpeech, not on our data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gimbench.config import RunConfig
+from gimbench.results import RunResult, write_json_atomic
+
+SCHEMA = "gimbench.table/1"
+METHODS = {
+    "audio": ["random", "mfcc", "supervised", "greedy-supervised", "cpc", "gim"],
+    "vision": ["random", "supervised", "greedy-supervised", "cpc", "gim"],
+}
+# Linear-probe accuracy (%) published in the GIM paper (Löwe et al., NeurIPS 2019, Tables 1 and 2).
+PAPER = {
+    "audio": {"random": {"speaker": 1.9, "phone": 27.6}, "mfcc": {"speaker": 17.6, "phone": 39.7},
+              "supervised": {"speaker": 98.9, "phone": 77.7}, "greedy-supervised": {"speaker": 98.7, "phone": 73.4},
+              "cpc": {"speaker": 99.6, "phone": 64.9}, "gim": {"speaker": 99.4, "phone": 62.5}},
+    "vision": {"random": {"class": 27.0}, "supervised": {"class": 71.4}, "greedy-supervised": {"class": 65.2},
+               "cpc": {"class": 80.5}, "gim": {"class": 81.9}},
+}
+
+
+def table_row(method: str, result: RunResult) -> dict:
+    """One row: the method, its run folder, last-module accuracy and chance per task."""
+    return {
+        "method": method, "run": result.folder,
+        "accuracy": {task: p["per_module"][-1] for task, p in result.probe.items()},
+        "chance": {task: p["chance"] for task, p in result.probe.items()},
+    }
+
+
+def build_table(
+    base: RunConfig, *, out: Path | None = None,
+    run_one: Callable[[RunConfig], RunResult] | None = None,
+) -> tuple[dict, Path]:
+    """Train and probe every method of ``base.modality`` with ``base``'s other options; write table.json.
+
+    Returns the table document and the folder holding it and the runs.
+    """
+    from gimbench.run import run
+
+    run_one = run_one or run
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(out) if out else Path("reports/tables") / f"{stamp}-{base.modality}"
+    rows = []
+    for method in METHODS[base.modality]:
+        cfg = replace(base, model=method, depth=None if method == "mfcc" else base.depth, out=str(folder / "runs"),
+                      name=method, probe=True)
+        rows.append(table_row(method, run_one(cfg)))
+    document = {"schema": SCHEMA, "modality": base.modality, "rows": rows, "paper": PAPER[base.modality],
+                "paper_note": "the paper's numbers, on STL-10 / LibriSpeech train-clean-100, not on this data"}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "table.json", document)
+    return document, folder

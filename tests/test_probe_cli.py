@@ -1,0 +1,82 @@
+"""Probes at the end of a run, ``gimbench probe`` on a saved run, and ``gimbench table``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gimbench.cli import main
+from gimbench.table import METHODS
+from test_cli import run_cli
+
+TASKS = {"audio": {"speaker", "phone"}, "vision": {"class"}}
+
+
+def check_probe_block(probe: dict, modality: str, depth: int) -> None:
+    assert set(probe) == TASKS[modality]
+    for task, result in probe.items():
+        assert len(result["per_module"]) == depth, task
+        assert all(0.0 <= a <= 1.0 for a in result["per_module"])
+        assert 0.0 < result["chance"] < 1.0
+        assert result["train_examples"] > 0 and result["test_examples"] > 0 and result["epochs"] > 0
+
+
+@pytest.mark.parametrize("modality", ["audio", "vision"])
+def test_a_run_probes_every_module(tmp_path, capsys, modality):
+    folder = run_cli(tmp_path, "--modality", modality, "--depth", "2", "--steps", "3", "--batch-size", "2", "--probe")
+    doc = json.loads((folder / "results.json").read_text())
+    check_probe_block(doc["probe"], modality, depth=2)
+    out = capsys.readouterr().out
+    assert "Linear probes" in out and "chance" in out
+
+
+def test_probe_command_probes_a_saved_run_without_changing_it(tmp_path, capsys):
+    folder = run_cli(tmp_path, "--depth", "2", "--steps", "3", "--batch-size", "2")
+    before = json.loads((folder / "results.json").read_text())
+    assert before["probe"] == {}
+    checkpoint = (folder / "checkpoint.pt").read_bytes()
+    assert main(["probe", str(folder), "--device", "cpu", "--quiet"]) == 0
+    after = json.loads((folder / "results.json").read_text())
+    check_probe_block(after["probe"], "audio", depth=2)
+    assert after["final_parameter_checksum"] == before["final_parameter_checksum"]
+    assert (folder / "checkpoint.pt").read_bytes() == checkpoint
+    assert "speaker" in capsys.readouterr().out
+
+
+def test_probe_command_on_broken_folders_is_one_line(tmp_path, capsys):
+    folder = run_cli(tmp_path, "--depth", "2", "--steps", "2", "--batch-size", "2")
+    cases = {"missing": tmp_path / "nowhere"}
+    results = folder / "results.json"
+    cases["truncated results"] = folder
+    results.write_text(results.read_text()[:100])
+    for what, target in cases.items():
+        assert main(["probe", str(target), "--device", "cpu"]) == 2, what
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "results.json" in err, what
+
+
+def test_probe_command_on_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
+    folder = run_cli(tmp_path, "--depth", "2", "--steps", "2", "--batch-size", "2")
+    checkpoint = folder / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    assert main(["probe", str(folder), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint.pt" in err and "Traceback" not in err
+
+
+def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys):
+    out = tmp_path / "table"
+    code = main(["table", "--modality", "audio", "--preset", "tiny", "--device", "cpu", "--steps", "2",
+                 "--depth", "2", "--batch-size", "2", "--warmup-steps", "1", "--quiet", "--out", str(out)])
+    assert code == 0
+    doc = json.loads((out / "table.json").read_text())
+    assert doc["schema"] == "gimbench.table/1" and doc["modality"] == "audio"
+    assert [row["method"] for row in doc["rows"]] == METHODS["audio"]
+    for row in doc["rows"]:
+        assert set(row["accuracy"]) == TASKS["audio"]
+        assert (tmp_path / "table" / "runs" / row["method"] / "results.json").exists()
+        assert row["run"].endswith(row["method"])
+    assert doc["paper"]["gim"] == {"speaker": 99.4, "phone": 62.5}
+    printed = capsys.readouterr().out
+    assert "paper speaker" in printed and "greedy-supervised" in printed
