@@ -36,7 +36,7 @@ class RunConfig:
     context: str = "auto"  # vision only: auto = pixelcnn for cpc, none for greedy methods
     steps: int = 300
     warmup_steps: int = 5  # not measured
-    profile_steps: int = 10  # timed steps, interleaved with as many unprofiled ones
+    profile_steps: int = 50  # timed steps, interleaved with as many unprofiled ones
     memory_steps: int = 2  # tensor-tracked steps (slow; never timed)
     batch_size: int | None = None  # None: the preset's
     lr: float | None = None  # None: the preset's (paper 2e-4 as in the reference; tiny 1e-3)
