@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_cli import run_cli
 
 from gimbench.cli import main
 from gimbench.table import METHODS
-from test_cli import run_cli
 
 TASKS = {"audio": {"speaker", "phone"}, "vision": {"class"}}
 

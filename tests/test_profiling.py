@@ -328,3 +328,4 @@ def test_allocator_peak_covers_tracked_bytes_on_cuda():
     assert record.allocator_peak >= record.peak.live - allowance
     for key, interval in record.intervals.items():
         assert interval.allocator_peak >= interval.tracked.live - allowance, key
+        assert interval.reserved_peak >= interval.allocator_peak, key

@@ -19,10 +19,19 @@ EXTRA_CONV = (3, 1, 1)
 
 
 class ConvModule(nn.Sequential):
-    """Conv1d followed by ReLU; maps (B, C_in, L) to (B, C_out, L')."""
+    """Conv1d followed by ReLU; maps (B, C_in, L) to (B, C_out, L').
+
+    He (Kaiming) initialisation with zero bias: PyTorch's default conv init shrinks the signal about
+    4x per conv + ReLU, so five layers deep the features are mostly bias and the time-pooled outputs
+    barely differ between utterances (measured: a supervised speaker classifier stuck at ln 20 for
+    ~500 steps with the default, learning within 300 steps with He init).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int) -> None:
-        super().__init__(nn.Conv1d(in_channels, out_channels, kernel, stride, padding), nn.ReLU())
+        conv = nn.Conv1d(in_channels, out_channels, kernel, stride, padding)
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+        super().__init__(conv, nn.ReLU())
         self.geometry = (kernel, stride, padding)
 
 

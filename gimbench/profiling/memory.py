@@ -21,6 +21,7 @@ class Interval:
 
     tracked: Snapshot
     allocator_peak: int | None
+    reserved_peak: int | None  # the caching allocator's reserved bytes (tensors + cached free blocks)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class StepMemory:
     peak: Snapshot  # the tracker's step peak
     allocator_peak: int | None
     rss_peak: int | None
+    reserved_peak: int | None = None
     intervals: dict[Key, Interval] = field(default_factory=dict)
 
 
@@ -53,9 +55,10 @@ class MemoryMeter(IntervalMeter):
             self._register_optimizer_state()
         peak = self.tracker.interval_peak.copy()
         allocator = torch.cuda.max_memory_allocated() if self.cuda else None
+        reserved = torch.cuda.max_memory_reserved() if self.cuda else None
         old = self.steps[-1].intervals.get(key)
         if old is None or peak.live > old.tracked.live:
-            self.steps[-1].intervals[key] = Interval(peak, allocator)
+            self.steps[-1].intervals[key] = Interval(peak, allocator, reserved)
         self.tracker.module = -1
 
     @contextmanager
@@ -103,3 +106,4 @@ class MemoryMeter(IntervalMeter):
         record.rss_peak = rss_peak_bytes()
         if self.cuda:
             record.allocator_peak = max((i.allocator_peak for i in record.intervals.values()), default=0)
+            record.reserved_peak = max((i.reserved_peak for i in record.intervals.values()), default=0)

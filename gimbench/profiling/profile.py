@@ -77,7 +77,7 @@ class Profiler:
         phase, top = max(intervals, key=lambda pi: pi[1].tracked.live)
         snap = top.tracked
         memory = {"peak_bytes": top.allocator_peak if self.device.type == "cuda" else snap.live,
-                  "tracked_peak_bytes": snap.live, "peak_phase": phase}
+                  "tracked_peak_bytes": snap.live, "reserved_peak_bytes": top.reserved_peak, "peak_phase": phase}
         memory |= {f"{c}_bytes": snap.by_category[c] for c in CATEGORIES}
         memory["own_activation_bytes"] = snap.activation_by_module.get(k, 0)
         memory["own_gradient_bytes"] = snap.gradient_by_module.get(k, 0)
@@ -114,6 +114,7 @@ class Profiler:
         return {
             "peak_memory_bytes": last.allocator_peak if self.device.type == "cuda" else peak.live,
             "tracked_peak_bytes": peak.live,
+            "reserved_peak_bytes": last.reserved_peak,
             "peak_breakdown_bytes": dict(peak.by_category),
             "resident_bytes": last.resident,
             "floor_bytes": floor,
