@@ -101,7 +101,7 @@ def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
                           f"run folder {folder}", highlight=False)
 
     with progress:
-        return run(cfg, on_start=started, on_step=progress, on_probe=probe_progress(console, cfg.quiet))
+        return run(cfg, on_start=started, on_step=progress, on_probe=progress.probing)
 
 
 def probe_progress(console: Console, quiet: bool):

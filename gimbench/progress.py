@@ -18,10 +18,12 @@ class TrainingProgress:
     def __init__(self, console: Console, total: int, *, enabled: bool) -> None:
         self.console, self.total, self.enabled = console, total, enabled
         self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console, transient=False,
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+            console=console, transient=False,
         )
         self.task = None
+        self.probe_task = None
         self.plain = enabled and not console.is_terminal
 
     def __enter__(self) -> TrainingProgress:
@@ -31,8 +33,20 @@ class TrainingProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.probe_task is not None:
+            self.bar.update(self.probe_task, total=1, completed=1, losses="done")
         if self.task is not None:
             self.bar.stop()
+
+    def probing(self, task: str, module: int) -> None:
+        """Called as each (task, module) probe starts, after training."""
+        text = f"{task} on module {module}"
+        if self.task is not None:
+            if self.probe_task is None:
+                self.probe_task = self.bar.add_task("probe", total=None, losses=text, rate="")
+            self.bar.update(self.probe_task, losses=text)
+        elif self.plain:
+            self.console.print(f"probe {text}", highlight=False)
 
     def __call__(self, record: StepRecord) -> None:
         rate = f"{record.batch_size / record.seconds:.1f} samples/s"

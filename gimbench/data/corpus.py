@@ -1,0 +1,158 @@
+"""Containers, constants and seeding helpers shared by the embedded synthetic generators."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 160  # one label frame = 10 ms
+IMAGE_SIZE = 96
+IMAGE_MEAN = 0.4120  # STL-10 grayscale statistics, shared by real and synthetic images
+IMAGE_STD = 0.2570
+
+
+# --------------------------------------------------------------------------------------------- containers
+
+
+@dataclass(frozen=True)
+class AudioCorpus:
+    """Utterances with a speaker per utterance and a phone per 10 ms frame.
+
+    Attributes:
+        waves: Float32 waveforms ``(T,)`` at 16 kHz, ``T`` a multiple of 160, within [-1, 1].
+        speakers: Int64 ``(N,)`` speaker index per utterance, in ``[0, num_speakers)``.
+        phones: Int64 ``(T // 160,)`` phone label per frame, in ``[0, num_phones)``; 0 is silence.
+        num_speakers: Number of speakers.
+        num_phones: Size of the phone inventory.
+    """
+
+    waves: list[torch.Tensor]
+    speakers: torch.Tensor
+    phones: list[torch.Tensor]
+    num_speakers: int
+    num_phones: int
+
+    def random_crops(
+        self, batch_size: int, crop_samples: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draws a batch of frame-aligned crops.
+
+        Args:
+            batch_size: Number of crops ``B``.
+            crop_samples: Crop length, a multiple of 160 no longer than the shortest utterance.
+            generator: Source of randomness; the result depends only on its state.
+
+        Returns:
+            ``x`` float32 ``(B, 1, crop_samples)`` and the speaker of each crop, int64 ``(B,)``.
+
+        Raises:
+            ValueError: If ``batch_size`` is not positive or ``crop_samples`` does not fit.
+        """
+        check_positive(batch_size=batch_size, crop_samples=crop_samples)
+        lengths = torch.tensor([len(w) for w in self.waves])
+        if crop_samples % FRAME_SAMPLES or crop_samples > int(lengths.min()):
+            raise ValueError(
+                f"crop_samples={crop_samples} must be a multiple of {FRAME_SAMPLES} "
+                f"and at most the shortest utterance ({int(lengths.min())} samples)"
+            )
+        utt = torch.randint(len(self.waves), (batch_size,), generator=generator)
+        # Starts must stay on the label grid so frame labels of a crop can be recovered by slicing.
+        n_starts = (lengths[utt] - crop_samples) // FRAME_SAMPLES + 1
+        starts = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * n_starts).long()
+        starts = torch.minimum(starts, n_starts - 1) * FRAME_SAMPLES
+        x = torch.stack(
+            [self.waves[u][s : s + crop_samples] for u, s in zip(utt.tolist(), starts.tolist(), strict=True)]
+        )
+        return x.unsqueeze(1), self.speakers[utt]
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Grayscale images with class labels.
+
+    Attributes:
+        images: Uint8 ``(N, 96, 96)``.
+        labels: Int64 ``(N,)`` class index, or -1 for unlabeled images.
+        num_classes: Number of classes.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+
+    def random_crops(
+        self, batch_size: int, generator: torch.Generator, crop: int = 64
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training view: random images, random ``crop`` x ``crop`` windows and random horizontal flips.
+
+        Args:
+            batch_size: Number of crops ``B``.
+            generator: Source of randomness; the result depends only on its state.
+            crop: Side of the square crop, at most 96.
+
+        Returns:
+            Normalised float32 ``(B, 1, crop, crop)`` and the labels ``(B,)``.
+
+        Raises:
+            ValueError: If ``batch_size`` is not positive or ``crop`` does not fit.
+        """
+        check_positive(batch_size=batch_size)
+        size = self._check_crop(crop)
+        idx = torch.randint(len(self.images), (batch_size,), generator=generator)
+        top = torch.randint(size - crop + 1, (batch_size,), generator=generator)
+        left = torch.randint(size - crop + 1, (batch_size,), generator=generator)
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        steps = torch.arange(crop)
+        rows = top[:, None] + steps
+        cols = torch.where(flip[:, None], left[:, None] + crop - 1 - steps, left[:, None] + steps)
+        patches = self.images[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
+        return _normalise(patches), self.labels[idx]
+
+    def center_crops(self, crop: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evaluation view: the centre ``crop`` x ``crop`` window of every image, normalised.
+
+        Args:
+            crop: Side of the square crop, at most 96.
+
+        Returns:
+            Normalised float32 ``(N, 1, crop, crop)`` and the labels ``(N,)``.
+
+        Raises:
+            ValueError: If ``crop`` does not fit.
+        """
+        size = self._check_crop(crop)
+        start = (size - crop) // 2
+        return _normalise(self.images[:, start : start + crop, start : start + crop]), self.labels
+
+    def _check_crop(self, crop: int) -> int:
+        size = int(self.images.shape[-1])
+        if not 0 < crop <= size:
+            raise ValueError(f"crop={crop} must be in [1, {size}]")
+        return size
+
+
+def _normalise(images: torch.Tensor) -> torch.Tensor:
+    return ((images.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD).unsqueeze(1)
+
+
+def check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+
+
+def check_seed(seed: int) -> None:
+    # SeedSequence needs non-negative integers; a bool or float seed is almost certainly a mistake.
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+
+def split_code(split: str, table: dict[str, int]) -> int:
+    if split not in table:
+        raise ValueError(f"split must be one of {sorted(table)}, got {split!r}")
+    return table[split]
+
+
+def seeded_rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in keys])
