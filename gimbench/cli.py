@@ -92,7 +92,7 @@ def checked_config(args: argparse.Namespace) -> RunConfig:
 
 
 def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
-    """``run`` with a training bar and a probe line (none with --quiet)."""
+    """``run`` with a training bar and a probe bar (neither with --quiet)."""
     progress = TrainingProgress(console, cfg.steps, enabled=not cfg.quiet)
 
     def started(resolved: RunConfig, folder: Path) -> None:
