@@ -23,14 +23,14 @@ Audio (``make_audio_corpus``)
 
     Speakers (which depend on ``seed`` only) differ in mean pitch and pitch range, vocal-tract length
     (formant scale) with a per-formant quirk, formant bandwidths, open quotient, spectral tilt,
-    breathiness, vibrato and jitter. A prototype in which speakers differed only in pitch and formant
-    scale let a *random* conv stack reach 60-70% speaker accuracy, which hides what training buys. So each
-    utterance also gets nuisance variation that must be averaged out: a pitch offset and intonation
-    contour, a speaking rate, per-syllable stress, a random gentle channel EQ (tilt, ripples, band
-    limits), additive noise of random colour (white to -6 dB/octave) at 10-30 dB SNR and a random peak
-    level. Global loudness and channel
-    colour therefore say nothing about the speaker; the time-consistent voice (formant pattern, pitch
-    range, voice quality) does.
+    breathiness, vibrato and jitter. Each speaker also keeps one recording setup for all their
+    utterances, as a LibriSpeech reader keeps one microphone and room: a gentle channel EQ (tilt,
+    ripples, band limits) and background noise of one colour (white to -6 dB/octave) at 15-35 dB SNR.
+    Each utterance adds nuisance variation that must be averaged out: a pitch offset and intonation
+    contour, a speaking rate, per-syllable stress and a peak level between 0.5 and 0.9. An earlier
+    version drew the channel and noise per utterance; self-supervised training then encoded each
+    utterance's channel (which tells utterances apart in InfoNCE as well as the voice does) and its
+    features fell below random ones on the speaker probe of unseen utterances.
 
 Images (``make_image_set``)
     96x96 grayscale uint8 images of procedural classes. Class ``c`` uses shape family ``c % 10``

@@ -21,7 +21,7 @@ from gimbench.data.corpus import (
 
 _AUDIO_SPLITS = {"train": 1, "test": 2}
 # Purpose tags keep the random streams of different uses independent for the same seed.
-_TAG_VOICE, _TAG_UTTERANCE = 101, 102
+_TAG_VOICE, _TAG_UTTERANCE, _TAG_SETUP = 101, 102, 103
 _HOP = FRAME_SAMPLES  # one synthesis frame per label frame; the 20 ms window cross-fades neighbours
 _WIN = 2 * FRAME_SAMPLES
 _NFFT = _WIN
@@ -82,10 +82,17 @@ class _Voice:
     vibrato_rate: float
     vibrato_depth: float
     jitter: float
+    # The speaker's recording setup, kept for all their utterances as a LibriSpeech reader keeps one
+    # microphone and room: a per-utterance setup made trained features encode the utterance's channel
+    # rather than the voice, which no probe on unseen utterances can use (see gimbench.data.synthetic).
+    channel_db: np.ndarray  # (bins,) channel EQ
+    snr_db: float
+    noise_slope: float  # background noise colour, dB per octave
 
 
 def _draw_voice(seed: int, speaker: int) -> _Voice:
     rng = seeded_rng(seed, _TAG_VOICE, speaker)
+    setup = seeded_rng(seed, _TAG_SETUP, speaker)
     length = rng.uniform(0.82, 1.22)
     return _Voice(
         f0=float(np.exp(rng.uniform(np.log(85.0), np.log(255.0)))),
@@ -98,6 +105,9 @@ def _draw_voice(seed: int, speaker: int) -> _Voice:
         vibrato_rate=rng.uniform(4.0, 7.0),
         vibrato_depth=rng.uniform(0.0, 0.015),
         jitter=rng.uniform(0.002, 0.012),
+        channel_db=_channel_db(setup),
+        snr_db=setup.uniform(15.0, 35.0),
+        noise_slope=setup.uniform(-6.0, 0.0),
     )
 
 
@@ -113,9 +123,6 @@ class _Plan:
     seg_len: np.ndarray  # (F,) length of that segment in frames
     stress: np.ndarray  # (F,) per-syllable level
     log_f0: np.ndarray  # (F + 1,) pitch contour at frame edges
-    channel_db: np.ndarray  # (bins,) channel EQ
-    snr_db: float
-    noise_slope: float  # background noise colour, dB per octave
     peak: float
     noise_seed: int
 
@@ -187,10 +194,7 @@ def _plan_utterance(seed: int, split: int, speaker: int, index: int, voice: _Voi
         seg_len=seg_len,
         stress=stress,
         log_f0=_pitch_contour(rng, voice, frames),
-        channel_db=_channel_db(rng),
-        snr_db=rng.uniform(10.0, 30.0),
-        noise_slope=rng.uniform(-6.0, 0.0),
-        peak=rng.uniform(0.2, 0.95),
+        peak=rng.uniform(0.5, 0.9),
         noise_seed=int(rng.integers(2**63)),
     )
 
@@ -281,13 +285,13 @@ def _synthesize(plans: list[_Plan], voices: list[_Voice], samples: int) -> torch
     noise = torch.stack([_noise(p.noise_seed, 2, padded) for p in plans])  # excitation, background
     sources = torch.cat([_glottal_source(plans, voices, padded), noise[:, 0]])
     spectra = torch.stft(sources, _NFFT, _HOP, _WIN, window, return_complex=True)
-    channel = 10 ** (_t(np.stack([p.channel_db for p in plans])) / 20)[:, :, None]
+    channel = 10 ** (_t(np.stack([v.channel_db for v in voices])) / 20)[:, :, None]
     mixed = channel * (spectra[: len(plans)] * glottal_env + spectra[len(plans) :] * noise_env)
     speech = torch.istft(mixed, _NFFT, _HOP, _WIN, window, length=padded)
     speech = speech[:, FRAME_SAMPLES // 2 : FRAME_SAMPLES // 2 + samples]
-    snr = _t(np.array([p.snr_db for p in plans]))[:, None]
+    snr = _t(np.array([v.snr_db for v in voices]))[:, None]
     level = speech.square().mean(1, keepdim=True).sqrt() * 10 ** (-snr / 20)
-    noisy = speech + _coloured(noise[:, 1, :samples], [p.noise_slope for p in plans]) * level
+    noisy = speech + _coloured(noise[:, 1, :samples], [v.noise_slope for v in voices]) * level
     peak = _t(np.array([p.peak for p in plans]))[:, None]
     return noisy * peak / noisy.abs().amax(dim=1, keepdim=True).clamp(min=1e-8)
 
