@@ -109,3 +109,15 @@ def test_run_and_data_check_end_to_end(tmp_path, capsys):
                            "train_examples": 20, "skipped": {}}
     assert len(doc["probe"]["class"]["per_module"]) == 2 and doc["probe"]["class"]["test_examples"] == 20
     assert set(doc["step"]["data_wait_ms"]) == {"median", "mean", "max", "share"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--workers", "-1"], "--workers must be zero or more"),
+    (["--train-split", "train"], "--train-split applies to --modality vision"),
+    (["--modality", "vision", "--model", "supervised", "--train-split", "unlabeled"], "trains on labels"),
+    (["--modality", "vision", "--data", "stl10"], "needs --data-root"),
+])
+def test_loading_flag_mistakes_are_one_line(tmp_path, capsys, args, message):
+    assert main(["run", "--device", "cpu", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not list(tmp_path.iterdir())

@@ -37,12 +37,14 @@ class DataReport:
             found.add_row(what, value)
         if not self.skips:
             return Group(found, "nothing left out: every file named by the dataset is usable")
-        left = Table(title="left out (counted in results.json's data.skipped by runs that meet them)",
-                     title_justify="left")
-        for column in ("reason", "count", "meaning", "first paths"):
+        left = Table(title=f"left out (counted in results.json's data.skipped by runs that meet them); "
+                           f"paths under {self.root}", title_justify="left")
+        for column in ("reason", "count", "meaning"):
             left.add_column(column)
+        left.add_column("first paths", overflow="fold")
         for reason, entry in self.skips.to_json().items():
-            left.add_row(reason, str(entry["count"]), REASONS[reason], "\n".join(entry["examples"]))
+            paths = (p.removeprefix(f"{self.root}/") for p in entry["examples"])
+            left.add_row(reason, str(entry["count"]), REASONS[reason], "\n".join(paths))
         return Group(found, left)
 
 
@@ -82,12 +84,17 @@ def check_librispeech(root: Path) -> DataReport:
     ]
     for split, utterances in index.splits.items():
         labelled = sum(index.phones(u, report.skips) is not None for u in utterances)
-        hours = sum(u.samples for u in utterances) / SAMPLE_RATE / 3600
+        seconds = sum(u.samples for u in utterances) / SAMPLE_RATE
+        speakers = len({u.speaker for u in utterances})
         report.rows.append((f"{split} ({SPLIT_FILES[split]})",
-                            f"{len(utterances)} usable utterances, {len({u.speaker for u in utterances})} speakers, "
-                            f"{hours:.2f} h; {labelled} with phone labels, {len(utterances) - labelled} without"))
+                            f"{len(utterances)} usable utterances, {speakers} speakers, {_duration(seconds)}; "
+                            f"{labelled} with phone labels, {len(utterances) - labelled} without"))
     report.rows.append(("labels folder", str(labels_folder(root))))
     return report
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.1f} s"
 
 
 CHECKS = {"stl10": check_stl10, "librispeech": check_librispeech}

@@ -106,7 +106,10 @@ class LibriSpeech:
                 u = by_speaker[speaker][i]
                 frames = min(self.crop, u.samples) // FRAME_SAMPLES * FRAME_SAMPLES
                 start = (u.samples - frames) // 2 // FRAME_SAMPLES * FRAME_SAMPLES
-                wave = read_audio(u.path, start, frames, self.skips) if frames else None
+                if not frames:
+                    self.skips.add("too_short", str(u.path))
+                    continue
+                wave = read_audio(u.path, start, frames, self.skips)
                 if wave is not None:
                     inputs.append(wave.unsqueeze(0))
                     labels.append(torch.tensor(self.index.speaker_label(u)))
