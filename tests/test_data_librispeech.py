@@ -90,17 +90,32 @@ def test_each_bad_utterance_is_skipped_counted_and_shown(tmp_path, capsys):
     assert doc["step"]["data_wait_ms"]["median"] > 0 and 0 < doc["step"]["data_wait_ms"]["share"] < 1
 
 
-def test_audio_that_fails_to_decode_in_a_worker_is_redrawn_and_counted(tmp_path):
-    splits = write_librispeech(tmp_path, speakers=1, utterances=3)
-    truncated = flac_path(tmp_path, splits["train"][0])
-    truncated.write_bytes(truncated.read_bytes()[:2000])  # the header still opens; decoding fails
+def truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[:2000])  # the header still opens; decoding fails
+
+
+def test_audio_that_fails_to_decode_in_a_worker_is_redrawn_and_counted_once(tmp_path):
+    splits = write_librispeech(tmp_path, speakers=1, utterances=4)
+    truncated, short = (flac_path(tmp_path, uid) for uid in splits["train"][:2])
+    truncate(truncated)
+    sf.write(short, np.zeros(1600, dtype=np.float32), 16000, subtype="PCM_16")  # shorter than a crop
     source = LibriSpeech(tmp_path, CROP)
     with BatchStream(source, batch_size=8, seed=0, workers=1) as batches:
         for _ in range(3):
             x, y = next(batches)
             assert x.shape == (8, 1, CROP) and bool(x.abs().sum(dim=2).gt(0).all())
-    assert source.skips.counts["unreadable_audio"] == 1
+    assert dict(source.skips.counts) == {"unreadable_audio": 1, "too_short": 1}  # not again from the worker
     assert source.skips.examples["unreadable_audio"] == [str(truncated)]
+
+
+def test_no_decodable_training_audio_is_one_clear_error_from_a_worker(tmp_path):
+    splits = write_librispeech(tmp_path, speakers=1, utterances=3)
+    for uid in splits["train"]:
+        truncate(flac_path(tmp_path, uid))
+    with pytest.raises(DataError, match="none of the 2 training utterances") as error, \
+            BatchStream(LibriSpeech(tmp_path, CROP), batch_size=2, seed=0, workers=1) as batches:
+        next(batches)
+    assert "Traceback" not in str(error.value)
 
 
 def test_a_split_with_nothing_usable_is_an_error(tmp_path):

@@ -135,15 +135,23 @@ def find_flac(audio: Path) -> dict[str, Path]:
                                                                                      f"{p.parent.name}-")}
 
 
+def read_text(path: Path) -> str:
+    """A split or phone file's text, or ``DataError`` if it cannot be read as text."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} cannot be read as text ({type(e).__name__}: {e})\n{LAYOUT}") from None
+
+
 def read_ids(path: Path) -> list[str]:
     """The utterance ids of a split file, one per line (blank lines ignored)."""
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def read_phone_lines(path: Path, skips: Skips) -> dict[str, str]:
     """Utterance id -> the rest of its line, unparsed (parsing all ~3.6e7 labels up front is slow)."""
     lines = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         head, _, rest = line.strip().partition(" ")
         if head and rest:
             lines[head] = rest

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from gimbench.data.problems import DataError
+
 PREFETCH = 4  # batches queued per worker
 
 
@@ -24,17 +26,23 @@ def worker_seed(seed: int, worker: int) -> int:
 
 
 class _Batches(IterableDataset):
-    """An endless stream of ``(x, y, skips drained since the last batch)``."""
+    """An endless stream of ``(x, y, skips drained since the last batch, None)``, or ``(.., message)`` once the
+    source raised ``DataError`` (a worker's exception would reach the user wrapped in a traceback)."""
 
     def __init__(self, source, batch_size: int, seed: int) -> None:
         self.source, self.batch_size, self.seed = source, batch_size, seed
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, list]]:
+    def __iter__(self) -> Iterator[tuple]:
         worker = get_worker_info()
         generator = torch.Generator().manual_seed(self.seed if worker is None else worker_seed(self.seed, worker.id))
+        self.source.skips.drain()  # counted before the stream began (a worker inherits them): not news
         while True:
-            x, y = self.source.batch(self.batch_size, generator)
-            yield x, y, self.source.skips.drain()
+            try:
+                x, y = self.source.batch(self.batch_size, generator)
+            except DataError as e:
+                yield None, None, self.source.skips.drain(), str(e)
+                return
+            yield x, y, self.source.skips.drain(), None
 
 
 class BatchStream:
@@ -67,7 +75,9 @@ class BatchStream:
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._batches is None:
             raise RuntimeError("use BatchStream as a context manager")
-        x, y, skipped = next(self._batches)
+        x, y, skipped, error = next(self._batches)
         if self.workers:  # a worker's skips were counted in its copy of the source; count them here too
             self.source.skips.merge(skipped)
+        if error is not None:
+            raise DataError(error)
         return x, y

@@ -67,13 +67,19 @@ class Stl10Split:
     def __init__(self, folder: Path, name: str) -> None:
         x_name, y_name = FILES[name]
         self.name, self.path = name, folder / x_name
+        try:
+            self._open(folder / y_name if y_name else None)
+        except OSError as e:
+            raise DataError(f"{e.filename or self.path} cannot be read ({type(e).__name__}: {e.strerror})") from None
+
+    def _open(self, y_path: Path | None) -> None:
         size = self.path.stat().st_size
         if size == 0 or size % IMAGE_BYTES:
             raise DataError(f"{self.path} is truncated or not an STL-10 image file: {size} bytes is not a positive "
                             f"multiple of {IMAGE_BYTES} (3 x 96 x 96); re-extract stl10_binary.tar.gz\n{LAYOUT}")
         self.count = size // IMAGE_BYTES
         self._pixels = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, 3, IMAGE_SIZE, IMAGE_SIZE))
-        self.labels = self._read_labels(folder / y_name) if y_name else torch.full((self.count,), -1, dtype=torch.long)
+        self.labels = self._read_labels(y_path) if y_path else torch.full((self.count,), -1, dtype=torch.long)
 
     def _read_labels(self, path: Path) -> torch.Tensor:
         raw = np.fromfile(path, dtype=np.uint8)
