@@ -66,25 +66,28 @@ class Trainer:
 
     def fit(self, steps: int) -> History:
         """Train for ``steps`` steps and return what was observed."""
+        pin = self.device.type == "cuda"
+        with BatchStream(self.source, self.batch_size, self.seed, self.workers, pin=pin) as batches:
+            return self._fit(steps, batches)
+
+    def _fit(self, steps: int, batches: BatchStream) -> History:
         optimizers = self.optimizers
         sync = device_sync(self.device)
         history = History()
-        stream = BatchStream(self.source, self.batch_size, self.seed, self.workers, pin=self.device.type == "cuda")
-        with stream as batches:
-            for step in range(steps):
-                t0 = time.perf_counter()
-                x, y = next(batches)
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                sync()
-                t1 = time.perf_counter()
-                meter = self.meter_for(step)
-                with meter.step():
-                    losses = self.strategy.step(self.network, optimizers, x, meter, step, labels=y)
-                sync()
-                t2 = time.perf_counter()
-                values = [None if loss is None else float(loss) for loss in losses]
-                history.losses.append(values)
-                history.seconds.append(t2 - t1)
-                history.data_seconds.append(t1 - t0)
-                self.on_step(StepRecord(step, values, t2 - t1, t1 - t0, self.batch_size))
+        for step in range(steps):
+            t0 = time.perf_counter()
+            x, y = next(batches)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            sync()
+            t1 = time.perf_counter()
+            meter = self.meter_for(step)
+            with meter.step():
+                losses = self.strategy.step(self.network, optimizers, x, meter, step, labels=y)
+            sync()
+            t2 = time.perf_counter()
+            values = [None if loss is None else float(loss) for loss in losses]
+            history.losses.append(values)
+            history.seconds.append(t2 - t1)
+            history.data_seconds.append(t1 - t0)
+            self.on_step(StepRecord(step, values, t2 - t1, t1 - t0, self.batch_size))
         return history
