@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from gimbench.data.problems import DataError
+from gimbench.data.problems import DataError, Skips
 
 PREFETCH = 4  # batches queued per worker
 
@@ -25,24 +25,31 @@ def worker_seed(seed: int, worker: int) -> int:
     return int(np.random.SeedSequence([seed, worker]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def skips_of(source) -> Skips:
+    """The source's skip record; a bare source with only ``batch`` (a test double) never skips: a blank one."""
+    skips = getattr(source, "skips", None)
+    return Skips() if skips is None else skips
+
+
 class _Batches(IterableDataset):
     """An endless stream of ``(x, y, skips drained since the last batch, None)``, or ``(.., message)`` once the
     source raised ``DataError`` (a worker's exception would reach the user wrapped in a traceback)."""
 
     def __init__(self, source, batch_size: int, seed: int) -> None:
         self.source, self.batch_size, self.seed = source, batch_size, seed
+        self.skips = skips_of(source)
 
     def __iter__(self) -> Iterator[tuple]:
         worker = get_worker_info()
         generator = torch.Generator().manual_seed(self.seed if worker is None else worker_seed(self.seed, worker.id))
-        self.source.skips.drain()  # counted before the stream began (a worker inherits them): not news
+        self.skips.drain()  # counted before the stream began (a worker inherits them): not news
         while True:
             try:
                 x, y = self.source.batch(self.batch_size, generator)
             except DataError as e:
-                yield None, None, self.source.skips.drain(), str(e)
+                yield None, None, self.skips.drain(), str(e)
                 return
-            yield x, y, self.source.skips.drain(), None
+            yield x, y, self.skips.drain(), None
 
 
 class BatchStream:
@@ -77,7 +84,7 @@ class BatchStream:
             raise RuntimeError("use BatchStream as a context manager")
         x, y, skipped, error = next(self._batches)
         if self.workers:  # a worker's skips were counted in its copy of the source; count them here too
-            self.source.skips.merge(skipped)
+            skips_of(self.source).merge(skipped)
         if error is not None:
             raise DataError(error)
         return x, y
