@@ -9,8 +9,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, ConfigError, RunConfig
+from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
 from gimbench.data import DATASETS
+from gimbench.data.check import CHECKS, check_dataset
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
 from gimbench.progress import TrainingProgress
@@ -52,7 +53,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed for initialisation and sampling")
     p.add_argument("--device", choices=DEVICES, default=d.device, help="where to train")
     p.add_argument("--data", choices=sorted(DATASETS), default=d.data, help="dataset (synthetic: embedded)")
-    p.add_argument("--data-root", default=None, help="folder of a real dataset")
+    p.add_argument("--data-root", default=None, help="folder of a real dataset (see `gimbench data check`)")
+    p.add_argument("--train-split", choices=TRAIN_SPLITS, default=d.train_split,
+                   help="vision training images: auto = unlabeled (train for methods trained on labels)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="data loader worker processes (0: read batches in the training process)")
     p.add_argument("--out", default=d.out, help="folder that holds run folders")
     p.add_argument("--name", default=None,
                    help="run folder name (default: <UTC time>-<model>-<modality>-d<depth>)")
@@ -75,6 +80,11 @@ def make_parser() -> Parser:
     table = sub.add_parser("table", help="train every method on the same data and compare probe accuracy")
     add_run_options(table)
     table.set_defaults(out=None)  # here --out is the table's folder (default reports/tables/<time>-<modality>)
+    data = sub.add_parser("data", help="real datasets on disk").add_subparsers(dest="action", required=True,
+                                                                              parser_class=Parser)
+    check = data.add_parser("check", help="validate a dataset folder and summarise it (nothing is downloaded)")
+    check.add_argument("--data", choices=sorted(CHECKS), required=True, help="which dataset")
+    check.add_argument("--data-root", required=True, help="the folder holding it (as for gimbench run)")
     return parser
 
 
@@ -134,6 +144,11 @@ def cmd_table(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace, console: Console) -> int:
+    console.print(check_dataset(args.data, args.data_root))
+    return 0
+
+
 def cmd_list(console: Console) -> int:
     table = Table(title="gimbench registries", title_justify="left")
     table.add_column("registry")
@@ -160,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console),
-                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console)}
+                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
+                    "data": lambda: cmd_data(args, console)}
         return commands[args.command]()
     except ConfigError as e:
         sys.stderr.write(f"gimbench: error: {e}\n")

@@ -18,6 +18,7 @@ from gimbench.models.presets import PRESETS
 GIM_MODES = ("per-module", "summed", "sequential")
 DEVICES = ("auto", "cpu", "cuda")
 CONTEXTS = ("auto", "none", "pixelcnn")
+TRAIN_SPLITS = ("auto", "unlabeled", "train")
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,8 @@ class RunConfig:
     device: str = "auto"
     data: str = "synthetic"
     data_root: str | None = None
+    train_split: str = "auto"  # vision: auto = unlabeled, or train for methods that train on labels
+    workers: int = 0  # DataLoader worker processes; 0 reads batches in the training process
     out: str = "reports/runs"
     name: str | None = None  # None: <UTC timestamp>-<model>-<modality>-d<depth>
     overwrite: bool = False
@@ -98,13 +101,16 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     _choice("--preset", cfg.preset, ("auto", *PRESETS))
     _choice("--context", cfg.context, CONTEXTS)
     _choice("--data", cfg.data, datasets)
+    _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
+    if cfg.train_split != "auto" and cfg.modality != "vision":
+        raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
     _positive("--steps", cfg.steps)
     if cfg.lr is not None:
         _positive("--lr", cfg.lr)
     if cfg.batch_size is not None:
         _positive("--batch-size", cfg.batch_size)
     for flag, value in (("--warmup-steps", cfg.warmup_steps), ("--profile-steps", cfg.profile_steps),
-                        ("--memory-steps", cfg.memory_steps)):
+                        ("--memory-steps", cfg.memory_steps), ("--workers", cfg.workers)):
         if value < 0:
             raise ConfigError(f"{flag} must be zero or more, got {value}")
     if cfg.seed < 0:

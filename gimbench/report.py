@@ -52,13 +52,22 @@ def memory_table(result: RunResult) -> Table:
     return table
 
 
+def _wait_share(wait: dict) -> str:
+    return f" ({100 * wait['share']:.0f}% of step wall time)" if wait else ""
+
+
 def step_text(result: RunResult) -> Text:
     """Whole-step time and memory in two lines."""
     s, mem = result.step, result.step.memory
     overhead = "" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}%"
     unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
     lines = [f"step: {s.time_ms:.1f} ms timed (IQR {s.time_ms_iqr:.1f}){unprofiled}{overhead} · "
-             f"{s.samples_per_second:.1f} samples/s · data {s.data_ms:.1f} ms · run {result.wall_seconds:.0f} s"]
+             f"{s.samples_per_second:.1f} samples/s · data {s.data_ms:.1f} ms{_wait_share(s.data_wait_ms)} · "
+             f"run {result.wall_seconds:.0f} s"]
+    skipped = result.data.get("skipped") or {}
+    if skipped:
+        counts = ", ".join(f"{reason} {entry['count']}" for reason, entry in skipped.items())
+        lines.append(f"data left out: {counts} (paths in results.json data.skipped)")
     if mem.get("peak_memory_bytes") is not None:
         ratio = _num(mem.get("peak_over_floor"), ".2f")
         rss = _mib(mem.get("rss_peak_bytes"))

@@ -47,6 +47,7 @@ class StepResult:
     timed_steps: int
     unprofiled_steps: int
     memory: dict = field(default_factory=dict)  # peak, resident, floor, cross-checks (flattened in JSON)
+    data_wait_ms: dict = field(default_factory=dict)  # {"median", "mean", "max", "share"} (see data_wait)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class RunResult:
     wall_seconds: float
     folder: str
     probe: dict = field(default_factory=dict)  # task -> {"per_module", "chance", ...}; {} with --no-probe
+    data: dict = field(default_factory=dict)  # dataset, workers, what training drew from, "skipped"
 
     def to_json(self) -> dict:
         """The results.json document."""
@@ -97,7 +99,18 @@ def step_result(history, kinds: list[str], batch_size: int, memory: dict) -> Ste
         timer_overhead=median / unprofiled - 1 if timed and unprofiled else None,
         samples_per_second=batch_size / (unprofiled or median), time_ms_iqr=(q[2] - q[0]) * 1e3,
         data_ms=statistics.median(data) * 1e3, timed_steps=len(timed), unprofiled_steps=len(plain), memory=memory,
+        data_wait_ms=data_wait(history, kinds),
     )
+
+
+def data_wait(history, kinds: list[str]) -> dict:
+    """Waiting for batches over the steps after warm-up: median, mean and max ms per step, and ``share``, the
+    fraction of those steps' wall time (wait + step) spent waiting: near 0 when loading keeps up."""
+    pairs = [(d, t) for d, t, k in zip(history.data_seconds, history.seconds, kinds, strict=True) if k != "warmup"]
+    pairs = pairs or list(zip(history.data_seconds, history.seconds, strict=True))
+    waits = [d for d, _ in pairs]
+    return {"median": statistics.median(waits) * 1e3, "mean": statistics.fmean(waits) * 1e3, "max": max(waits) * 1e3,
+            "share": sum(waits) / sum(d + t for d, t in pairs)}
 
 
 def parameter_checksum(network: nn.Module) -> str:

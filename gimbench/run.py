@@ -62,6 +62,11 @@ def probe_results(network: Network, source, device: torch.device, seed: int, on_
     return {task: asdict(result) for task, result in results.items()}
 
 
+def data_block(cfg: RunConfig, source) -> dict:
+    """results.json's ``data``: the dataset, loader workers, what training drew from, and every skip."""
+    return {"name": cfg.data, "workers": cfg.workers, **source.describe(), "skipped": source.skips.to_json()}
+
+
 def save_checkpoint(path: Path, network: Network, optimizers: list, cfg: RunConfig, steps: int) -> None:
     """Model and optimizer state, loadable with ``torch.load(..., weights_only=True)``."""
     state = {
@@ -110,7 +115,7 @@ def run(
     # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
     # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
     torch.use_deterministic_algorithms(device.type == "cpu")
-    trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, on_step=on_step)
+    trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, on_step=on_step, workers=cfg.workers)
     kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps)
     profiler = Profiler(kinds, network, trainer.optimizers, device)
     trainer.meter_for = profiler.meter_for
@@ -123,7 +128,7 @@ def run(
         modules=module_results(network, history.losses, profiler),
         step=step_result(history, kinds, cfg.batch_size, profiler.step_memory()),
         final_parameter_checksum=checksum, wall_seconds=time.perf_counter() - started, folder=str(folder),
-        probe=probes,
+        probe=probes, data=data_block(cfg, source),
     )
     write_json_atomic(folder / "results.json", result.to_json())
     return result

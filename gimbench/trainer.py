@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gimbench.data import Source
+from gimbench.data.loading import BatchStream
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.strategies import Strategy
@@ -57,6 +58,7 @@ class Trainer:
     seed: int
     meter_for: Callable[[int], Meter] = lambda step: NULL_METER
     on_step: Callable[[StepRecord], None] = lambda record: None
+    workers: int = 0  # DataLoader worker processes (see gimbench.data.loading)
 
     def __post_init__(self) -> None:
         self.network.to(self.device).train()
@@ -64,13 +66,17 @@ class Trainer:
 
     def fit(self, steps: int) -> History:
         """Train for ``steps`` steps and return what was observed."""
+        pin = self.device.type == "cuda"
+        with BatchStream(self.source, self.batch_size, self.seed, self.workers, pin=pin) as batches:
+            return self._fit(steps, batches)
+
+    def _fit(self, steps: int, batches: BatchStream) -> History:
         optimizers = self.optimizers
-        generator = torch.Generator().manual_seed(self.seed)
         sync = device_sync(self.device)
         history = History()
         for step in range(steps):
             t0 = time.perf_counter()
-            x, y = self.source.batch(self.batch_size, generator)
+            x, y = next(batches)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             sync()
             t1 = time.perf_counter()

@@ -3,17 +3,20 @@
 A source is built for a resolved config. ``batch`` hands out training inputs as float32 tensors —
 audio (B, 1, samples), vision (B, 1, crop, crop) — with their labels (speaker, class; -1 where the
 split is unlabelled), drawn with the caller's generator so a run is reproducible from its seed.
-``probe_tasks`` gives the frozen-feature evaluation data.
+``probe_tasks`` gives the frozen-feature evaluation data. Real datasets (``stl10``, ``librispeech``) are
+read from ``--data-root`` and never downloaded; what they leave out is counted in ``skips``.
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Protocol
 
 import torch
 
-from gimbench.config import RunConfig
+from gimbench.config import ConfigError, RunConfig
+from gimbench.data.problems import Skips
 from gimbench.models.presets import PRESETS
 from gimbench.probe import ProbeTask
 from gimbench.registry import Registry
@@ -32,6 +35,7 @@ class Source(Protocol):
     """What the trainer and the probes need of a dataset."""
 
     num_classes: int  # labels of training batches (speakers, classes)
+    skips: Skips  # what was left out, by reason (always empty for the embedded data)
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch: inputs and labels."""
@@ -39,6 +43,10 @@ class Source(Protocol):
 
     def probe_tasks(self) -> list[ProbeTask]:
         """The probe tasks of this dataset, train and test splits."""
+        ...
+
+    def describe(self) -> dict:
+        """Where the data came from and what training draws from, for results.json's ``data`` block."""
         ...
 
 
@@ -63,6 +71,7 @@ class SyntheticAudio:
         self.corpus = _audio("train")
         self.crop_samples = crop_samples
         self.num_classes = self.corpus.num_speakers
+        self.skips = Skips()
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.corpus.random_crops(batch_size, self.crop_samples, generator)
@@ -77,15 +86,19 @@ class SyntheticAudio:
                           waves[1], test.phones, train.num_phones)
         return [speaker, phone]
 
+    def describe(self) -> dict:
+        return {"train_split": "train", "train_examples": len(self.corpus.waves)}
+
 
 class SyntheticVision:
     """Random crops with flips of the embedded images: the unlabeled split for self-supervised
     methods, the labelled train split for supervised ones."""
 
-    def __init__(self, crop: int, labelled: bool) -> None:
-        self.images = _images("train" if labelled else "unlabeled")
-        self.crop = crop
+    def __init__(self, crop: int, train_split: str) -> None:
+        self.images = _images(train_split)
+        self.crop, self.train_split = crop, train_split
         self.num_classes = self.images.num_classes
+        self.skips = Skips()
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images.random_crops(batch_size, generator, crop=self.crop)
@@ -95,6 +108,27 @@ class SyntheticVision:
         return [ProbeTask("class", "pooled", list(train_x), list(train_y), list(test_x), list(test_y),
                           self.num_classes)]
 
+    def describe(self) -> dict:
+        return {"train_split": self.train_split, "train_examples": len(self.images.images)}
+
+
+def vision_train_split(cfg: RunConfig, labelled: bool) -> str:
+    """The image split training draws from: ``--train-split``, or by default unlabeled (train if ``labelled``)."""
+    if cfg.train_split == "auto":
+        return "train" if labelled else "unlabeled"
+    if cfg.train_split == "unlabeled" and labelled:
+        raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
+    return cfg.train_split
+
+
+def data_root(cfg: RunConfig, modality: str) -> Path:
+    """``--data-root`` of a real dataset, checked against the modality."""
+    if cfg.modality != modality:
+        raise ConfigError(f"--data {cfg.data} is a dataset of {modality}; use --modality {modality}")
+    if cfg.data_root is None:
+        raise ConfigError(f"--data {cfg.data} needs --data-root PATH (see `gimbench data check --help`)")
+    return Path(cfg.data_root)
+
 
 @DATASETS.register("synthetic")
 def synthetic(cfg: RunConfig, labelled: bool = False) -> Source:
@@ -102,7 +136,24 @@ def synthetic(cfg: RunConfig, labelled: bool = False) -> Source:
     spec = PRESETS[cfg.preset][cfg.modality]
     if cfg.modality == "audio":
         return SyntheticAudio(spec.crop_samples)
-    return SyntheticVision(spec.crop, labelled)
+    return SyntheticVision(spec.crop, vision_train_split(cfg, labelled))
+
+
+@DATASETS.register("stl10")
+def stl10(cfg: RunConfig, labelled: bool = False) -> Source:
+    """STL-10 binary release from --data-root: grayscale, unlabeled split for training, train/test probes."""
+    from gimbench.data.stl10 import Stl10
+
+    root = data_root(cfg, "vision")
+    return Stl10(root, PRESETS[cfg.preset]["vision"].crop, vision_train_split(cfg, labelled))
+
+
+@DATASETS.register("librispeech")
+def librispeech(cfg: RunConfig, labelled: bool = False) -> Source:
+    """LibriSpeech train-clean-100 with the CPC splits and phone labels from --data-root."""
+    from gimbench.data.librispeech import LibriSpeech
+
+    return LibriSpeech(data_root(cfg, "audio"), PRESETS[cfg.preset]["audio"].crop_samples)
 
 
 def make_source(cfg: RunConfig, *, labelled: bool = False) -> Source:

@@ -49,18 +49,8 @@ class AudioCorpus:
         Raises:
             ValueError: If ``batch_size`` is not positive or ``crop_samples`` does not fit.
         """
-        check_positive(batch_size=batch_size, crop_samples=crop_samples)
         lengths = torch.tensor([len(w) for w in self.waves])
-        if crop_samples % FRAME_SAMPLES or crop_samples > int(lengths.min()):
-            raise ValueError(
-                f"crop_samples={crop_samples} must be a multiple of {FRAME_SAMPLES} "
-                f"and at most the shortest utterance ({int(lengths.min())} samples)"
-            )
-        utt = torch.randint(len(self.waves), (batch_size,), generator=generator)
-        # Starts must stay on the label grid so frame labels of a crop can be recovered by slicing.
-        n_starts = (lengths[utt] - crop_samples) // FRAME_SAMPLES + 1
-        starts = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * n_starts).long()
-        starts = torch.minimum(starts, n_starts - 1) * FRAME_SAMPLES
+        utt, starts = frame_aligned_crops(lengths, batch_size, crop_samples, generator)
         x = torch.stack(
             [self.waves[u][s : s + crop_samples] for u, s in zip(utt.tolist(), starts.tolist(), strict=True)]
         )
@@ -97,17 +87,9 @@ class ImageSet:
         Raises:
             ValueError: If ``batch_size`` is not positive or ``crop`` does not fit.
         """
-        check_positive(batch_size=batch_size)
-        size = self._check_crop(crop)
-        idx = torch.randint(len(self.images), (batch_size,), generator=generator)
-        top = torch.randint(size - crop + 1, (batch_size,), generator=generator)
-        left = torch.randint(size - crop + 1, (batch_size,), generator=generator)
-        flip = torch.rand(batch_size, generator=generator) < 0.5
-        steps = torch.arange(crop)
-        rows = top[:, None] + steps
-        cols = torch.where(flip[:, None], left[:, None] + crop - 1 - steps, left[:, None] + steps)
-        patches = self.images[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
-        return _normalise(patches), self.labels[idx]
+        idx, top, left, flip = random_views(len(self.images), self._check_crop(crop), batch_size, crop, generator)
+        patches = cut_views(self.images[idx], top, left, flip, crop)
+        return normalise(patches), self.labels[idx]
 
     def center_crops(self, crop: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """Evaluation view: the centre ``crop`` x ``crop`` window of every image, normalised.
@@ -123,7 +105,7 @@ class ImageSet:
         """
         size = self._check_crop(crop)
         start = (size - crop) // 2
-        return _normalise(self.images[:, start : start + crop, start : start + crop]), self.labels
+        return normalise(self.images[:, start : start + crop, start : start + crop]), self.labels
 
     def _check_crop(self, crop: int) -> int:
         size = int(self.images.shape[-1])
@@ -132,8 +114,60 @@ class ImageSet:
         return size
 
 
-def _normalise(images: torch.Tensor) -> torch.Tensor:
+def normalise(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD).unsqueeze(1)
+
+
+def frame_aligned_crops(
+    lengths: torch.Tensor, batch_size: int, crop_samples: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draws ``batch_size`` (utterance, start) pairs: utterances uniformly, starts uniformly on the 160-sample grid.
+
+    Args:
+        lengths: Int64 ``(N,)`` utterance lengths in samples.
+        batch_size: Number of crops.
+        crop_samples: Crop length, a multiple of 160 no longer than the shortest utterance.
+        generator: Source of randomness; the result depends only on its state.
+
+    Returns:
+        Utterance indices and start samples, int64 ``(batch_size,)`` each.
+
+    Raises:
+        ValueError: If ``batch_size`` is not positive or ``crop_samples`` does not fit.
+    """
+    check_positive(batch_size=batch_size, crop_samples=crop_samples)
+    if crop_samples % FRAME_SAMPLES or crop_samples > int(lengths.min()):
+        raise ValueError(
+            f"crop_samples={crop_samples} must be a multiple of {FRAME_SAMPLES} "
+            f"and at most the shortest utterance ({int(lengths.min())} samples)"
+        )
+    utt = torch.randint(len(lengths), (batch_size,), generator=generator)
+    # Starts must stay on the label grid so frame labels of a crop can be recovered by slicing.
+    n_starts = (lengths[utt] - crop_samples) // FRAME_SAMPLES + 1
+    starts = (torch.rand(batch_size, generator=generator, dtype=torch.float64) * n_starts).long()
+    return utt, torch.minimum(starts, n_starts - 1) * FRAME_SAMPLES
+
+
+def random_views(
+    count: int, size: int, batch_size: int, crop: int, generator: torch.Generator
+) -> tuple[torch.Tensor, ...]:
+    """Draws the training views of ``batch_size`` images out of ``count``: (index, top, left, flip), each (B,)."""
+    check_positive(batch_size=batch_size)
+    idx = torch.randint(count, (batch_size,), generator=generator)
+    top = torch.randint(size - crop + 1, (batch_size,), generator=generator)
+    left = torch.randint(size - crop + 1, (batch_size,), generator=generator)
+    flip = torch.rand(batch_size, generator=generator) < 0.5
+    return idx, top, left, flip
+
+
+def cut_views(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, crop: int
+) -> torch.Tensor:
+    """``crop`` x ``crop`` windows of ``images`` (B, H, W) at (top, left), mirrored where ``flip``: (B, crop, crop)."""
+    steps = torch.arange(crop)
+    rows = top[:, None] + steps
+    cols = torch.where(flip[:, None], left[:, None] + crop - 1 - steps, left[:, None] + steps)
+    return images[torch.arange(len(images))[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def check_positive(**values: float) -> None:

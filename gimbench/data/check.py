@@ -1,0 +1,105 @@
+"""``gimbench data check``: validate a real dataset folder and summarise what a run would use.
+
+It runs the same readers as a training run (so it accepts and rejects exactly what a run does), and in
+addition parses every phone line of LibriSpeech. A dataset that cannot be used raises ``DataError``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+
+from gimbench.data.corpus import SAMPLE_RATE
+from gimbench.data.librispeech_index import PHONES_FILE, SPLIT_FILES, labels_folder, load_index
+from gimbench.data.problems import REASONS, Skips
+from gimbench.data.stl10 import FILES, OFFICIAL_COUNTS, Stl10Split, binary_folder, check_files
+
+
+@dataclass
+class DataReport:
+    """What ``data check`` found: (what, found) rows and everything left out."""
+
+    dataset: str
+    root: Path
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    skips: Skips = field(default_factory=Skips)
+
+    def __rich__(self) -> Group:
+        found = Table(title=f"{self.dataset} at {self.root}", title_justify="left")
+        found.add_column("what")
+        found.add_column("found")
+        for what, value in self.rows:
+            found.add_row(what, value)
+        if not self.skips:
+            return Group(found, "nothing left out: every file named by the dataset is usable")
+        left = Table(title=f"left out (counted in results.json's data.skipped by runs that meet them); "
+                           f"paths under {self.root}", title_justify="left")
+        for column in ("reason", "count", "meaning"):
+            left.add_column(column)
+        left.add_column("first paths", overflow="fold")
+        for reason, entry in self.skips.to_json().items():
+            paths = (p.removeprefix(f"{self.root}/") for p in entry["examples"])
+            left.add_row(reason, str(entry["count"]), REASONS[reason], "\n".join(paths))
+        return Group(found, left)
+
+
+def check_stl10(root: Path) -> DataReport:
+    """Files, images per split, labels per class; ``DataError`` if train/test are missing or malformed."""
+    folder = binary_folder(root)
+    check_files(folder, ["train", "test"])
+    report = DataReport("stl10", Path(root))
+    names = folder / "class_names.txt"
+    classes = names.read_text().split() if names.is_file() else [str(c) for c in range(1, 11)]
+    report.rows.append(("class_names.txt", ", ".join(classes) if names.is_file() else "missing (optional)"))
+    for split in ("train", "test", "unlabeled"):
+        if split == "unlabeled" and not (folder / FILES[split][0]).is_file():
+            report.rows.append((split, f"missing {folder / FILES[split][0]}: only --train-split train is possible"))
+            continue
+        data = Stl10Split(folder, split)
+        official = "" if len(data) == OFFICIAL_COUNTS[split] else f" (the release has {OFFICIAL_COUNTS[split]})"
+        report.rows.append((split, f"{len(data)} images{official}, {data.path.stat().st_size} bytes"))
+        if split != "unlabeled":
+            per_class = Counter(data.labels.tolist())
+            counts = ", ".join(f"{classes[c]} {per_class[c]}" for c in sorted(per_class))
+            report.rows.append((f"{split} labels", counts))
+    return report
+
+
+def check_librispeech(root: Path) -> DataReport:
+    """Files, usable utterances, speakers, hours and phone labels per split, and everything left out."""
+    index = load_index.__wrapped__(Path(root))  # not the cached index: the folder may have changed
+    report = DataReport("librispeech", Path(root), skips=copy.deepcopy(index.skips))
+    unused = index.flac_files - sum(len(u) for u in index.splits.values())
+    chapters, with_text = index.chapters
+    report.rows += [
+        ("FLAC files", f"{index.flac_files} under LibriSpeech/train-clean-100 ({unused} not used by either split)"),
+        ("chapters", f"{chapters}, {with_text} with their .trans.txt"),
+        ("speakers", f"{len(index.speakers)} (train-clean-100 has 251)"),
+        (PHONES_FILE, f"{len(index.phone_lines)} utterances"),
+    ]
+    for split, utterances in index.splits.items():
+        labelled = sum(index.phones(u, report.skips) is not None for u in utterances)
+        seconds = sum(u.samples for u in utterances) / SAMPLE_RATE
+        speakers = len({u.speaker for u in utterances})
+        report.rows.append((f"{split} ({SPLIT_FILES[split]})",
+                            f"{len(utterances)} usable utterances, {speakers} speakers, {_duration(seconds)}; "
+                            f"{labelled} with phone labels, {len(utterances) - labelled} without"))
+    report.rows.append(("labels folder", str(labels_folder(root))))
+    return report
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.1f} s"
+
+
+CHECKS = {"stl10": check_stl10, "librispeech": check_librispeech}
+
+
+def check_dataset(name: str, root: Path) -> DataReport:
+    """The report for dataset ``name`` at ``root``; ``DataError`` if it cannot be used."""
+    return CHECKS[name](Path(root))

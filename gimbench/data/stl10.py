@@ -1,0 +1,140 @@
+"""STL-10 from the binary release on disk (never downloaded), read through numpy memory maps.
+
+``<root>/stl10_binary/{train,test,unlabeled}_X.bin`` hold uint8 images back to back, 3 x 96 x 96 each,
+every channel stored column-major; ``{train,test}_y.bin`` one uint8 label 1..10 per image. Images are
+turned to grayscale with PIL's integer luma formula (what the reference's ``transforms.Grayscale`` does
+on PIL images), then cropped and normalised like the embedded images (``gimbench.data.corpus``).
+A truncated or inconsistent file stops the run with ``DataError``: using part of a split would change
+the benchmark silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gimbench.data.corpus import IMAGE_SIZE, ImageSet, cut_views, normalise, random_views
+from gimbench.data.problems import DataError, Skips
+from gimbench.probe import ProbeTask
+
+FOLDER = "stl10_binary"
+FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y.bin"),
+         "unlabeled": ("unlabeled_X.bin", None)}
+OFFICIAL_COUNTS = {"train": 5000, "test": 8000, "unlabeled": 100000}
+NUM_CLASSES = 10
+IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
+CHUNK = 2048  # images converted at a time when a whole split is read
+LAYOUT = (
+    "expected layout: PATH/stl10_binary/ holding train_X.bin, train_y.bin, test_X.bin, test_y.bin, "
+    "unlabeled_X.bin (and class_names.txt); get stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ "
+    "and extract it into PATH (gimbench never downloads)"
+)
+
+
+def binary_folder(root: Path) -> Path:
+    """``root/stl10_binary``, or ``DataError`` with the expected layout."""
+    folder = Path(root) / FOLDER
+    if folder.is_dir():
+        return folder
+    hint = " (it holds the .bin files itself: pass its parent folder)" if (Path(root) / "train_X.bin").exists() else ""
+    raise DataError(f"--data-root {root}: no {FOLDER}/ folder{hint}\n{LAYOUT}")
+
+
+def check_files(folder: Path, splits: list[str]) -> None:
+    """``DataError`` naming every missing file of ``splits`` at once."""
+    missing = [folder / name for split in splits for name in FILES[split] if name and not (folder / name).is_file()]
+    if missing:
+        raise DataError(f"STL-10 files missing: {', '.join(map(str, missing))}\n{LAYOUT}")
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(B, 3, H, W) uint8 RGB to (B, H, W) uint8 luma, exactly as PIL's ``convert("L")``."""
+    r, g, b = (rgb[:, c].astype(np.uint32) for c in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+class Stl10Split:
+    """One split of the binary release: images through a memory map, labels in memory.
+
+    Attributes:
+        name: "train", "test" or "unlabeled".
+        count: Number of images.
+        labels: Int64 ``(count,)`` class index 0..9, or -1 for the unlabeled split.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        x_name, y_name = FILES[name]
+        self.name, self.path = name, folder / x_name
+        try:
+            self._open(folder / y_name if y_name else None)
+        except OSError as e:
+            raise DataError(f"{e.filename or self.path} cannot be read ({type(e).__name__}: {e.strerror})") from None
+
+    def _open(self, y_path: Path | None) -> None:
+        size = self.path.stat().st_size
+        if size == 0 or size % IMAGE_BYTES:
+            raise DataError(f"{self.path} is truncated or not an STL-10 image file: {size} bytes is not a positive "
+                            f"multiple of {IMAGE_BYTES} (3 x 96 x 96); re-extract stl10_binary.tar.gz\n{LAYOUT}")
+        self.count = size // IMAGE_BYTES
+        self._pixels = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, 3, IMAGE_SIZE, IMAGE_SIZE))
+        self.labels = self._read_labels(y_path) if y_path else torch.full((self.count,), -1, dtype=torch.long)
+
+    def _read_labels(self, path: Path) -> torch.Tensor:
+        raw = np.fromfile(path, dtype=np.uint8)
+        if len(raw) != self.count:
+            raise DataError(f"{path} has {len(raw)} labels for {self.count} images in {self.path.name} "
+                            f"(truncated download?); re-extract stl10_binary.tar.gz\n{LAYOUT}")
+        bad = np.flatnonzero((raw < 1) | (raw > NUM_CLASSES))
+        if len(bad):
+            raise DataError(f"{path}: label {raw[bad[0]]} at image {bad[0]} is outside 1..{NUM_CLASSES}")
+        return torch.from_numpy(raw.astype(np.int64) - 1)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def gray(self, idx: np.ndarray) -> torch.Tensor:
+        """Images ``idx`` as uint8 ``(len(idx), 96, 96)`` grayscale, rows top to bottom."""
+        # Each channel is stored column-major: luma is computed in the file's (column, row) order, where the
+        # arrays are contiguous, and the result is transposed to (row, column).
+        return torch.from_numpy(to_gray(np.asarray(self._pixels[idx])).transpose(0, 2, 1))
+
+    def image_set(self) -> ImageSet:
+        """The whole split in memory (grayscale), for the probes' centre crops."""
+        chunks = [self.gray(np.arange(s, min(s + CHUNK, self.count))) for s in range(0, self.count, CHUNK)]
+        return ImageSet(torch.cat(chunks), self.labels, NUM_CLASSES)
+
+
+class Stl10:
+    """Training views of one STL-10 split; the class probe trains on train and tests on test (centre crops).
+
+    Args:
+        root: The folder holding ``stl10_binary/``.
+        crop: Side of the training and probe crops.
+        train_split: "unlabeled" (self-supervised methods, as in the paper) or "train".
+    """
+
+    num_classes = NUM_CLASSES
+
+    def __init__(self, root: Path, crop: int, train_split: str) -> None:
+        folder = binary_folder(root)
+        check_files(folder, sorted({"train", "test", train_split}))
+        self.root, self.crop, self.train_split = Path(root), crop, train_split
+        # Every split is opened (and checked) now, so a broken file stops the run before training, not after.
+        self.splits = {split: Stl10Split(folder, split) for split in sorted({"train", "test", train_split})}
+        self.train = self.splits[train_split]
+        self.skips = Skips()  # STL-10 problems are errors, never skips
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random crops with random horizontal flips: float32 ``(B, 1, crop, crop)`` and labels ``(B,)``."""
+        idx, top, left, flip = random_views(len(self.train), IMAGE_SIZE, batch_size, self.crop, generator)
+        return normalise(cut_views(self.train.gray(idx.numpy()), top, left, flip, self.crop)), self.train.labels[idx]
+
+    def probe_tasks(self) -> list[ProbeTask]:
+        (train_x, train_y), (test_x, test_y) = (self.splits[s].image_set().center_crops(self.crop)
+                                                for s in ("train", "test"))
+        return [ProbeTask("class", "pooled", list(train_x), list(train_y), list(test_x), list(test_y), NUM_CLASSES)]
+
+    def describe(self) -> dict:
+        return {"root": str(self.root), "train_split": self.train_split, "train_examples": len(self.train)}
