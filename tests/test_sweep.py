@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -17,10 +19,24 @@ TINY = ["--preset", "tiny", "--device", "cpu", "--steps", "4", "--warmup-steps",
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def swept(tmp_path_factory):
+    """A real sweep's folder and what it printed (not a terminal: a plain line per run)."""
     folder = tmp_path_factory.mktemp("sweep") / "s"
-    assert main(["sweep", "--model", "cpc,gim", "--depth", "1,2", *TINY, "--quiet", "--out", str(folder)]) == 0
-    return folder
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["sweep", "--model", "cpc,gim", "--depth", "1,2", *TINY, "--out", str(folder)]) == 0
+    return folder, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def sweep(swept):
+    return swept[0]
+
+
+def test_sweep_prints_a_line_per_run_and_the_runs_side_by_side(swept):
+    lines = swept[1].splitlines()
+    assert [line.split(": complete in ")[0] for line in lines[:4]] == [
+        "[1/4] cpc-depth1", "[2/4] cpc-depth2", "[3/4] gim-depth1", "[4/4] gim-depth2"]
+    assert "4 runs, 0 failed" in swept[1] and "gim per-module · d2" in swept[1]
 
 
 def grid(*args: str) -> list[Configuration]:
@@ -72,17 +88,20 @@ def test_report_of_a_sweep_shows_every_configurations_figures(sweep, tmp_path, c
 def test_options_that_do_not_apply_are_dropped_not_repeated():
     configs = grid("--model", "cpc,gim,mfcc", "--gim-mode", "per-module,summed", "--depth", "1,2",
                    "--context", "auto,none")
+    assert len(grid("--model", "cpc,mfcc", "--modality", "audio,vision")) == 3  # no MFCC on images
     assert [c.label for c in configs] == ["cpc-depth1", "cpc-depth2", "gim-per-module-depth1", "gim-summed-depth1",
                                           "gim-per-module-depth2", "gim-summed-depth2", "mfcc"]
-    assert configs[0].argv[:2] == ["--model", "cpc"] and "--gim-mode" in configs[0].argv  # its default
+    assert configs[0].argv == ["--model", "cpc", "--depth", "1"]  # only options that apply, as typed
+    assert configs[3].argv == ["--model", "gim", "--depth", "1", "--gim-mode", "summed"]  # no --context on audio
     assert [c.name for c in configs][:2] == ["001-cpc-depth1", "002-cpc-depth2"]
 
 
 @pytest.mark.parametrize("flag,values,named", [("--depth", "1,x", "'x'"), ("--model", "cpc,nope", "'nope'"),
                                                ("--depth", "1,40", "40"), ("--batch-size", "2,0", "0"),
-                                               ("--steps", "3,", "empty")])
+                                               ("--steps", "3,", "empty"), ("--modality", "vision", "mfcc")])
 def test_a_bad_value_in_a_list_stops_the_sweep_before_it_starts(tmp_path, capsys, flag, values, named):
-    assert main(["sweep", *TINY, flag, values, "--out", str(tmp_path / "s")]) == 2
+    model = ["--model", "mfcc"] if named == "mfcc" else []
+    assert main(["sweep", *TINY, *model, flag, values, "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("gimbench: error: ") and flag in err and named in err
     assert not (tmp_path / "s").exists()

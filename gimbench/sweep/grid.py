@@ -26,6 +26,8 @@ DOES_NOT_APPLY: dict[str, Callable[[dict], bool]] = {
     "context": lambda c: c.get("modality", RunConfig.modality) != "vision",
     "depth": lambda c: c.get("model") == "mfcc",
 }
+# Combinations that do not exist (the MFCC baseline is audio only): left out of a sweep that has others.
+DOES_NOT_EXIST: list[Callable[[dict], bool]] = [lambda c: c.get("model") == "mfcc" and c.get("modality") == "vision"]
 
 
 @dataclass(frozen=True)
@@ -72,20 +74,24 @@ def _convert(action: argparse.Action, text: str):
     return value
 
 
-def option_values(args: argparse.Namespace, actions: dict[str, argparse.Action]) -> dict[str, list]:
-    """Every value option's list of values (a given comma list, converted and checked item by item)."""
+def option_values(args: argparse.Namespace, actions: dict[str, argparse.Action]) -> dict[str, list[tuple]]:
+    """Every value option's values as (text as given, value), a comma list converted and checked item by
+    item; an option left at its default is the one pair (None, default)."""
     values = {}
     for dest, action in actions.items():
         if action.nargs == 0:
             continue
         raw = getattr(args, dest)
-        if isinstance(raw, str):
-            items = [item.strip() for item in raw.split(",")]
-            if "" in items:
-                raise ConfigError(f"{action.option_strings[0]} {raw!r}: an empty item in the comma list")
-            values[dest] = list(dict.fromkeys(_convert(action, item) for item in items))
-        else:
-            values[dest] = [raw]
+        if raw == action.default or not isinstance(raw, str):
+            values[dest] = [(None, raw)]
+            continue
+        items = [item.strip() for item in raw.split(",")]
+        if "" in items:
+            raise ConfigError(f"{action.option_strings[0]} {raw!r}: an empty item in the comma list")
+        first = {}
+        for item in items:
+            first.setdefault(_convert(action, item), item)
+        values[dest] = [(text, value) for value, text in first.items()]
     return values
 
 
@@ -101,14 +107,6 @@ def _label(config: dict, swept: list[str], actions: dict[str, argparse.Action]) 
     return re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(parts) or "run")
 
 
-def _argv(config: dict, flags: dict[str, argparse.Action], switches: dict) -> list[str]:
-    argv = []
-    for dest, value in config.items():
-        if value is not None:
-            argv += [flags[dest].option_strings[0], str(value)]
-    return argv + [flag for flag, on in switches.items() if on]
-
-
 def configurations(
     args: argparse.Namespace, actions: dict[str, argparse.Action],
 ) -> tuple[list[Configuration], dict[str, list]]:
@@ -116,18 +114,23 @@ def configurations(
     dropped), and the swept options with their values."""
     values = option_values(args, actions)
     swept = [d for d, v in values.items() if len(v) > 1]
-    switches = {a.option_strings[0]: getattr(args, a.dest) != a.default for a in actions.values()
-                if a.nargs == 0 and a.dest not in NOT_PASSED}
-    seen, result = set(), []
+    flags = {d: actions[d].option_strings[0] for d in values}
+    switches = [a.option_strings[0] for a in actions.values()
+                if a.nargs == 0 and a.dest not in NOT_PASSED and getattr(args, a.dest) != a.default]
+    seen, result, missing = set(), [], []
     for combo in itertools.product(*values.values()):
-        config = dict(zip(values, combo, strict=True))
-        config = {d: v if _applies(d, config) else actions[d].default for d, v in config.items()}
-        key = tuple(config.items())
-        if key not in seen:
-            seen.add(key)
-            label = _label(config, swept, actions)
-            result.append(Configuration(config, _argv(config, actions, switches), label, len(result) + 1))
-    return result, {d: values[d] for d in swept}
+        chosen = dict(zip(values, combo, strict=True))
+        given = {d: v for d, (_, v) in chosen.items()}
+        applies = {d: _applies(d, given) for d in chosen}
+        config = {d: v if applies[d] else actions[d].default for d, v in given.items()}
+        if tuple(config.items()) in seen:
+            continue
+        seen.add(tuple(config.items()))
+        # Only options given on the command line are passed, as typed: the run parses them itself.
+        argv = [x for d, (text, _) in chosen.items() if text is not None and applies[d] for x in (flags[d], text)]
+        found = Configuration(config, argv + switches, _label(config, swept, actions), len(result) + 1)
+        (missing if any(rule(config) for rule in DOES_NOT_EXIST) else result).append(found)
+    return result or missing, {d: [v for _, v in values[d]] for d in swept}
 
 
 def validate(configs: list[Configuration], check: Callable[[dict], object]) -> None:
