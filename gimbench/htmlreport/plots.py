@@ -42,14 +42,23 @@ def _depth_axes(title: str, ylabel: str):
     return figure, ax
 
 
-def _backend(entries: list[Entry]) -> str:
-    done = [e.doc for e in entries if e.doc]
-    return ", ".join(sorted({f"{d['memory_backend']} on {d['environment']['device']}" for d in done}))
+def _setting(entries: list[Entry], *, memory: bool) -> str:
+    """What every completed run shares (modality, preset, batch), and the memory method or the device."""
+    done = [e for e in entries if e.doc]
+    values = {k: {str(e.config[k]) for e in done} for k in ("modality", "preset", "batch_size")}
+    shared = [f"{k.replace('_', ' ')} {v.pop()}" for k, v in values.items() if len(v) == 1]
+    how = sorted({f"{e.doc['memory_backend'] + ' on ' if memory else 'wall clock on '}{e.doc['environment']['device']}"
+                  for e in done})
+    return ", ".join([*shared, *how])
+
+
+def _legend(ax) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def memory_vs_depth(entries: list[Entry]) -> bytes:
     """Step peak memory against depth, one line per strategy, its greedy floor dashed in the same colour."""
-    figure, ax = _depth_axes(f"Step peak memory vs depth ({_backend(entries)})", "MiB")
+    figure, ax = _depth_axes(f"Step peak memory vs depth\n({_setting(entries, memory=True)})", "MiB")
     for key, runs in _series(entries).items():
         depths = [e.config["depth"] for e in runs]
         peak = [e.doc["step"].get("peak_memory_bytes") or float("nan") for e in runs]
@@ -57,17 +66,18 @@ def memory_vs_depth(entries: list[Entry]) -> bytes:
         (line,) = ax.plot(depths, [p / MIB for p in peak], marker="o", label=f"{key} peak")
         ax.plot(depths, [f / MIB for f in floor], linestyle="--", marker="x", color=line.get_color(),
                 label=f"{key} floor")
-    ax.legend(fontsize=8)
+    _legend(ax)
     return png(figure)
 
 
 def time_vs_depth(entries: list[Entry]) -> bytes:
     """Median step time (timed steps) against depth, IQR as error bars, one line per strategy."""
-    figure, ax = _depth_axes("Step time vs depth (median of timed steps, IQR bars)", "ms")
+    setting = _setting(entries, memory=False)
+    figure, ax = _depth_axes(f"Step time vs depth, median of timed steps, IQR bars\n({setting})", "ms")
     for key, runs in _series(entries).items():
         ax.errorbar([e.config["depth"] for e in runs], [e.doc["step"]["time_ms"] for e in runs],
                     yerr=[e.doc["step"].get("time_ms_iqr") or 0 for e in runs], marker="o", capsize=3, label=key)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return png(figure)
 
 
@@ -85,7 +95,7 @@ def memory_breakdown(entry: Entry, label: str) -> bytes | None:
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set(title=f"{label}: live memory at each module's peak", ylabel="MiB")
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return png(figure)
 
 
@@ -102,5 +112,5 @@ def probe_accuracy(entry: Entry, label: str) -> bytes | None:
     ax.set(title=f"{label}: linear probe accuracy per module", xlabel="module", ylabel="test accuracy %")
     ax.set_xticks(range(len(entry.doc["modules"])), [f"{m['index']} {m['name']}" for m in entry.doc["modules"]])
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     return png(figure)
