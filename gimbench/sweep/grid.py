@@ -57,8 +57,9 @@ def accept_lists(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
             continue
         options[action.dest] = copy.copy(action) if action.nargs is None else action
         if action.nargs is None:
+            of = f" of {','.join(map(str, action.choices))}" if action.choices else ""
+            action.help = f"{action.help} (a comma list{of} sweeps it)"
             action.type, action.choices, action.metavar = None, None, action.metavar or action.dest.upper()
-            action.help = f"{action.help} (a comma list sweeps it)"
     return options
 
 
