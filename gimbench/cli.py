@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -12,13 +13,18 @@ from rich.table import Table
 from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
+from gimbench.htmlreport.collect import collect, result_from_doc
+from gimbench.htmlreport.tables import side_by_side
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
 from gimbench.progress import TrainingProgress
 from gimbench.report import comparison_table, probe_table
 from gimbench.results import RunResult
-from gimbench.run import probe_saved_run, run
+from gimbench.run import probe_saved_run, resolve_config, run
 from gimbench.strategies import STRATEGIES
+from gimbench.sweep.grid import accept_lists, configurations, validate
+from gimbench.sweep.progress import SweepProgress
+from gimbench.sweep.runner import run_sweep
 from gimbench.table import build_table
 
 
@@ -85,7 +91,25 @@ def make_parser() -> Parser:
     check = data.add_parser("check", help="validate a dataset folder and summarise it (nothing is downloaded)")
     check.add_argument("--data", choices=sorted(CHECKS), required=True, help="which dataset")
     check.add_argument("--data-root", required=True, help="the folder holding it (as for gimbench run)")
+    add_sweep_parser(sub)
+    add_report_parser(sub)
     return parser
+
+
+def add_sweep_parser(sub) -> None:
+    sweep = sub.add_parser("sweep", help="run every combination of comma-listed run options, each in a fresh process")
+    add_run_options(sweep)
+    sweep.set_defaults(out=None, run_options=accept_lists(sweep))
+    sweep.description = ("--out is the sweep folder (default reports/sweeps/<--name or UTC time>); --overwrite "
+                         "reuses an existing one; --quiet hides the sweep's progress (runs are always quiet).")
+
+
+def add_report_parser(sub) -> None:
+    report = sub.add_parser("report", help="show run and sweep folders side by side; write an HTML report")
+    report.add_argument("folders", nargs="+", metavar="FOLDER", help="run folders and sweep folders")
+    report.add_argument("--out", default=None, help="report folder (default reports/report-<UTC time>)")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    report.add_argument("--details", action="store_true", help="also print every run's module tables")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -149,6 +173,33 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) -> int:
+    configs, swept = configurations(args, args.run_options)
+    validate(configs, lambda values: resolve_config(checked_config(argparse.Namespace(**values))))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(args.out) if args.out else Path("reports/sweeps") / (args.name or stamp)
+    with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
+        document = run_sweep(configs, folder, swept=swept, command=command, overwrite=args.overwrite,
+                             on_start=progress.on_start, on_done=progress.on_done)
+    console.print(side_by_side(*collect([folder])))
+    console.print(f"sweep: {folder / 'sweep.json'}", highlight=False)
+    return 0 if all(r["status"] == "complete" for r in document["runs"]) else 1
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from gimbench.htmlreport.export import report_folder, write_report  # matplotlib: ~1 s, for reports only
+
+    entries, sweeps = collect(args.folders)
+    folder = report_folder(args.out, args.overwrite)
+    console.print(side_by_side(entries, sweeps))
+    if args.details:
+        for entry in entries:
+            if entry.doc:
+                console.print(result_from_doc(entry.doc, entry.folder))
+    console.print(f"report: {write_report(entries, sweeps, folder, args.folders)}", highlight=False)
+    return 0
+
+
 def cmd_list(console: Console) -> int:
     table = Table(title="gimbench registries", title_justify="left")
     table.add_column("registry")
@@ -176,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console),
                     "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
-                    "data": lambda: cmd_data(args, console)}
+                    "data": lambda: cmd_data(args, console),
+                    "sweep": lambda: cmd_sweep(args, console, ["gimbench", *(sys.argv[1:] if argv is None else argv)]),
+                    "report": lambda: cmd_report(args, console)}
         return commands[args.command]()
     except ConfigError as e:
         sys.stderr.write(f"gimbench: error: {e}\n")

@@ -1,0 +1,92 @@
+"""Gather the runs a report shows: run folders as given, and every run listed in a sweep folder's sweep.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from gimbench.config import ConfigError, RunConfig
+from gimbench.results import ModuleResult, RunResult, StepResult, read_results
+
+# Config fields that tell runs apart in labels, besides the strategy and the depth.
+VARYING = ("modality", "preset", "batch_size", "steps", "lr", "seed", "device", "data", "context")
+
+
+@dataclass
+class Entry:
+    """One run in a report: its folder and results.json, or, for a failed sweep run, the sweep's record."""
+
+    folder: Path
+    doc: dict | None
+    record: dict | None = None  # the sweep.json record, when the run came from a sweep
+
+    @property
+    def config(self) -> dict:
+        """The run's resolved config; for a failed run, the options it was given over the defaults."""
+        return self.doc["config"] if self.doc else RunConfig().to_dict() | self.record["options"]
+
+    @property
+    def strategy(self) -> str:
+        """``cpc``, ``gim per-module``, ...: what sets the gradient flow."""
+        c = self.config
+        return f"{c['model']} {c.get('gim_mode') or 'per-module'}" if c["model"] == "gim" else c["model"]
+
+
+def _known(cls, values: dict) -> dict:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def result_from_doc(doc: dict, folder: Path) -> RunResult:
+    """A results.json document as the ``RunResult`` it was written from (fields added later are kept as they are)."""
+    step = dict(doc["step"])
+    memory = {k: step.pop(k) for k in list(step) if k not in {f.name for f in fields(StepResult)}}
+    return RunResult(**_known(RunResult, doc | {"folder": str(folder)}) | {
+        "modules": [ModuleResult(**_known(ModuleResult, m)) for m in doc["modules"]],
+        "step": StepResult(**_known(StepResult, step), memory=memory)})
+
+
+def _read_sweep(folder: Path) -> tuple[dict, list[Entry]]:
+    path = folder / "sweep.json"
+    try:
+        sweep = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
+    if not str(sweep.get("schema", "")).startswith("gimbench.sweep/"):
+        raise ConfigError(f"{path} is not a gimbench sweep (no 'gimbench.sweep/' schema)")
+    entries = []
+    for record in sweep["runs"]:
+        run = folder / record["folder"]
+        doc = read_results(run) if record["status"] == "complete" else None
+        entries.append(Entry(run, doc, record))
+    return sweep, entries
+
+
+def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
+    """The runs of every run or sweep folder given, in order, and the sweep documents among them."""
+    entries, sweeps = [], []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ConfigError(f"{path} is not a folder (give run folders or sweep folders)")
+        if (path / "sweep.json").is_file():
+            sweep, found = _read_sweep(path)
+            sweeps.append(sweep | {"folder": str(path)})
+            entries += found
+        else:
+            entries.append(Entry(path, read_results(path)))
+    return entries, sweeps
+
+
+def _varying(entries: list[Entry]) -> list[str]:
+    return [k for k in VARYING if len({str(e.config.get(k)) for e in entries}) > 1]
+
+
+def series_key(entry: Entry, entries: list[Entry]) -> str:
+    """What one line of a plot over depth stands for: the strategy and any other option that differs."""
+    return " · ".join([entry.strategy, *(f"{k} {entry.config.get(k)}" for k in _varying(entries))])
+
+
+def labels(entries: list[Entry]) -> list[str]:
+    """A short label per run: its series (see ``series_key``) and its depth."""
+    return [f"{series_key(e, entries)} · d{e.config.get('depth')}" for e in entries]

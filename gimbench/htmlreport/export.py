@@ -1,0 +1,88 @@
+"""Write a report folder: index.html, the tables as SVG (rich's export), the plots as PNG, report.json."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gimbench.config import ConfigError
+from gimbench.htmlreport import plots
+from gimbench.htmlreport.collect import Entry, labels, result_from_doc
+from gimbench.htmlreport.page import Figure, Section, render
+from gimbench.htmlreport.tables import overview_tables, sweep_note
+from gimbench.report import memory_table, probe_table, step_text, time_table
+from gimbench.results import write_json_atomic
+
+SCHEMA = "gimbench.report/1"
+
+
+def overview(entries: list[Entry], sweeps: list[dict]) -> Section:
+    """Every run side by side, failures, the largest batches, and the plots over depth."""
+    section = Section("Runs side by side", notes=[sweep_note(s) for s in sweeps])
+    section.tables = overview_tables(entries)
+    if any(e.doc for e in entries):
+        section.figures = [Figure("memory-vs-depth", "step peak memory vs depth", plots.memory_vs_depth(entries)),
+                           Figure("time-vs-depth", "step time vs depth", plots.time_vs_depth(entries))]
+    return section
+
+
+def run_section(index: int, entry: Entry, label: str) -> Section:
+    """One completed run: its module tables (as ``gimbench run`` prints them), breakdown and probe plots."""
+    result = result_from_doc(entry.doc, entry.folder)
+    section = Section(f"{label}", notes=[str(entry.folder), *step_text(result).plain.splitlines()])
+    section.tables = [(f"{index:03d}-time", time_table(result)), (f"{index:03d}-memory", memory_table(result))]
+    if result.probe:
+        section.tables.append((f"{index:03d}-probe", probe_table(result.probe, [m.name for m in result.modules])))
+    figures = [(f"{index:03d}-memory-breakdown", "memory breakdown per module", plots.memory_breakdown(entry, label)),
+               (f"{index:03d}-probe", "probe accuracy per module", plots.probe_accuracy(entry, label))]
+    section.figures = [Figure(name, caption, data) for name, caption, data in figures if data is not None]
+    return section
+
+
+def sections(entries: list[Entry], sweeps: list[dict]) -> list[Section]:
+    """The overview, then one section per completed run."""
+    named = zip(entries, labels(entries), strict=True)
+    return [overview(entries, sweeps), *(run_section(i, e, label) for i, (e, label) in enumerate(named, 1) if e.doc)]
+
+
+def svg(table: Table, title: str) -> str:
+    """The table as rich renders it in a terminal just wide enough for it, exported as SVG."""
+    width = Console(width=400, file=io.StringIO()).measure(table).maximum
+    console = Console(record=True, width=max(40, width), file=io.StringIO())
+    console.print(table)
+    return console.export_svg(title=title)
+
+
+def report_folder(out: str | None, overwrite: bool) -> Path:
+    """``--out`` or ``reports/report-<UTC time>``; an existing non-empty folder only with ``--overwrite``."""
+    folder = Path(out) if out else Path("reports") / f"report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if not overwrite or not folder.is_dir():
+            raise ConfigError(f"--out {folder}: exists and is not an empty folder (pass --overwrite to replace it)")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_report(entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> Path:
+    """Write the report into ``folder``; returns the path of its index.html."""
+    parts = sections(entries, sweeps)
+    (folder / "tables").mkdir()
+    (folder / "plots").mkdir()
+    for section in parts:
+        for name, table in section.tables:
+            (folder / "tables" / f"{name}.svg").write_text(svg(table, f"gimbench report: {section.heading}"))
+        for figure in section.figures:
+            (folder / "plots" / f"{figure.name}.png").write_bytes(figure.data)
+    write_json_atomic(folder / "report.json", {
+        "schema": SCHEMA, "created": datetime.now(UTC).isoformat(timespec="seconds"), "sources": sources,
+        "sweeps": sweeps, "runs": [{"folder": str(e.folder), "label": label, "sweep_record": e.record,
+                                    "results": e.doc} for e, label in zip(entries, labels(entries), strict=True)]})
+    index = folder / "index.html"
+    index.write_text(render(f"gimbench report ({len(entries)} runs)", parts))
+    return index

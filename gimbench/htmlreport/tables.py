@@ -1,0 +1,90 @@
+"""Rich tables that set runs side by side: one row per run."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gimbench.htmlreport.collect import Entry, labels
+from gimbench.report import _mib, _num, _table
+
+
+def _probe_tasks(entries: list[Entry]) -> list[str]:
+    return list(dict.fromkeys(t for e in entries if e.doc for t in e.doc.get("probe") or {}))
+
+
+def _row(entry: Entry, tasks: list[str]) -> list[str]:
+    if entry.doc is None:
+        return ["failed", *("-" for _ in range(8 + len(tasks)))]
+    step, probe = entry.doc["step"], entry.doc.get("probe") or {}
+    return [entry.doc["status"], str(entry.config["depth"]), str(entry.config["batch_size"]),
+            _num(step["time_ms"], ".1f"), _num(step.get("time_ms_iqr"), ".1f"),
+            _num(step.get("samples_per_second"), ".1f"), _mib(step.get("peak_memory_bytes")),
+            _mib(step.get("floor_bytes")), _num(step.get("peak_over_floor"), ".2f"),
+            *(f"{100 * probe[t]['per_module'][-1]:.1f}%" if t in probe else "-" for t in tasks)]
+
+
+def comparison_table(entries: list[Entry]) -> Table:
+    """Per run: status, depth, batch, step time (median, IQR), throughput, step peak, floor, their ratio,
+    last-module probe accuracy per task, and the run folder."""
+    tasks = _probe_tasks(entries)
+    table = _table("Runs side by side (step time in ms, memory in MiB)",
+                   ["run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "peak", "floor",
+                    "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
+    table.columns[0].justify = "left"
+    for entry, label in zip(entries, labels(entries), strict=True):
+        table.add_row(label, *_row(entry, tasks), str(entry.folder))
+    return table
+
+
+def failures_table(entries: list[Entry]) -> Table | None:
+    """The sweep runs that failed, with exit code and error line; ``None`` when none did."""
+    failed = [(e, label) for e, label in zip(entries, labels(entries), strict=True) if e.doc is None]
+    if not failed:
+        return None
+    table = _table("Failed runs", ["run", "exit code", "error", "log"])
+    for entry, label in failed:
+        table.add_row(label, str(entry.record["exit_code"]), entry.record["error"],
+                      str(entry.folder.parent.parent / entry.record["log"]))
+    return table
+
+
+def max_batch_table(entries: list[Entry]) -> Table | None:
+    """The largest batch within the memory budget per run (``--find-max-batch``); ``None`` when no run has it."""
+    found = [(e, label) for e, label in zip(entries, labels(entries), strict=True) if e.doc and e.doc.get("max_batch")]
+    if not found:
+        return None
+    table = _table("Largest batch that fits the memory budget (--find-max-batch)",
+                   ["run", "budget MiB", "max batch", "peak MiB at it", "backend", "batch sizes tried"])
+    table.columns[0].justify = "left"
+    for entry, label in found:
+        mb = entry.doc["max_batch"]
+        tried = ", ".join(f"{t['batch_size']}{'' if t['fits'] else ' (no)'}" for t in mb.get("tried", []))
+        table.add_row(label, _mib(mb["budget_bytes"]), str(mb["batch_size"]), _mib(mb.get("peak_bytes")),
+                      str(mb.get("backend", "-")), tried)
+    return table
+
+
+def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
+    """(name, table) for the comparison, the failures and the largest batches, where there are any."""
+    tables = [("comparison", comparison_table(entries)), ("failures", failures_table(entries)),
+              ("max-batch", max_batch_table(entries))]
+    return [(name, t) for name, t in tables if t is not None]
+
+
+def sweep_note(sweep: dict) -> str:
+    """One line on a sweep: its runs, its wall time against theirs, and its overhead."""
+    runs = sweep["runs"]
+    failed = sum(r["status"] != "complete" for r in runs)
+    overhead = sweep.get("overhead")
+    share = "-" if overhead is None else f"{100 * overhead:+.1f}%"
+    return (f"sweep {sweep['folder']} ({sweep['status']}): {len(runs)} runs, {failed} failed; swept "
+            f"{'; '.join(f'{k} ' + ','.join(map(str, v)) for k, v in sweep['swept'].items()) or 'nothing'}; wall "
+            f"{sweep.get('wall_seconds', 0):.1f} s against {sweep.get('runs_wall_seconds', 0):.1f} s for its run "
+            f"processes (overhead {share})")
+
+
+def side_by_side(entries: list[Entry], sweeps: list[dict]) -> Group:
+    """What ``gimbench report`` prints: a line per sweep, then the overview tables."""
+    return Group(*(Text(sweep_note(s)) for s in sweeps), *(t for _, t in overview_tables(entries)))

@@ -1,0 +1,107 @@
+"""``gimbench report``: the HTML page is self-contained and renders in a real headless browser (Debian's chromium)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+
+import matplotlib.image
+import pytest
+import torch
+from html_tables import read_html, table
+
+from gimbench.cli import main
+from gimbench.config import RunConfig
+from gimbench.run import run
+
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    # These runs only feed the report. One thread: on a busy machine two spinning threads made them ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for depth in (1, 2):
+        run(RunConfig(model="gim", depth=depth, preset="tiny", device="cpu", steps=4, warmup_steps=1,
+                      profile_steps=1, memory_steps=1, batch_size=2, probe=False, quiet=True, out=str(out),
+                      name=f"d{depth}"))
+    torch.set_num_threads(threads)
+    return [out / "d1", out / "d2"]
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report") / "r"
+    assert main(["report", *map(str, runs), "--out", str(folder)]) == 0
+    return folder / "index.html"
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=120, check=True)
+
+
+def image(data: bytes):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return matplotlib.image.imread(io.BytesIO(data), format="png")
+
+
+def test_the_page_fetches_nothing(report):
+    text = report.read_text()
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it with apt-get as root)")
+def test_report_renders_in_headless_chromium_with_tables_and_plots(report, runs, tmp_path):
+    dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
+    tables, images = read_html(dom)
+    rows = table(tables, "Runs side by side")
+    for folder, row in zip(runs, rows, strict=True):
+        doc = json.loads((folder / "results.json").read_text())
+        assert row["peak"] == f"{doc['step']['peak_memory_bytes'] / 2**20:.1f}" and row["folder"] == str(folder)
+    assert len(tables) == 1 + 2 * len(runs) and all(len(t["rows"]) > 1 for t in tables)
+    assert len(images) == 2 + len(runs)
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        pixels = image(base64.b64decode(src.split(",", 1)[1]))
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0.05
+    chromium(tmp_path, "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", report.as_uri())
+    shot = image((tmp_path / "shot.png").read_bytes())
+    assert shot.shape[:2] == (1600, 1200) and len({tuple(p) for p in shot[::8, ::8].reshape(-1, shot.shape[2])}) > 50
+
+
+def test_probe_and_largest_batch_blocks_are_shown(runs, tmp_path):
+    """A copy of a real run, given a probe block and a --find-max-batch block by this test, to check their display."""
+    folder = tmp_path / "run"
+    shutil.copytree(runs[1], folder)
+    doc = json.loads((folder / "results.json").read_text())
+    doc["probe"] = {"speaker": {"per_module": [0.25, 0.5], "chance": 0.05}}
+    tried = [{"batch_size": 48, "peak_bytes": 60 * 2**20, "fits": True},
+             {"batch_size": 64, "peak_bytes": None, "fits": False}]
+    doc["max_batch"] = {"budget_bytes": 64 * 2**20, "batch_size": 48, "peak_bytes": 60 * 2**20,
+                        "backend": "cpu-tensor-tracker", "tried": tried}
+    (folder / "results.json").write_text(json.dumps(doc))
+    assert main(["report", str(folder), "--out", str(tmp_path / "r")]) == 0
+    tables, images = read_html((tmp_path / "r" / "index.html").read_text())
+    assert table(tables, "Runs side by side")[0]["probe speaker (last)"] == "50.0%"
+    assert table(tables, "Largest batch")[0] | {"run": ""} == {
+        "run": "", "budget MiB": "64.0", "max batch": "48", "peak MiB at it": "60.0", "backend": "cpu-tensor-tracker",
+        "batch sizes tried": "48, 64 (no)"}
+    assert [r["speaker"] for r in table(tables, "Linear probes")] == ["25.0%", "50.0%", "5.0%"]
+    assert len(images) == 4 and (tmp_path / "r" / "plots" / "001-probe.png").is_file()
+
+
+@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.mkdir(),
+                                  lambda p: (p.mkdir(), (p / "sweep.json").write_text("{"))])
+def test_a_folder_that_is_not_a_run_or_sweep_is_one_line(tmp_path, capsys, make):
+    make(tmp_path / "x")
+    assert main(["report", str(tmp_path / "x"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "x") in err and not (tmp_path / "r").exists()
