@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gimbench.data import Source
+from gimbench.failures import NonFiniteLoss
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.strategies import Strategy
@@ -46,7 +48,8 @@ class Trainer:
     """Runs ``steps`` steps of ``strategy`` on batches from ``source``.
 
     ``meter_for(step)`` picks the meter each step reports to (the null meter unless profiling
-    asks otherwise), so measurement never runs on steps it does not measure.
+    asks otherwise), so measurement never runs on steps it does not measure. ``step``, ``generator``
+    (the data position) and ``history`` carry over between ``fit`` calls and through checkpoints.
     """
 
     network: Network
@@ -57,18 +60,25 @@ class Trainer:
     seed: int
     meter_for: Callable[[int], Meter] = lambda step: NULL_METER
     on_step: Callable[[StepRecord], None] = lambda record: None
+    should_stop: Callable[[], bool] = lambda: False  # checked between steps, never inside one
 
     def __post_init__(self) -> None:
         self.network.to(self.device).train()
         self.optimizers = self.strategy.make_optimizers(self.network)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.history = History()
+        self.step = 0  # steps done
 
     def fit(self, steps: int) -> History:
-        """Train for ``steps`` steps and return what was observed."""
-        optimizers = self.optimizers
-        generator = torch.Generator().manual_seed(self.seed)
+        """Train until ``steps`` steps are done or ``should_stop()``; returns what was observed.
+
+        Raises:
+            NonFiniteLoss: when a module's loss is NaN or infinite (that step is not recorded).
+        """
+        optimizers, generator, history = self.optimizers, self.generator, self.history
         sync = device_sync(self.device)
-        history = History()
-        for step in range(steps):
+        while self.step < steps and not self.should_stop():
+            step = self.step
             t0 = time.perf_counter()
             x, y = self.source.batch(self.batch_size, generator)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -80,8 +90,12 @@ class Trainer:
             sync()
             t2 = time.perf_counter()
             values = [None if loss is None else float(loss) for loss in losses]
+            for k, value in enumerate(values):
+                if value is not None and not math.isfinite(value):
+                    raise NonFiniteLoss(step, k, value)
             history.losses.append(values)
             history.seconds.append(t2 - t1)
             history.data_seconds.append(t1 - t0)
+            self.step = step + 1
             self.on_step(StepRecord(step, values, t2 - t1, t1 - t0, self.batch_size))
         return history
