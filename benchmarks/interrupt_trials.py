@@ -1,7 +1,9 @@
 """Interrupt ``gimbench run`` at random moments and check that no run folder is ever left corrupted.
 
-Each trial starts a tiny CPU run that checkpoints every step, waits a random time (sometimes before the
-run folder exists, often mid-step or mid-write), then sends SIGINT, SIGTERM, SIGINT twice, or SIGKILL.
+Each trial starts a tiny CPU run that checkpoints every step, waits a random time (counted from the
+process start in a quarter of the trials, so some land while Python is still importing torch, and from
+the moment the run folder appears in the others, so most land mid-step or mid-write), then sends
+SIGINT, SIGTERM, SIGINT twice, or SIGKILL.
 A folder is corrupted when a file under its final name cannot be read: a results.json that is not JSON
 with a known status, or a checkpoint that ``torch.load(..., weights_only=True)`` refuses. Whenever a
 checkpoint exists, ``gimbench run --resume`` must then complete the run.
@@ -26,6 +28,11 @@ import torch
 KILLS = ("SIGINT", "SIGTERM", "SIGINT twice", "SIGKILL")
 RUN = [sys.executable, "-m", "gimbench", "run", "--preset", "tiny", "--device", "cpu", "--depth", "2",
        "--batch-size", "2", "--steps", "100000", "--checkpoint-every", "1", "--no-probe", "--quiet"]
+
+
+def wait_for_start(process: subprocess.Popen, folder: Path) -> None:
+    while not folder.exists() and process.poll() is None:
+        time.sleep(0.02)
 
 
 def interrupt(process: subprocess.Popen, kill: str, delay: float, rng: random.Random) -> None:
@@ -70,16 +77,20 @@ def resumes(folder: Path, env: dict) -> bool | None:
 
 
 def trial(i: int, out: Path, rng: random.Random, env: dict) -> dict:
-    kill, delay = rng.choice(KILLS), rng.uniform(1.0, 9.0)
+    kill, from_start = rng.choice(KILLS), rng.random() < 0.25
+    delay = rng.uniform(0.5, 6.0) if from_start else rng.uniform(0.0, 4.0)
     folder = out / f"trial-{i:03d}"
     process = subprocess.Popen([*RUN, "--out", str(out), "--name", folder.name], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, env=env)
+    if not from_start:
+        wait_for_start(process, folder)
     interrupt(process, kill, delay, rng)
     _, err = process.communicate(timeout=600)
     problems = damaged(folder) if folder.exists() else []
     status = json.loads((folder / "results.json").read_text())["status"] if (folder / "results.json").exists() \
         and not problems else None
-    return {"trial": i, "signal": kill, "delay_s": round(delay, 2), "exit": process.returncode, "status": status,
+    return {"trial": i, "signal": kill, "delay_s": round(delay, 2), "after": "start" if from_start else "folder",
+            "exit": process.returncode, "status": status,
             "traceback": "Traceback" in err, "corrupted": problems,
             "temp_files": sorted(p.name for p in folder.glob(".*")) if folder.exists() else [],
             "resumed": resumes(folder, env) if folder.exists() and not problems else None}

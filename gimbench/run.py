@@ -109,31 +109,38 @@ def train(
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
     folder = folder or create_run_folder(cfg)
-    device = torch.device(cfg.device)
-    # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
-    # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
-    torch.use_deterministic_algorithms(device.type == "cpu")
-    trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed)
-    profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
-                        trainer.optimizers, device)
-    session = Session(cfg, folder, trainer, profiler, describe(device), started)
-    if state is not None:
-        session.restore(state)
-    on_start(cfg, folder)
+    with StopSignals() as stop:  # from here on a signal ends the run with a checkpoint instead of killing it
+        device = torch.device(cfg.device)
+        # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
+        # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
+        torch.use_deterministic_algorithms(device.type == "cpu")
+        trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed)
+        profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
+                            trainer.optimizers, device)
+        session = Session(cfg, folder, trainer, profiler, describe(device), started)
+        if state is not None:
+            session.restore(state)
+        on_start(cfg, folder)
+        return train_session(session, stop, source, on_step, on_probe)
+
+
+def train_session(session: Session, stop: StopSignals, source, on_step, on_probe) -> RunResult:
+    """Train, checkpoint, probe and write results.json, turning signals and failures into results."""
+    trainer, cfg = session.trainer, session.cfg
     locator = Locator()
-    trainer.meter_for = lambda step: locator.around(profiler.meter_for(step))
-    with StopSignals() as stop:
-        trainer.should_stop, trainer.on_step = stop.requested, lambda record: (on_step(record), session.after_step())
-        failure = guarded_fit(session, locator)
-        if failure is not None:
-            return finish(session, failure)
-        session.save()
-        if stop.signal is not None and trainer.step < cfg.steps:
-            return finish(session, stopped(session, stop))
-        try:
-            probes = probe_results(network, source, device, cfg.seed, stop.checked(on_probe)) if cfg.probe else {}
-        except Interrupted:
-            return finish(session, stopped(session, stop))
+    trainer.meter_for = lambda step: locator.around(session.profiler.meter_for(step))
+    trainer.should_stop, trainer.on_step = stop.requested, lambda record: (on_step(record), session.after_step())
+    failure = guarded_fit(session, locator)
+    if failure is not None:
+        return finish(session, failure)
+    session.save()
+    if stop.signal is not None and trainer.step < cfg.steps:
+        return finish(session, stopped(session, stop))
+    try:
+        probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe))
+                  if cfg.probe else {})
+    except Interrupted:
+        return finish(session, stopped(session, stop))
     return finish(session, None, probes)
 
 

@@ -26,6 +26,12 @@ def rewarm(kinds: list[str], start: int, warmup: int) -> None:
             kinds[i] = "warmup"
 
 
+def _kinds(kinds: list, steps: int) -> list[str]:
+    if len(kinds) != steps or not all(k in ("warmup", "memory", "timed", "plain") for k in kinds):
+        raise ValueError(f"the checkpoint's step kinds do not cover its {steps} steps")
+    return list(kinds)
+
+
 @dataclass
 class Session:
     """The state of a run in progress, as checkpoints hold it."""
@@ -56,6 +62,7 @@ class Session:
             t.history = History(**state["history"])
             saved.restore(self.profiler, state["profile"])
             t.step = int(state["step"])
+            self.profiler.kinds[: t.step] = _kinds(state["kinds"], t.step)
             self.earlier = list(state["sessions"])
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
             raise ConfigError(f"{self.folder}: the checkpoint does not fit the run's configuration ({one_line(e)})") \
@@ -82,6 +89,7 @@ class Session:
             "rng": checkpoint.rng_state() | {"data": t.generator.get_state()},
             "history": asdict(t.history),
             "profile": saved.measurements(self.profiler),
+            "kinds": self.profiler.kinds[: t.step],  # as run: a resumed session's warm-up differs from the plan
             "sessions": self.sessions(),
         }
 
