@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from rich.table import Table
 from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
+from gimbench.failures import RunEnded
 from gimbench.htmlreport.collect import collect, result_from_doc
 from gimbench.htmlreport.tables import side_by_side
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
@@ -20,6 +23,7 @@ from gimbench.models.presets import PRESETS
 from gimbench.progress import TrainingProgress
 from gimbench.report import comparison_table, probe_table
 from gimbench.results import RunResult
+from gimbench.resume import resume
 from gimbench.run import probe_saved_run, resolve_config, run
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.grid import accept_lists, configurations, validate
@@ -72,12 +76,17 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     p.add_argument("--no-probe", dest="probe", action="store_false",
                    help="skip the linear probes on every module after training")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+                   help="write a checkpoint every N steps, keeping the last two (0: only at the end or on a stop)")
 
 
 def make_parser() -> Parser:
     parser = Parser(prog="gimbench", description="Greedy InfoMax vs end-to-end CPC: memory, time, accuracy.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    add_run_options(sub.add_parser("run", help="train one configuration and report it"))
+    run_parser = sub.add_parser("run", help="train one configuration and report it")
+    add_run_options(run_parser)
+    run_parser.add_argument("--resume", metavar="FOLDER", default=None,
+                            help="continue the run in FOLDER from its newest checkpoint (--steps TOTAL extends it)")
     sub.add_parser("list", help="list models, modalities, gim modes, datasets and presets")
     probe = sub.add_parser("probe", help="re-run the linear probes of a saved run from its checkpoint")
     probe.add_argument("folder", help="a run folder (holding results.json and checkpoint.pt)")
@@ -125,17 +134,35 @@ def checked_config(args: argparse.Namespace) -> RunConfig:
     return cfg
 
 
-def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
-    """``run`` with a training bar and a probe bar (neither with --quiet)."""
-    progress = TrainingProgress(console, cfg.steps, enabled=not cfg.quiet)
+def with_progress(console: Console, quiet: bool, call: Callable[..., RunResult], resuming: bool = False) -> RunResult:
+    """``call(on_start=, on_step=, on_probe=)`` (``run`` or ``resume``) with a training bar and a probe bar."""
+    progress = TrainingProgress(console, 0, enabled=not quiet)
 
     def started(resolved: RunConfig, folder: Path) -> None:
+        progress.set_total(resolved.steps)
         if not resolved.quiet:
             console.print(f"{resolved.model} · preset [bold]{resolved.preset}[/] on {resolved.device} · "
-                          f"run folder {folder}", highlight=False)
+                          f"{'resuming' if resuming else 'run folder'} {folder}", highlight=False)
 
     with progress:
-        return run(cfg, on_start=started, on_step=progress, on_probe=progress.probing)
+        return call(on_start=started, on_step=progress, on_probe=progress.probing)
+
+
+def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
+    """``run`` with a training bar and a probe bar (neither with --quiet)."""
+    return with_progress(console, cfg.quiet, functools.partial(run, cfg))
+
+
+NOT_GIVEN = object()
+
+
+def given_options(run_argv: list[str]) -> set[str]:
+    """The ``RunConfig`` fields a ``gimbench run`` command line sets (rather than leaving at their defaults)."""
+    parser = Parser(add_help=False)
+    add_run_options(parser)
+    parser.set_defaults(**dict.fromkeys(RunConfig.__dataclass_fields__, NOT_GIVEN))
+    args, _ = parser.parse_known_args(run_argv)
+    return {k for k, v in vars(args).items() if v is not NOT_GIVEN and k in RunConfig.__dataclass_fields__}
 
 
 def probe_progress(console: Console, quiet: bool):
@@ -146,8 +173,13 @@ def probe_progress(console: Console, quiet: bool):
     return show
 
 
-def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    console.print(run_with_progress(checked_config(args), console))
+def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
+    if args.resume is None:
+        console.print(run_with_progress(checked_config(args), console))
+        return 0
+    changes = {k: getattr(args, k) for k in given_options(argv[1:])}
+    call = functools.partial(resume, Path(args.resume), **changes)
+    console.print(with_progress(console, args.quiet, call, resuming=True))
     return 0
 
 
@@ -222,10 +254,11 @@ def cmd_list(console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = make_parser().parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
-        commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console),
+        commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console, argv),
                     "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
                     "data": lambda: cmd_data(args, console),
                     "sweep": lambda: cmd_sweep(args, console, ["gimbench", *(sys.argv[1:] if argv is None else argv)]),
@@ -234,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         sys.stderr.write(f"gimbench: error: {e}\n")
         return 2
+    except RunEnded as e:
+        sys.stderr.write(f"gimbench: {'' if e.result.status == 'interrupted' else 'failed: '}{e}\n")
+        return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("gimbench: interrupted\n")
         return 130

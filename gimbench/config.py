@@ -19,10 +19,18 @@ GIM_MODES = ("per-module", "summed", "sequential")
 DEVICES = ("auto", "cpu", "cuda")
 CONTEXTS = ("auto", "none", "pixelcnn")
 TRAIN_SPLITS = ("auto", "unlabeled", "train")
+MAX_STEPS = 10**7  # the step plan and history are lists of this length
+MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
+MAX_LR = 1e30  # Adam divides lr by 1 - beta1 (0.1) at the first step; above ~3e37 that overflows float32
 
 
 class ConfigError(ValueError):
     """A user mistake in the configuration; its message is one line, naming the flag."""
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an error as one line of at most ``limit`` characters, for a ConfigError's reason."""
+    return " ".join(f"{type(error).__name__}: {error}".split())[:limit]
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,19 @@ class RunConfig:
     overwrite: bool = False
     quiet: bool = False
     probe: bool = True  # linear probes on every module after training (--no-probe skips them)
+    checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end and when interrupted
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
         return dataclasses.asdict(self)
+
+
+def recorded_config(recorded: object, source: str) -> RunConfig:
+    """The ``RunConfig`` a results.json or checkpoint recorded (unknown keys ignored), or ``ConfigError``."""
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{source} records no run configuration")
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in recorded.items() if k in names})
 
 
 def _choice(flag: str, value: object, allowed: tuple | list) -> None:
@@ -66,6 +83,36 @@ def _choice(flag: str, value: object, allowed: tuple | list) -> None:
 def _positive(flag: str, value: float | int) -> None:
     if value <= 0:
         raise ConfigError(f"{flag} must be positive, got {value}")
+
+
+# The annotations (strings under ``from __future__ import annotations``) and the Python types they accept.
+_TYPES = {"str": (str,), "str | None": (str, type(None)), "int": (int,), "int | None": (int, type(None)),
+          "float | None": (int, float, type(None)), "bool": (bool,)}
+
+
+def _check_types(cfg: RunConfig) -> None:
+    """Values from files or the Python API must have their field's type (bool is not an int here)."""
+    for f in dataclasses.fields(cfg):
+        value, allowed = getattr(cfg, f.name), _TYPES.get(str(f.type))
+        if allowed and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+            raise ConfigError(f"--{f.name.replace('_', '-')}: {value!r} has the wrong type (expected {f.type})")
+
+
+def _check_numbers(cfg: RunConfig) -> None:
+    _positive("--steps", cfg.steps)
+    if cfg.steps > MAX_STEPS:
+        raise ConfigError(f"--steps must be at most {MAX_STEPS:,}, got {cfg.steps:,}")
+    if cfg.lr is not None and not 0 < cfg.lr <= MAX_LR:
+        raise ConfigError(f"--lr must be positive and at most {MAX_LR:g}, got {cfg.lr}")
+    if cfg.batch_size is not None:
+        _positive("--batch-size", cfg.batch_size)
+    for flag, value in (("--warmup-steps", cfg.warmup_steps), ("--profile-steps", cfg.profile_steps),
+                        ("--memory-steps", cfg.memory_steps), ("--checkpoint-every", cfg.checkpoint_every),
+                        ("--workers", cfg.workers)):
+        if value < 0:
+            raise ConfigError(f"{flag} must be zero or more, got {value}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and 2**63-1, got {cfg.seed}")
 
 
 def resolve_device(device: str) -> str:
@@ -95,6 +142,7 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
         models: registered model (strategy) names.
         datasets: registered dataset names.
     """
+    _check_types(cfg)
     _choice("--model", cfg.model, models)
     _choice("--modality", cfg.modality, MODALITIES)
     _choice("--gim-mode", cfg.gim_mode, GIM_MODES)
@@ -104,17 +152,7 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
-    _positive("--steps", cfg.steps)
-    if cfg.lr is not None:
-        _positive("--lr", cfg.lr)
-    if cfg.batch_size is not None:
-        _positive("--batch-size", cfg.batch_size)
-    for flag, value in (("--warmup-steps", cfg.warmup_steps), ("--profile-steps", cfg.profile_steps),
-                        ("--memory-steps", cfg.memory_steps), ("--workers", cfg.workers)):
-        if value < 0:
-            raise ConfigError(f"{flag} must be zero or more, got {value}")
-    if cfg.seed < 0:
-        raise ConfigError(f"--seed must be non-negative, got {cfg.seed}")
+    _check_numbers(cfg)
     device = resolve_device(cfg.device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]

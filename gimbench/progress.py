@@ -38,6 +38,12 @@ class TrainingProgress:
         if self.task is not None:
             self.bar.stop()
 
+    def set_total(self, total: int) -> None:
+        """The run's total steps, once known (a resumed run's come from its checkpoint)."""
+        self.total = total
+        if self.task is not None:
+            self.bar.update(self.task, total=total)
+
     def probing(self, task: str, module: int) -> None:
         """Called as each (task, module) probe starts, after training."""
         text = f"{task} on module {module}"

@@ -38,12 +38,12 @@ class ModuleResult:
 class StepResult:
     """Whole-step figures. Times are medians (wall clock after a device sync), spreads are IQRs."""
 
-    time_ms: float  # timed steps (timers running); unprofiled steps if there were none
+    time_ms: float | None  # timed steps (timers running); unprofiled steps if there were none; None: no steps
     time_ms_unprofiled: float | None  # steps that ran no meter at all
     timer_overhead: float | None  # time_ms / time_ms_unprofiled - 1
-    samples_per_second: float  # from unprofiled steps where there are any
-    time_ms_iqr: float
-    data_ms: float  # median wait for the next batch (not part of time_ms)
+    samples_per_second: float | None  # from unprofiled steps where there are any
+    time_ms_iqr: float | None
+    data_ms: float | None  # median wait for the next batch (not part of time_ms)
     timed_steps: int
     unprofiled_steps: int
     memory: dict = field(default_factory=dict)  # peak, resident, floor, cross-checks (flattened in JSON)
@@ -65,6 +65,10 @@ class RunResult:
     folder: str
     probe: dict = field(default_factory=dict)  # task -> {"per_module", "chance", ...}; {} with --no-probe
     data: dict = field(default_factory=dict)  # dataset, workers, what training drew from, "skipped"
+    failure: dict | None = None  # why a run is "interrupted" or "failed": {"reason", "message", "step", ...}
+    steps_completed: int | None = None  # training steps done (config.steps is the target)
+    resume_command: str | None = None  # for an interrupted run: the command that continues it
+    sessions: list[dict] = field(default_factory=list)  # {"start_step", "end_step", "wall_seconds", ...}
 
     def to_json(self) -> dict:
         """The results.json document."""
@@ -86,7 +90,9 @@ def loss_summary(history: list[float | None]) -> dict:
 
 
 def step_result(history, kinds: list[str], batch_size: int, memory: dict) -> StepResult:
-    """Step figures from the trainer's history and the kind of every step."""
+    """Step figures from the trainer's history and the kind of every step (``None`` where no step ran)."""
+    if not history.seconds:
+        return StepResult(None, None, None, None, None, None, 0, 0, memory)
     timed = [t for t, k in zip(history.seconds, kinds, strict=True) if k == "timed"]
     plain = [t for t, k in zip(history.seconds, kinds, strict=True) if k == "plain"]
     data = [t for t, k in zip(history.data_seconds, kinds, strict=True) if k != "warmup"] or history.data_seconds

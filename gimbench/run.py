@@ -8,16 +8,20 @@ Example:
 
 from __future__ import annotations
 
+import shlex
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from gimbench.config import ConfigError, RunConfig, resolve
+from gimbench import checkpoint
+from gimbench.config import ConfigError, RunConfig, one_line, recorded_config, resolve
 from gimbench.data import DATASETS, make_source
 from gimbench.environment import describe
+from gimbench.failures import Locator, NonFiniteLoss, RunEnded, interrupted, is_out_of_memory, non_finite, out_of_memory
 from gimbench.models import Network, build_network
 from gimbench.probe import probe
 from gimbench.profiling.profile import Profiler, plan
@@ -31,6 +35,8 @@ from gimbench.results import (
     write_json_atomic,
 )
 from gimbench.runfolder import create_run_folder
+from gimbench.session import Session
+from gimbench.stopping import Interrupted, StopSignals
 from gimbench.strategies import STRATEGIES, Strategy, make_strategy
 from gimbench.trainer import StepRecord, Trainer
 
@@ -67,19 +73,6 @@ def data_block(cfg: RunConfig, source) -> dict:
     return {"name": cfg.data, "workers": cfg.workers, **source.describe(), "skipped": source.skips.to_json()}
 
 
-def save_checkpoint(path: Path, network: Network, optimizers: list, cfg: RunConfig, steps: int) -> None:
-    """Model and optimizer state, loadable with ``torch.load(..., weights_only=True)``."""
-    state = {
-        "model": network.state_dict(),
-        "optimizers": [None if o is None else o.state_dict() for o in optimizers],
-        "config": cfg.to_dict(),
-        "step": steps,
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
 def module_results(network: Network, losses: list[list[float | None]], profiler: Profiler) -> list[ModuleResult]:
     """Per-module rows: name, owned parameter count, loss summary, time and memory."""
     return [
@@ -103,46 +96,98 @@ def run(
 
     Raises:
         ConfigError: for invalid options (the message names the flag).
+        RunEnded: when a signal stopped the run or it failed (NaN loss, out of memory); its results
+            are written with status "interrupted" or "failed" before this is raised.
     """
     cfg = resolve_config(cfg)
+    return train(cfg, on_start=on_start, on_step=on_step, on_probe=on_probe)
+
+
+def train(
+    cfg: RunConfig, *, state: dict | None = None, folder: Path | None = None,
+    on_start: Callable[[RunConfig, Path], None], on_step: Callable[[StepRecord], None],
+    on_probe: Callable[[str, int], None],
+) -> RunResult:
+    """Run a resolved config: from scratch into a new folder, or from a checkpoint ``state`` in ``folder``."""
     started = time.perf_counter()
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
-    folder = create_run_folder(cfg)
-    on_start(cfg, folder)
-    device = torch.device(cfg.device)
-    # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
-    # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
-    torch.use_deterministic_algorithms(device.type == "cpu")
-    trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, on_step=on_step, workers=cfg.workers)
-    kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps)
-    profiler = Profiler(kinds, network, trainer.optimizers, device)
-    trainer.meter_for = profiler.meter_for
-    history = trainer.fit(cfg.steps)
-    save_checkpoint(folder / "checkpoint.pt", network, trainer.optimizers, cfg, cfg.steps)
-    checksum = parameter_checksum(network)
-    probes = probe_results(network, source, device, cfg.seed, on_probe) if cfg.probe else {}
-    result = RunResult(
-        status="complete", memory_backend=profiler.backend, config=cfg.to_dict(), environment=describe(device),
-        modules=module_results(network, history.losses, profiler),
-        step=step_result(history, kinds, cfg.batch_size, profiler.step_memory()),
-        final_parameter_checksum=checksum, wall_seconds=time.perf_counter() - started, folder=str(folder),
-        probe=probes, data=data_block(cfg, source),
-    )
-    write_json_atomic(folder / "results.json", result.to_json())
-    return result
+    folder = folder or create_run_folder(cfg)
+    with StopSignals() as stop:  # from here on a signal ends the run with a checkpoint instead of killing it
+        device = torch.device(cfg.device)
+        # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
+        # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
+        torch.use_deterministic_algorithms(device.type == "cpu")
+        trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, workers=cfg.workers)
+        profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
+                            trainer.optimizers, device)
+        session = Session(cfg, folder, trainer, profiler, describe(device), started)
+        if state is not None:
+            session.restore(state)
+        on_start(cfg, folder)
+        return train_session(session, stop, source, on_step, on_probe)
 
 
-def load_checkpoint(folder: Path) -> dict:
-    """A run folder's checkpoint, loaded with ``weights_only=True``, or ``ConfigError``."""
-    path = Path(folder) / "checkpoint.pt"
+def train_session(session: Session, stop: StopSignals, source, on_step, on_probe) -> RunResult:
+    """Train, checkpoint, probe and write results.json, turning signals and failures into results."""
+    trainer, cfg = session.trainer, session.cfg
+    locator = Locator()
+    trainer.meter_for = lambda step: locator.around(session.profiler.meter_for(step))
+    trainer.should_stop, trainer.on_step = stop.requested, lambda record: (on_step(record), session.after_step())
+    failure = guarded_fit(session, locator)
+    if failure is not None:
+        return finish(session, source, failure)
+    session.save()
+    if stop.signal is not None and trainer.step < cfg.steps:
+        return finish(session, source, stopped(session, stop))
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist: the run has no checkpoint") from None
-    except Exception as e:  # any unpickling or zip error means a damaged file, not a bug of ours
-        raise ConfigError(f"{path} is damaged or not a gimbench checkpoint ({type(e).__name__}: {e})") from None
+        probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe))
+                  if cfg.probe else {})
+    except Interrupted:
+        return finish(session, source, stopped(session, stop))
+    return finish(session, source, None, probes)
+
+
+def guarded_fit(session: Session, locator: Locator) -> dict | None:
+    """Train to the configured steps; a NaN/Inf loss or an out-of-memory error becomes a failure record."""
+    trainer, names = session.trainer, session.trainer.network.names
+    try:
+        trainer.fit(session.cfg.steps)
+    except NonFiniteLoss as e:
+        return non_finite(e, names, session.checkpoint_step, session.folder)
+    except Exception as e:
+        if not is_out_of_memory(e):
+            raise
+        return out_of_memory(e, locator.where, names, trainer.step, session.cfg.batch_size, session.profiler)
+    return None
+
+
+def stopped(session: Session, stop: StopSignals) -> dict:
+    """The record of a run a signal stopped, with the command that resumes it."""
+    command = shlex.join(["gimbench", "run", "--resume", str(Path(session.folder).absolute())])
+    return interrupted(stop.signal.name, session.trainer.step, session.cfg.steps, session.folder, command)
+
+
+def finish(session: Session, source, failure: dict | None, probes: dict | None = None) -> RunResult:
+    """Write results.json over every session's steps; raise ``RunEnded`` unless the run is complete."""
+    trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
+    status = "complete" if failure is None else "interrupted" if failure["reason"] == "interrupted" else "failed"
+    sessions = session.sessions()
+    result = RunResult(
+        status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
+        modules=module_results(trainer.network, trainer.history.losses, profiler),
+        step=step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size, profiler.step_memory()),
+        final_parameter_checksum=parameter_checksum(trainer.network),
+        wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},
+        failure=failure, steps_completed=trainer.step, sessions=sessions,
+        resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
+    )
+    write_json_atomic(session.folder / "results.json", result.to_json())
+    if failure is not None:
+        code = 128 + signal.Signals[failure["signal"]] if status == "interrupted" else 1
+        raise RunEnded(result, failure["message"], code)
+    return result
 
 
 def probe_saved_run(
@@ -150,15 +195,14 @@ def probe_saved_run(
 ) -> dict:
     """Re-run the probes of a saved run from its checkpoint; updates and returns its results.json."""
     doc = read_results(folder)
-    known = {f.name for f in fields(RunConfig)}
-    cfg = resolve_config(RunConfig(**{k: v for k, v in doc["config"].items() if k in known} | {"device": device}))
+    cfg = resolve_config(replace(recorded_config(doc.get("config"), f"{folder}/results.json"), device=device))
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
     try:
-        network.load_state_dict(load_checkpoint(folder)["model"])
+        network.load_state_dict(checkpoint.load(folder)["model"])
     except (KeyError, RuntimeError) as e:
-        raise ConfigError(f"{folder}/checkpoint.pt does not match the run's configuration ({e})") from None
+        raise ConfigError(f"{folder}: the checkpoint does not match the run's configuration ({one_line(e)})") from None
     target = torch.device(cfg.device)
     doc["probe"] = probe_results(network.to(target), source, target, cfg.seed, on_probe)
     write_json_atomic(Path(folder) / "results.json", doc)

@@ -7,7 +7,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import ConfigError, RunConfig, one_line
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -24,12 +24,31 @@ def check_name(name: str) -> None:
         raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (no path separators)")
 
 
+RUN_FILES = ("results.json", "checkpoint.pt", "checkpoint.prev.pt")
+
+
+def _replace(folder: Path) -> None:
+    """Remove an existing run folder for ``--overwrite``; refuse a folder that holds no run."""
+    if not folder.is_dir() or (any(folder.iterdir()) and not any((folder / f).is_file() for f in RUN_FILES)):
+        raise ConfigError(f"--overwrite: {folder} is not a gimbench run folder; it is left as it is")
+    shutil.rmtree(folder)
+
+
 def create_run_folder(cfg: RunConfig) -> Path:
     """Create the run's folder under ``cfg.out``.
 
-    An explicit ``--name`` that exists is an error unless ``--overwrite``; a default name that
-    exists (two runs in one second) gets a numeric suffix instead.
+    An explicit ``--name`` that exists is an error unless ``--overwrite`` (which replaces only a run
+    folder); a default name that exists (two runs in one second) gets a numeric suffix instead.
     """
+    try:
+        return _create(cfg)
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as e:  # a path the system refuses: too long, a NUL byte, no permission
+        raise ConfigError(f"--out {cfg.out!r}: cannot create the run folder ({one_line(e)})") from None
+
+
+def _create(cfg: RunConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {cfg.out!r} exists and is not a directory")
@@ -39,15 +58,12 @@ def create_run_folder(cfg: RunConfig) -> Path:
         if folder.exists():
             if not cfg.overwrite:
                 raise ConfigError(f"run folder {folder} already exists (pass --overwrite to replace it)")
-            shutil.rmtree(folder)
+            _replace(folder)
     else:
         base = default_name(cfg)
         folder, n = out / base, 1
         while folder.exists():
             n += 1
             folder = out / f"{base}-{n}"
-    try:
-        folder.mkdir(parents=True)
-    except OSError as e:
-        raise ConfigError(f"--out {cfg.out!r}: cannot create {folder}: {e.strerror}") from None
+    folder.mkdir(parents=True)
     return folder

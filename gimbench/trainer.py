@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ import torch
 
 from gimbench.data import Source
 from gimbench.data.loading import BatchStream
+from gimbench.failures import NonFiniteLoss
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.strategies import Strategy
@@ -47,7 +49,8 @@ class Trainer:
     """Runs ``steps`` steps of ``strategy`` on batches from ``source``.
 
     ``meter_for(step)`` picks the meter each step reports to (the null meter unless profiling
-    asks otherwise), so measurement never runs on steps it does not measure.
+    asks otherwise), so measurement never runs on steps it does not measure. ``step``, ``generator``
+    (the data position) and ``history`` carry over between ``fit`` calls and through checkpoints.
     """
 
     network: Network
@@ -59,22 +62,32 @@ class Trainer:
     meter_for: Callable[[int], Meter] = lambda step: NULL_METER
     on_step: Callable[[StepRecord], None] = lambda record: None
     workers: int = 0  # DataLoader worker processes (see gimbench.data.loading)
+    should_stop: Callable[[], bool] = lambda: False  # checked between steps, never inside one
 
     def __post_init__(self) -> None:
         self.network.to(self.device).train()
         self.optimizers = self.strategy.make_optimizers(self.network)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.history = History()
+        self.step = 0  # steps done
 
     def fit(self, steps: int) -> History:
-        """Train for ``steps`` steps and return what was observed."""
+        """Train until ``steps`` steps are done or ``should_stop()``; returns what was observed.
+
+        Raises:
+            NonFiniteLoss: when a module's loss is NaN or infinite (that step is not recorded).
+        """
         pin = self.device.type == "cuda"
-        with BatchStream(self.source, self.batch_size, self.seed, self.workers, pin=pin) as batches:
+        stream = BatchStream(self.source, self.batch_size, self.seed, self.workers, pin=pin,
+                             generator=self.generator, start=self.step)
+        with stream as batches:
             return self._fit(steps, batches)
 
     def _fit(self, steps: int, batches: BatchStream) -> History:
-        optimizers = self.optimizers
+        optimizers, history = self.optimizers, self.history
         sync = device_sync(self.device)
-        history = History()
-        for step in range(steps):
+        while self.step < steps and not self.should_stop():
+            step = self.step
             t0 = time.perf_counter()
             x, y = next(batches)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -86,8 +99,12 @@ class Trainer:
             sync()
             t2 = time.perf_counter()
             values = [None if loss is None else float(loss) for loss in losses]
+            for k, value in enumerate(values):
+                if value is not None and not math.isfinite(value):
+                    raise NonFiniteLoss(step, k, value)
             history.losses.append(values)
             history.seconds.append(t2 - t1)
             history.data_seconds.append(t1 - t0)
+            self.step = step + 1
             self.on_step(StepRecord(step, values, t2 - t1, t1 - t0, self.batch_size))
         return history

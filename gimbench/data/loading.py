@@ -1,9 +1,12 @@
 """Training batches through a ``DataLoader``: worker processes (``--workers``), pinned memory on CUDA.
 
 Every source draws its batches with ``source.batch(batch_size, generator)``. Without workers the batches
-come from one generator seeded with ``--seed`` (the same batches as calling the source directly); with
-``--workers N`` each worker draws from its own generator seeded with (seed, worker id), and the loader
-hands batches out round-robin, so a run is reproducible for a given seed and worker count. Skips a worker
+come from the trainer's generator, seeded with ``--seed`` (the same batches as calling the source
+directly); its state is the data position a checkpoint saves, so a resumed run draws exactly the batches
+an uninterrupted one would. With ``--workers N`` each worker draws from its own generator seeded with
+(seed, worker id, the step the stream starts at), and the loader hands batches out round-robin, so a run
+is reproducible for a given seed and worker count; a resumed run then draws fresh batches, not the ones
+the uninterrupted run would have drawn (exact resume needs ``--workers 0``). Skips a worker
 counts (an utterance that fails to decode) travel back with its batches into the source's ``skips``.
 """
 
@@ -20,9 +23,10 @@ from gimbench.data.problems import DataError, Skips
 PREFETCH = 4  # batches queued per worker
 
 
-def worker_seed(seed: int, worker: int) -> int:
-    """A seed for worker ``worker`` of a run seeded with ``seed``, independent of the other workers'."""
-    return int(np.random.SeedSequence([seed, worker]).generate_state(1, dtype=np.uint64)[0] >> 1)
+def worker_seed(seed: int, worker: int, start: int = 0) -> int:
+    """A seed for worker ``worker`` of a run seeded with ``seed`` whose stream starts at step ``start``,
+    independent of the other workers'."""
+    return int(np.random.SeedSequence([seed, worker, start]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def skips_of(source) -> Skips:
@@ -35,13 +39,17 @@ class _Batches(IterableDataset):
     """An endless stream of ``(x, y, skips drained since the last batch, None)``, or ``(.., message)`` once the
     source raised ``DataError`` (a worker's exception would reach the user wrapped in a traceback)."""
 
-    def __init__(self, source, batch_size: int, seed: int) -> None:
-        self.source, self.batch_size, self.seed = source, batch_size, seed
+    def __init__(self, source, batch_size: int, seed: int, generator: torch.Generator | None, start: int) -> None:
+        self.source, self.batch_size, self.seed, self.start = source, batch_size, seed, start
+        self.generator = generator  # the in-process stream's; None when workers draw (it does not pickle)
         self.skips = skips_of(source)
 
     def __iter__(self) -> Iterator[tuple]:
         worker = get_worker_info()
-        generator = torch.Generator().manual_seed(self.seed if worker is None else worker_seed(self.seed, worker.id))
+        if worker is None:
+            generator = self.generator if self.generator is not None else torch.Generator().manual_seed(self.seed)
+        else:
+            generator = torch.Generator().manual_seed(worker_seed(self.seed, worker.id, self.start))
         self.skips.drain()  # counted before the stream began (a worker inherits them): not news
         while True:
             try:
@@ -61,11 +69,16 @@ class BatchStream:
         seed: The run's seed.
         workers: Loader worker processes; 0 reads in the training process.
         pin: Put batches in pinned (page-locked) memory, for asynchronous copies to a GPU.
+        generator: Without workers, the generator to draw from (its state is the data position);
+            default: a new one seeded with ``seed``.
+        start: The step the stream starts at (seeds the workers of a resumed run).
     """
 
-    def __init__(self, source, batch_size: int, seed: int, workers: int = 0, pin: bool = False) -> None:
+    def __init__(self, source, batch_size: int, seed: int, workers: int = 0, pin: bool = False,
+                 generator: torch.Generator | None = None, start: int = 0) -> None:
         self.source, self.workers = source, workers
-        self.loader = DataLoader(_Batches(source, batch_size, seed), batch_size=None, num_workers=workers,
+        dataset = _Batches(source, batch_size, seed, None if workers else generator, start)
+        self.loader = DataLoader(dataset, batch_size=None, num_workers=workers,
                                  pin_memory=pin, prefetch_factor=PREFETCH if workers else None)
         self._batches: Iterator | None = None
 

@@ -48,8 +48,11 @@ class Strategy:
         raise NotImplementedError
 
     def state(self) -> dict:
-        """Strategy state worth recording (e.g. which module is being trained)."""
+        """Strategy state worth recording (e.g. which module is being trained); checkpoints hold it."""
         return {}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from what ``state()`` returned in an earlier session."""
 
 
 def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer | None:

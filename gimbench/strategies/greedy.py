@@ -7,7 +7,8 @@
 - ``summed``: the reference implementation's schedule; every module's loss is built, summed and
   backpropagated once. Same gradients, but every module's graph is alive at the single backward.
 - ``sequential``: module k alone is trained for its share of the steps; the modules below it run
-  without autograd and the ones above do not run.
+  without autograd and the ones above do not run. The shares are those of the steps the run began
+  with; steps added when resuming with a larger ``--steps`` train the top module further.
 """
 
 from __future__ import annotations
@@ -68,15 +69,28 @@ class Summed(Strategy):
 class Sequential(Strategy):
     description = "GIM, sequential: module k trained alone for its share of the steps, those below frozen"
 
+    def __init__(self, cfg, loss: str = "infonce") -> None:
+        super().__init__(cfg, loss)
+        self.schedule_steps = cfg.steps  # the run's length the shares are cut from
+        self.module = 0  # the module trained at the latest step
+
     def current(self, step: int, depth: int) -> int:
         """The module trained at ``step``: equal shares of the run, in order."""
-        return min(step * depth // self.cfg.steps, depth - 1)
+        return min(step * depth // self.schedule_steps, depth - 1)
+
+    def state(self) -> dict:
+        return {"module": self.module, "schedule_steps": self.schedule_steps}
+
+    def load_state(self, state: dict) -> None:
+        self.module, self.schedule_steps = int(state["module"]), int(state["schedule_steps"])
+        if self.schedule_steps < 1:
+            raise ValueError(f"schedule_steps must be positive, got {self.schedule_steps}")
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
         labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
-        k = self.current(step, len(network))
+        k = self.module = self.current(step, len(network))
         h = x
         with torch.no_grad():
             for i, module in enumerate(network.encoder[:k]):

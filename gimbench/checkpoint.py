@@ -1,0 +1,119 @@
+"""Checkpoints: everything a run needs to continue exactly, written atomically, loaded with ``weights_only=True``.
+
+A checkpoint holds the network, every optimizer, the strategy's state, the random states (torch, CUDA,
+numpy, python and the trainer's data generator, which is the data position), the step, the history of
+per-step losses and times, the profiler's raw measurements and the sessions so far. Every value is a
+tensor or a plain Python type, so ``torch.load(..., weights_only=True)`` reads it and cannot run code.
+
+A run folder keeps the last two: ``checkpoint.pt`` (the newest) and ``checkpoint.prev.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gimbench.config import ConfigError, one_line
+
+FORMAT = "gimbench.checkpoint/1"
+LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+REQUIRED = ("model", "optimizers", "config", "step")
+
+
+def rng_state() -> dict:
+    """The global random states (torch, CUDA, numpy, python) as tensors and plain types."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "gauss": gauss},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` captured (the CUDA states only where the same devices exist)."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a directory; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(folder: Path, state: dict) -> Path:
+    """Write ``state`` as the folder's newest checkpoint; the one it replaces becomes ``checkpoint.prev.pt``.
+
+    The new file is complete and synced under a temporary name before any rename, so a kill at any
+    moment leaves every checkpoint either whole under its final name or absent.
+    """
+    folder = Path(folder)
+    tmp = folder / f".{LATEST}.tmp"  # one writer per run folder; a stale one is overwritten
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if (folder / LATEST).exists():
+            os.replace(folder / LATEST, folder / PREVIOUS)
+        os.replace(tmp, folder / LATEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return folder / LATEST
+
+
+def load_file(path: Path) -> dict:
+    """One checkpoint file, or ``ConfigError`` saying in one line what is wrong with it."""
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except Exception as e:  # any unpickling or zip error means a damaged file, not a bug of ours
+        raise ConfigError(f"{path} is damaged or not a gimbench checkpoint ({one_line(e)})") from None
+    missing = [key for key in REQUIRED if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ConfigError(f"{path} is not a gimbench checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def newest(folder: Path) -> Path:
+    """The newest checkpoint file of a run folder, or ``ConfigError`` when it has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a run folder (no such directory)")
+    for name in (LATEST, PREVIOUS):  # the previous one alone exists only after a kill between two renames
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"{folder} has no checkpoint ({LATEST}): nothing to load")
+
+
+def load(folder: Path) -> dict:
+    """A run folder's newest checkpoint; if it is damaged, the error says whether an older one exists."""
+    path = newest(folder)
+    try:
+        return load_file(path)
+    except ConfigError as e:
+        older = Path(folder) / PREVIOUS
+        if path.name == LATEST and older.is_file():
+            raise ConfigError(f"{e}; the previous checkpoint {older} exists: rename it to {path} to use it") from None
+        raise

@@ -1,0 +1,135 @@
+"""How a run ends early: a non-finite loss, running out of memory, or a stop signal.
+
+Each becomes a ``failure`` record in results.json (``{"reason", "message", "step", ...}``) and a
+``RunEnded`` exception carrying the written result, so callers exit non-zero. ``Locator`` wraps the
+step's meter to remember which (module, phase) is running, which is where an out-of-memory happened.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+import torch
+
+from gimbench.config import one_line
+from gimbench.profiling.meter import NULL_METER, Meter
+from gimbench.profiling.profile import Profiler
+
+MIB = 2**20
+
+
+class NonFiniteLoss(Exception):
+    """A module's loss became NaN or infinite."""
+
+    def __init__(self, step: int, module: int, value: float) -> None:
+        super().__init__(f"loss {value} in module {module} at step {step}")
+        self.step, self.module, self.value = step, module, value
+
+
+class RunEnded(Exception):
+    """The run stopped before completing; ``result`` (status "interrupted" or "failed") is already written."""
+
+    def __init__(self, result, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.result, self.exit_code = result, exit_code
+
+
+class _At:
+    """Enters ``inner`` with ``locator.where`` set to ``key``; clears it only when the block ends cleanly."""
+
+    __slots__ = ("inner", "key", "locator")
+
+    def __init__(self, locator: Locator, key: tuple, inner: AbstractContextManager) -> None:
+        self.locator, self.key, self.inner = locator, key, inner
+
+    def __enter__(self) -> None:
+        self.locator.where = self.key
+        self.inner.__enter__()
+
+    def __exit__(self, *exc) -> bool | None:
+        suppressed = self.inner.__exit__(*exc)
+        if exc[0] is None:
+            self.locator.where = None
+        return suppressed
+
+
+class Locator(Meter):
+    """Delegates to the step's meter and remembers the (module, phase) running now.
+
+    ``where`` is ``(module, phase)``, ``(None, "backward")`` inside one backward through several
+    modules, or ``None`` between phases (drawing the batch, the trainer's own work).
+    """
+
+    def __init__(self) -> None:
+        self.inner: Meter = NULL_METER
+        self.where: tuple[int | None, str] | None = None
+
+    def around(self, meter: Meter) -> Locator:
+        self.inner, self.where = meter, None
+        return self
+
+    def step(self) -> AbstractContextManager[None]:
+        return self.inner.step()
+
+    def phase(self, module: int, name: str) -> AbstractContextManager[None]:
+        return _At(self, (module, name), self.inner.phase(module, name))
+
+    def backward(self, network: torch.nn.Module) -> AbstractContextManager[None]:
+        return _At(self, (None, "backward"), self.inner.backward(network))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (CUDA or CPU allocator, or Python's)."""
+    return isinstance(error, torch.OutOfMemoryError | MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
+def _place(where: tuple[int | None, str] | None, names: list[str]) -> tuple[str, dict]:
+    if where is None:
+        return "outside the modules' phases (drawing or moving the batch)", {"module": None, "phase": None}
+    module, phase = where
+    if module is None:
+        return f"the {phase} pass through every module", {"module": None, "phase": phase}
+    return f"module {module} ({names[module]}), phase {phase}", {"module": module, "module_name": names[module],
+                                                                  "phase": phase}
+
+
+def _measured(profiler: Profiler) -> str:
+    figures, memory, device = [], profiler.step_memory(), profiler.device
+    if memory.get("peak_memory_bytes") is not None:
+        figures.append(f"step peak {memory['peak_memory_bytes'] / MIB:.1f} MiB over "
+                       f"{memory['memory_steps']} memory-tracked steps ({profiler.backend})")
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        figures.append(f"CUDA allocator peak {torch.cuda.max_memory_allocated(device) / MIB:.1f} MiB "
+                       f"of {total / MIB:.0f} MiB on the device")
+    return "; ".join(figures) or "no memory figures measured yet (it came before the memory-tracked steps)"
+
+
+def out_of_memory(error: BaseException, where, names: list[str], step: int, batch_size: int,
+                  profiler: Profiler) -> dict:
+    """The failure record of an out-of-memory error at ``where`` during ``step``."""
+    place, fields = _place(where, names)
+    detail = one_line(error, 300)
+    message = (f"out of memory in {place} at step {step} (batch size {batch_size}); measured so far: "
+               f"{_measured(profiler)}. Try --find-max-batch, or a smaller --batch-size. ({detail})")
+    return {"reason": "out-of-memory", "message": message, "step": step, **fields, "error": detail}
+
+
+def non_finite(error: NonFiniteLoss, names: list[str], checkpoint_step: int | None, folder) -> dict:
+    """The failure record of a NaN or infinite loss; names the last good checkpoint, if any."""
+    kept = (f"the last good checkpoint ({folder}/checkpoint.pt, step {checkpoint_step}) is kept"
+            if checkpoint_step is not None else "no checkpoint was written before it (see --checkpoint-every)")
+    message = (f"loss of module {error.module} ({names[error.module]}) is {error.value} at step {error.step}; "
+               f"{kept}")
+    return {"reason": "non-finite-loss", "message": message, "step": error.step, "module": error.module,
+            "module_name": names[error.module], "phase": "loss", "loss": str(error.value),
+            "checkpoint_step": checkpoint_step}
+
+
+def interrupted(signal_name: str, step: int, total: int, folder, command: str) -> dict:
+    """The record of a run stopped by a signal after ``step`` steps, and how to resume it."""
+    message = (f"interrupted by {signal_name} after step {step} of {total}; checkpoint and results.json are in "
+               f"{folder}\nresume with: {command}")
+    return {"reason": "interrupted", "message": message, "step": step, "signal": signal_name,
+            "checkpoint_step": step, "resume_command": command}

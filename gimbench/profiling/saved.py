@@ -1,0 +1,38 @@
+"""The profiler's raw measurements as plain data, so a resumed run reports over every measured step.
+
+Timing steps are ``{(module, phase): seconds}``; memory steps are ``StepMemory`` records. Both become
+lists and dicts of numbers and strings (loadable with ``torch.load(..., weights_only=True)``) and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from gimbench.profiling.memory import Interval, StepMemory
+from gimbench.profiling.profile import Profiler
+from gimbench.profiling.tracker import Snapshot
+
+
+def measurements(profiler: Profiler) -> dict:
+    """Every timed and memory-tracked step the profiler has seen so far."""
+    timing = [[[module, phase, seconds] for (module, phase), seconds in step.items()] for step in profiler.timing.steps]
+    memory = [asdict(step) | {"intervals": [[m, p, asdict(i)] for (m, p), i in step.intervals.items()]}
+              for step in profiler.memory.steps]
+    return {"timing": timing, "memory": memory}
+
+
+def _snapshot(d: dict) -> Snapshot:
+    return Snapshot(d["live"], dict(d["by_category"]), dict(d["activation_by_module"]), dict(d["gradient_by_module"]))
+
+
+def _step_memory(d: dict) -> StepMemory:
+    intervals = {(m, p): Interval(_snapshot(i["tracked"]), i["allocator_peak"], i["reserved_peak"])
+                 for m, p, i in d["intervals"]}
+    return StepMemory(d["resident"], _snapshot(d["peak"]), d["allocator_peak"], d["rss_peak"], d["reserved_peak"],
+                      intervals)
+
+
+def restore(profiler: Profiler, saved: dict) -> None:
+    """Put measurements from earlier sessions in front of this session's."""
+    profiler.timing.steps[:0] = [{(m, p): s for m, p, s in step} for step in saved["timing"]]
+    profiler.memory.steps[:0] = [_step_memory(step) for step in saved["memory"]]
