@@ -51,4 +51,6 @@ def captured_gradients(network, strategy, x, seed: int = 0) -> list[list[torch.T
 
 @pytest.fixture(autouse=True)
 def _threads():
-    torch.set_num_threads(2)
+    """One torch thread: these are tiny runs, and on a 2-core machine where another process is busy two
+    spinning threads made them 10-15x slower; one also fixes the summation order, so results repeat."""
+    torch.set_num_threads(1)

@@ -33,12 +33,6 @@ CASES = {"cpc": dict(model="cpc"), "gim-per-module": dict(model="gim", gim_mode=
 N = 2  # a run of 2N steps is compared with one interrupted (or ended) after N and resumed
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    """One thread: these runs are tiny, and two threads on a loaded 2-core machine made them ~15x slower."""
-    torch.set_num_threads(1)
-
-
 def config(tmp_path: Path, name: str, case: str, steps: int, **options) -> RunConfig:
     return RunConfig(**(TINY | CASES[case] | {"steps": steps, "out": str(tmp_path), "name": name} | options))
 

@@ -10,7 +10,6 @@ import subprocess
 
 import matplotlib.image
 import pytest
-import torch
 from html_tables import read_html, table
 
 from gimbench.cli import main
@@ -25,14 +24,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    # These runs only feed the report. One thread: on a busy machine two spinning threads made them ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     for depth in (1, 2):
         run(RunConfig(model="gim", depth=depth, preset="tiny", device="cpu", steps=4, warmup_steps=1,
                       profile_steps=1, memory_steps=1, batch_size=2, probe=False, quiet=True, out=str(out),
                       name=f"d{depth}"))
-    torch.set_num_threads(threads)
     return [out / "d1", out / "d2"]
 
 
