@@ -142,10 +142,17 @@ def read_results(folder: Path) -> dict:
     return doc
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: Path, document: dict) -> None:
     """Write ``document`` so that ``path`` holds either the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; results are as readable as any file
         with os.fdopen(fd, "w") as f:
             json.dump(document, f, indent=2)
             f.flush()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from gimbench.cli import checked_config, main, make_parser
 from gimbench.config import ConfigError, RunConfig
 from gimbench.failures import RunEnded
+from gimbench.results import write_json_atomic
 from gimbench.resume import resume
 from gimbench.run import resolve_config, run
 from gimbench.runfolder import check_name
@@ -275,3 +276,14 @@ def test_any_option_values_give_a_config_or_one_line_error(options, switches):
         assert "\n" not in str(e) and str(e)
     else:
         assert isinstance(cfg, RunConfig) and cfg.device in ("cpu", "cuda") and cfg.steps > 0
+
+
+def test_results_file_is_as_readable_as_any_new_file(tmp_path):
+    """The atomic write's temp file is owner-only; the file it becomes gets the usual permissions."""
+    mask = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "results.json", {"schema": "x"})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
+    assert json.loads((tmp_path / "results.json").read_text()) == {"schema": "x"}
