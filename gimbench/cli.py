@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
 from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, ConfigError, RunConfig
 from gimbench.data import DATASETS
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
@@ -61,6 +62,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     p.add_argument("--no-probe", dest="probe", action="store_false",
                    help="skip the linear probes on every module after training")
+    p.add_argument("--find-max-batch", action="store_true",
+                   help="search the largest batch size whose measured step peak fits --memory-budget, then train at it")
+    p.add_argument("--memory-budget", default=None,
+                   help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers of 1000, "
+                        "KiB/MiB/GiB of 1024)")
 
 
 def make_parser() -> Parser:
@@ -75,6 +81,11 @@ def make_parser() -> Parser:
     table = sub.add_parser("table", help="train every method on the same data and compare probe accuracy")
     add_run_options(table)
     table.set_defaults(out=None)  # here --out is the table's folder (default reports/tables/<time>-<modality>)
+    compare = sub.add_parser("bench-compare", help="fail when memory peaks grew between two benchmark JSON files")
+    compare.add_argument("old", help="saved 'pytest benchmarks/ --benchmark-json' output (the baseline)")
+    compare.add_argument("new", help="the new output to check")
+    compare.add_argument("--max-increase", default="10%",
+                         help="allowed growth of any step or module peak (default 10%%)")
     return parser
 
 
@@ -88,6 +99,8 @@ def checked_config(args: argparse.Namespace) -> RunConfig:
     cfg = config_from_args(args)
     if cfg.data_root is not None and cfg.data == "synthetic":
         raise ConfigError("--data-root is for real datasets; --data synthetic is generated in process")
+    if cfg.find_max_batch and cfg.batch_size is not None:
+        raise ConfigError("--batch-size and --find-max-batch exclude each other: the search picks the batch size")
     return cfg
 
 
@@ -100,8 +113,12 @@ def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
             console.print(f"{resolved.model} · preset [bold]{resolved.preset}[/] on {resolved.device} · "
                           f"run folder {folder}", highlight=False)
 
+    def tried(t) -> None:
+        if not cfg.quiet:
+            console.print(str(t), style="dim", highlight=False)
+
     with progress:
-        return run(cfg, on_start=started, on_step=progress, on_probe=progress.probing)
+        return run(cfg, on_start=started, on_step=progress, on_probe=progress.probing, on_try=tried)
 
 
 def probe_progress(console: Console, quiet: bool):
@@ -134,6 +151,20 @@ def cmd_table(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
+    limit = parse_percent(args.max_increase)
+    old, new = load_memory(Path(args.old)), load_memory(Path(args.new))
+    rows = compare(old, new, limit)
+    console.print(memory_table(rows, next(iter(new.values()))["memory_backend"]))
+    if old.keys() ^ new.keys():
+        console.print(f"{len(old.keys() ^ new.keys())} benchmark(s) in only one file, not compared", style="dim")
+    regressed = sum(r.regressed for r in rows)
+    if regressed:
+        sys.stderr.write(f"gimbench: memory regression: {regressed} of {len(rows)} benchmarks grew more than "
+                         f"{100 * limit:.1f}%\n")
+    return 1 if regressed else 0
+
+
 def cmd_list(console: Console) -> int:
     table = Table(title="gimbench registries", title_justify="left")
     table.add_column("registry")
@@ -160,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console),
-                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console)}
+                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
+                    "bench-compare": lambda: cmd_bench_compare(args, console)}
         return commands[args.command]()
     except ConfigError as e:
         sys.stderr.write(f"gimbench: error: {e}\n")

@@ -14,6 +14,7 @@ import torch
 
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
 from gimbench.models.presets import PRESETS
+from gimbench.sizes import parse_size
 
 GIM_MODES = ("per-module", "summed", "sequential")
 DEVICES = ("auto", "cpu", "cuda")
@@ -49,6 +50,8 @@ class RunConfig:
     overwrite: bool = False
     quiet: bool = False
     probe: bool = True  # linear probes on every module after training (--no-probe skips them)
+    find_max_batch: bool = False  # search the largest batch within memory_budget, then train at it
+    memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -109,6 +112,14 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
             raise ConfigError(f"{flag} must be zero or more, got {value}")
     if cfg.seed < 0:
         raise ConfigError(f"--seed must be non-negative, got {cfg.seed}")
+    if cfg.find_max_batch != (cfg.memory_budget is not None):
+        raise ConfigError("--find-max-batch and --memory-budget go together: the search needs a budget, "
+                          "and the budget is only used by the search")
+    if cfg.memory_budget is not None:
+        try:
+            parse_size(cfg.memory_budget)
+        except ValueError as e:
+            raise ConfigError(f"--memory-budget: {e}") from None
     device = resolve_device(cfg.device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]

@@ -63,6 +63,7 @@ class RunResult:
     wall_seconds: float
     folder: str
     probe: dict = field(default_factory=dict)  # task -> {"per_module", "chance", ...}; {} with --no-probe
+    max_batch: object = None  # gimbench.maxbatch.MaxBatch with --find-max-batch, else None (null in JSON)
 
     def to_json(self) -> dict:
         """The results.json document."""

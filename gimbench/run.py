@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
@@ -89,18 +89,25 @@ def module_results(network: Network, losses: list[list[float | None]], profiler:
 def run(
     cfg: RunConfig, *, on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None,
     on_step: Callable[[StepRecord], None] = lambda record: None,
-    on_probe: Callable[[str, int], None] = lambda task, module: None,
+    on_probe: Callable[[str, int], None] = lambda task, module: None, on_try: Callable = lambda t: None,
 ) -> RunResult:
     """Train, measure, probe and write a run folder; returns the result (also in ``<folder>/results.json``).
 
     ``on_start`` hears the resolved config and folder, ``on_step`` every training step, ``on_probe``
-    every (task, module) probe as it starts.
+    every (task, module) probe as it starts, ``on_try`` every batch size tried by ``find_max_batch``
+    (the run then trains at the batch size found, whatever ``batch_size`` says).
 
     Raises:
         ConfigError: for invalid options (the message names the flag).
     """
     cfg = resolve_config(cfg)
     started = time.perf_counter()
+    max_batch = None
+    if cfg.find_max_batch:
+        from gimbench.maxbatch import find_max_batch  # imports this module's network_for
+
+        max_batch = find_max_batch(cfg, on_try)
+        cfg = replace(cfg, batch_size=max_batch.batch_size)
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
@@ -123,7 +130,7 @@ def run(
         modules=module_results(network, history.losses, profiler),
         step=step_result(history, kinds, cfg.batch_size, profiler.step_memory()),
         final_parameter_checksum=checksum, wall_seconds=time.perf_counter() - started, folder=str(folder),
-        probe=probes,
+        probe=probes, max_batch=max_batch,
     )
     write_json_atomic(folder / "results.json", result.to_json())
     return result

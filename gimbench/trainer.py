@@ -62,13 +62,14 @@ class Trainer:
         self.network.to(self.device).train()
         self.optimizers = self.strategy.make_optimizers(self.network)
 
-    def fit(self, steps: int) -> History:
-        """Train for ``steps`` steps and return what was observed."""
+    def fit(self, steps: int, first: int = 0) -> History:
+        """Train for ``steps`` steps, numbered from ``first`` (a caller stepping on demand continues
+        the count), and return what was observed."""
         optimizers = self.optimizers
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed + first)
         sync = device_sync(self.device)
         history = History()
-        for step in range(steps):
+        for step in range(first, first + steps):
             t0 = time.perf_counter()
             x, y = self.source.batch(self.batch_size, generator)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
