@@ -37,7 +37,7 @@ CASES = [pytest.param(model, mode, modality, depth, id=f"{method_name(model, mod
 def memory_info(stepper: Stepper) -> dict:
     """The memory keys of ``extra_info``: the step peak and each module's, with their backend."""
     step = stepper.step_memory()
-    return {"memory_backend": stepper.backend, "step_peak_bytes": step["peak_memory_bytes"],
+    return {"memory_backend": stepper.backend, "step_peak_bytes": stepper.step_peak(),
             "tracked_peak_bytes": step["tracked_peak_bytes"], "resident_bytes": step["resident_bytes"],
             "floor_bytes": step["floor_bytes"], "module_peak_bytes": stepper.module_peaks()}
 

@@ -89,20 +89,21 @@ def cuda_cap(budget: int, device: torch.device):
 
 def measure_try(cfg: RunConfig, batch_size: int, budget: int) -> tuple[Try, str]:
     """A warm-up step and one cycle of memory-tracked steps at ``batch_size``; the try and the backend."""
-    stepper = None
     try:
         stepper = Stepper(dataclasses.replace(cfg, batch_size=batch_size))
         stepper.step()
         stepper.track_memory()
-        peak = stepper.step_memory()["peak_memory_bytes"]
-        return Try(batch_size, peak, peak <= budget), stepper.backend
     except torch.cuda.OutOfMemoryError:
         return Try(batch_size, None, False), "cuda-allocator"
-    finally:
-        del stepper
-        gc.collect()  # free this try's tensors before the next one allocates
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    peak = stepper.step_peak()
+    return Try(batch_size, peak, peak <= budget), stepper.backend
+
+
+def free_memory() -> None:
+    """Release a finished try's tensors and cached blocks before the next try allocates."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def search(fits: Callable[[int], bool]) -> int:
@@ -131,6 +132,7 @@ def find_max_batch(cfg: RunConfig, on_try: Callable[[Try], None] = lambda t: Non
     def fits(batch_size: int) -> bool:
         nonlocal backend
         t, backend = measure_try(cfg, batch_size, budget)
+        free_memory()  # the try's frames are gone once it has returned
         tried[batch_size] = t
         on_try(t)
         return t.fits

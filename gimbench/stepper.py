@@ -64,6 +64,12 @@ class Stepper:
         """Step-level memory of the tracked steps, as in results.json's ``step`` block."""
         return self.profiler.step_memory()
 
+    def step_peak(self) -> int:
+        """The highest step peak over the tracked steps: the CUDA allocator's on a GPU, the tracker's on
+        the CPU (``step_memory`` reports the last step's allocator peak, one module under ``sequential``)."""
+        steps = self.profiler.memory.steps
+        return max(s.allocator_peak if self.device.type == "cuda" else s.peak.live for s in steps)
+
     def module_peaks(self) -> list[int | None]:
         """Each module's peak over the tracked steps (None for a module that never ran)."""
         return [self.profiler.module_memory(k).get("memory", {}).get("peak_bytes") for k in range(len(self.network))]

@@ -24,12 +24,13 @@ def pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_suite_collects_and_runs_in_disable_mode():
-    """Every case collects; each method, on both modalities at depth 3, runs one untimed step after its
-    memory-tracked ones (the suite itself asserts positive step and module peaks)."""
-    done = pytest_benchmarks("--benchmark-disable", "-k", "d3 or mfcc")
+    """Every case collects; each method on both modalities at depth 1, and sequential GIM's cycle over
+    three modules, run one untimed step after their memory-tracked ones (the suite itself asserts
+    positive step and module peaks)."""
+    done = pytest_benchmarks("--benchmark-disable", "-k", "d1 or gim-sequential-audio-d3")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     passed, deselected = map(int, re.search(r"(\d+) passed, (\d+) deselected", done.stdout).groups())
-    assert passed == 15 and passed + deselected == 43  # 7 methods x 2 modalities x 3 depths + MFCC (audio, d1)
+    assert passed == 16 and passed + deselected == 43  # 7 methods x 2 modalities x 3 depths + MFCC (audio, d1)
 
 
 @pytest.fixture(scope="module")
