@@ -4,7 +4,8 @@
     pytest benchmarks/ --benchmark-only --benchmark-autosave   # save under .benchmarks/ to compare later
 
 One round is one trainer step (batch, strategy step, device sync) of the network ``gimbench run``
-builds; the preset and device are chosen like ``gimbench run --preset auto --device auto``. Before
+builds; under ``sequential`` GIM successive rounds train modules 0, 1, ..., depth-1 in turn. The
+preset and device are chosen like ``gimbench run --preset auto --device auto``. Before
 the timed rounds, one warm-up step and one schedule cycle of memory-tracked steps put the per-module
 and step peaks into ``benchmark.extra_info`` (``gimbench bench-compare`` checks them for regressions).
 """

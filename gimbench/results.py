@@ -12,10 +12,14 @@ import statistics
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from gimbench.config import ConfigError
+
+if TYPE_CHECKING:
+    from gimbench.maxbatch import MaxBatch
 
 SCHEMA = "gimbench.run/1"
 
@@ -63,7 +67,7 @@ class RunResult:
     wall_seconds: float
     folder: str
     probe: dict = field(default_factory=dict)  # task -> {"per_module", "chance", ...}; {} with --no-probe
-    max_batch: object = None  # gimbench.maxbatch.MaxBatch with --find-max-batch, else None (null in JSON)
+    max_batch: MaxBatch | None = None  # with --find-max-batch; null in JSON without it
 
     def to_json(self) -> dict:
         """The results.json document."""
