@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
 from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
@@ -78,6 +79,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="skip the linear probes on every module after training")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
                    help="write a checkpoint every N steps, keeping the last two (0: only at the end or on a stop)")
+    p.add_argument("--find-max-batch", action="store_true",
+                   help="search the largest batch size whose measured step peak fits --memory-budget, then train at it")
+    p.add_argument("--memory-budget", default=None,
+                   help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers of 1000, "
+                        "KiB/MiB/GiB of 1024)")
 
 
 def make_parser() -> Parser:
@@ -102,6 +108,11 @@ def make_parser() -> Parser:
     check.add_argument("--data-root", required=True, help="the folder holding it (as for gimbench run)")
     add_sweep_parser(sub)
     add_report_parser(sub)
+    compare = sub.add_parser("bench-compare", help="fail when memory peaks grew between two benchmark JSON files")
+    compare.add_argument("old", help="saved 'pytest benchmarks/ --benchmark-json' output (the baseline)")
+    compare.add_argument("new", help="the new output to check")
+    compare.add_argument("--max-increase", default="10%",
+                         help="allowed growth of any step or module peak (default 10%%)")
     return parser
 
 
@@ -131,6 +142,8 @@ def checked_config(args: argparse.Namespace) -> RunConfig:
     cfg = config_from_args(args)
     if cfg.data_root is not None and cfg.data == "synthetic":
         raise ConfigError("--data-root is for real datasets; --data synthetic is generated in process")
+    if cfg.find_max_batch and cfg.batch_size is not None:
+        raise ConfigError("--batch-size and --find-max-batch exclude each other: the search picks the batch size")
     return cfg
 
 
@@ -149,8 +162,13 @@ def with_progress(console: Console, quiet: bool, call: Callable[..., RunResult],
 
 
 def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
-    """``run`` with a training bar and a probe bar (neither with --quiet)."""
-    return with_progress(console, cfg.quiet, functools.partial(run, cfg))
+    """``run`` with a training bar and a probe bar (neither with --quiet), and a line per batch size tried."""
+
+    def tried(t) -> None:
+        if not cfg.quiet:
+            console.print(str(t), style="dim", highlight=False)
+
+    return with_progress(console, cfg.quiet, functools.partial(run, cfg, on_try=tried))
 
 
 NOT_GIVEN = object()
@@ -232,6 +250,20 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
+    limit = parse_percent(args.max_increase)
+    old, new = load_memory(Path(args.old)), load_memory(Path(args.new))
+    rows = compare(old, new, limit)
+    console.print(memory_table(rows, next(iter(new.values()))["memory_backend"]))
+    if old.keys() ^ new.keys():
+        console.print(f"{len(old.keys() ^ new.keys())} benchmark(s) in only one file, not compared", style="dim")
+    regressed = sum(r.regressed for r in rows)
+    if regressed:
+        sys.stderr.write(f"gimbench: memory regression: {regressed} of {len(rows)} benchmarks grew more than "
+                         f"{100 * limit:.1f}%\n")
+    return 1 if regressed else 0
+
+
 def cmd_list(console: Console) -> int:
     table = Table(title="gimbench registries", title_justify="left")
     table.add_column("registry")
@@ -262,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                     "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
                     "data": lambda: cmd_data(args, console),
                     "sweep": lambda: cmd_sweep(args, console, ["gimbench", *(sys.argv[1:] if argv is None else argv)]),
-                    "report": lambda: cmd_report(args, console)}
+                    "report": lambda: cmd_report(args, console),
+                    "bench-compare": lambda: cmd_bench_compare(args, console)}
         return commands[args.command]()
     except ConfigError as e:
         sys.stderr.write(f"gimbench: error: {e}\n")

@@ -14,6 +14,7 @@ import torch
 
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
 from gimbench.models.presets import PRESETS
+from gimbench.sizes import parse_size
 
 GIM_MODES = ("per-module", "summed", "sequential")
 DEVICES = ("auto", "cpu", "cuda")
@@ -61,6 +62,8 @@ class RunConfig:
     quiet: bool = False
     probe: bool = True  # linear probes on every module after training (--no-probe skips them)
     checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end and when interrupted
+    find_max_batch: bool = False  # search the largest batch within memory_budget, then train at it
+    memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -153,6 +156,14 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
     _check_numbers(cfg)
+    if cfg.find_max_batch != (cfg.memory_budget is not None):
+        raise ConfigError("--find-max-batch and --memory-budget go together: the search needs a budget, "
+                          "and the budget is only used by the search")
+    if cfg.memory_budget is not None:
+        try:
+            parse_size(cfg.memory_budget)
+        except ValueError as e:
+            raise ConfigError(f"--memory-budget: {e}") from None
     device = resolve_device(cfg.device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]

@@ -118,6 +118,8 @@ def run_summary(result: RunResult) -> Group:
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")
     parts = [head, time_table(result), memory_table(result), step_text(result)]
+    if result.max_batch is not None:
+        parts.append(result.max_batch)
     if result.probe:
         parts.append(probe_table(result.probe, [m.name for m in result.modules]))
     return Group(*parts, where)

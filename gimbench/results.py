@@ -12,10 +12,14 @@ import statistics
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from gimbench.config import ConfigError
+
+if TYPE_CHECKING:
+    from gimbench.maxbatch import MaxBatch
 
 SCHEMA = "gimbench.run/1"
 
@@ -69,6 +73,7 @@ class RunResult:
     steps_completed: int | None = None  # training steps done (config.steps is the target)
     resume_command: str | None = None  # for an interrupted run: the command that continues it
     sessions: list[dict] = field(default_factory=list)  # {"start_step", "end_step", "wall_seconds", ...}
+    max_batch: MaxBatch | None = None  # with --find-max-batch; null in JSON without it
 
     def to_json(self) -> dict:
         """The results.json document."""

@@ -87,12 +87,13 @@ def module_results(network: Network, losses: list[list[float | None]], profiler:
 def run(
     cfg: RunConfig, *, on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None,
     on_step: Callable[[StepRecord], None] = lambda record: None,
-    on_probe: Callable[[str, int], None] = lambda task, module: None,
+    on_probe: Callable[[str, int], None] = lambda task, module: None, on_try: Callable = lambda t: None,
 ) -> RunResult:
     """Train, measure, probe and write a run folder; returns the result (also in ``<folder>/results.json``).
 
     ``on_start`` hears the resolved config and folder, ``on_step`` every training step, ``on_probe``
-    every (task, module) probe as it starts.
+    every (task, module) probe as it starts, ``on_try`` every batch size tried by ``find_max_batch``
+    (the run then trains at the batch size found, whatever ``batch_size`` says).
 
     Raises:
         ConfigError: for invalid options (the message names the flag).
@@ -100,16 +101,23 @@ def run(
             are written with status "interrupted" or "failed" before this is raised.
     """
     cfg = resolve_config(cfg)
-    return train(cfg, on_start=on_start, on_step=on_step, on_probe=on_probe)
+    started, max_batch = time.perf_counter(), None
+    if cfg.find_max_batch:
+        from gimbench.maxbatch import find_max_batch  # imports this module's network_for
+
+        max_batch = find_max_batch(cfg, on_try)
+        cfg = replace(cfg, batch_size=max_batch.batch_size)
+    return train(cfg, on_start=on_start, on_step=on_step, on_probe=on_probe, started=started, max_batch=max_batch)
 
 
 def train(
     cfg: RunConfig, *, state: dict | None = None, folder: Path | None = None,
     on_start: Callable[[RunConfig, Path], None], on_step: Callable[[StepRecord], None],
-    on_probe: Callable[[str, int], None],
+    on_probe: Callable[[str, int], None], started: float | None = None, max_batch=None,
 ) -> RunResult:
-    """Run a resolved config: from scratch into a new folder, or from a checkpoint ``state`` in ``folder``."""
-    started = time.perf_counter()
+    """Run a resolved config: from scratch into a new folder, or from a checkpoint ``state`` in ``folder``.
+    ``started`` is when the run began (before a batch-size search), ``max_batch`` that search's answer."""
+    started = time.perf_counter() if started is None else started
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
@@ -122,7 +130,7 @@ def train(
         trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, workers=cfg.workers)
         profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
                             trainer.optimizers, device)
-        session = Session(cfg, folder, trainer, profiler, describe(device), started)
+        session = Session(cfg, folder, trainer, profiler, describe(device), started, max_batch=max_batch)
         if state is not None:
             session.restore(state)
         on_start(cfg, folder)
@@ -182,6 +190,7 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},
         failure=failure, steps_completed=trainer.step, sessions=sessions,
         resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
+        max_batch=session.max_batch,
     )
     write_json_atomic(session.folder / "results.json", result.to_json())
     if failure is not None:

@@ -44,6 +44,7 @@ class Session:
     started: float = field(default_factory=time.perf_counter)  # when this session began building the run
     earlier: list[dict] = field(default_factory=list)  # the sessions before this one
     checkpoint_step: int | None = None  # the step of the newest checkpoint written or loaded
+    max_batch: object = None  # the batch-size search's MaxBatch (--find-max-batch), kept through resumes
 
     def __post_init__(self) -> None:
         self.start_step = self.trainer.step
@@ -64,6 +65,10 @@ class Session:
             t.step = int(state["step"])
             self.profiler.kinds[: t.step] = _kinds(state["kinds"], t.step)
             self.earlier = list(state["sessions"])
+            if state.get("max_batch") is not None:
+                from gimbench.maxbatch import MaxBatch  # it imports gimbench.run, which imports this module
+
+                self.max_batch = MaxBatch.from_json(state["max_batch"])
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
             raise ConfigError(f"{self.folder}: the checkpoint does not fit the run's configuration ({one_line(e)})") \
                 from None
@@ -91,6 +96,7 @@ class Session:
             "profile": saved.measurements(self.profiler),
             "kinds": self.profiler.kinds[: t.step],  # as run: a resumed session's warm-up differs from the plan
             "sessions": self.sessions(),
+            "max_batch": None if self.max_batch is None else asdict(self.max_batch),
         }
 
     def save(self) -> Path:

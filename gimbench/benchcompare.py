@@ -1,0 +1,106 @@
+"""``gimbench bench-compare OLD.json NEW.json``: memory regressions between two pytest-benchmark runs.
+
+``--benchmark-compare-fail`` checks only times; this reads the memory figures the suite in
+``benchmarks/`` stores in each benchmark's ``extra_info`` (``step_peak_bytes``, ``module_peak_bytes``,
+``memory_backend``) and fails when a step or module peak grew by more than the allowed percentage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+
+from gimbench.config import ConfigError
+
+MIB = 2**20
+PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%?\s*")
+
+
+def parse_percent(text: str, flag: str = "--max-increase") -> float:
+    """A non-negative percentage such as ``10%`` or ``2.5``, as a fraction (0.1, 0.025)."""
+    match = PERCENT.fullmatch(str(text))
+    if not match:
+        raise ConfigError(f"{flag}: {text!r} is not a percentage; use e.g. 10% or 2.5")
+    return float(match.group(1)) / 100
+
+
+def load_memory(path: Path) -> dict[str, dict]:
+    """Each benchmark's ``extra_info`` with memory figures, by full name, from a pytest-benchmark JSON."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ConfigError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
+    found = {b.get("fullname", b.get("name")): b.get("extra_info") or {} for b in doc["benchmarks"]
+             if isinstance(b, dict)}
+    found = {name: info for name, info in found.items() if isinstance(info.get("step_peak_bytes"), int)}
+    if not found:
+        raise ConfigError(f"{path} has no benchmark with memory figures (extra_info.step_peak_bytes); "
+                          f"was it written by 'pytest benchmarks/ --benchmark-json ...'?")
+    return found
+
+
+@dataclass
+class Row:
+    """One benchmark in both files: its step peak and the module peak that grew most."""
+
+    name: str
+    old: int
+    new: int
+    module: int | None  # index of the module with the largest relative growth
+    module_change: float | None
+    limit: float
+
+    @property
+    def change(self) -> float:
+        return self.new / self.old - 1
+
+    @property
+    def regressed(self) -> bool:
+        return self.change > self.limit or (self.module_change or 0.0) > self.limit
+
+
+def worst_module(old: list, new: list) -> tuple[int | None, float | None]:
+    """(index, relative growth) of the module whose peak grew most; (None, None) without comparable modules."""
+    changes = [(k, b / a - 1) for k, (a, b) in enumerate(zip(old or [], new or [], strict=False)) if a and b]
+    return max(changes, key=lambda kc: kc[1]) if changes else (None, None)
+
+
+def compare(old: dict[str, dict], new: dict[str, dict], limit: float) -> list[Row]:
+    """A row for every benchmark in both files, or ``ConfigError`` when none is comparable."""
+    rows = []
+    for name in sorted(old.keys() & new.keys()):
+        a, b = old[name], new[name]
+        if a.get("memory_backend") != b.get("memory_backend"):
+            raise ConfigError(f"{name}: memory measured by {a.get('memory_backend')} in the old file and by "
+                              f"{b.get('memory_backend')} in the new one; the figures are not comparable")
+        k, module_change = worst_module(a.get("module_peak_bytes"), b.get("module_peak_bytes"))
+        rows.append(Row(name, a["step_peak_bytes"], b["step_peak_bytes"], k, module_change, limit))
+    if not rows:
+        raise ConfigError("the two files have no benchmark in common")
+    return rows
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def memory_table(rows: list[Row], backend: str) -> Table:
+    """Old and new step peaks, their change, the worst module's change, and the verdict."""
+    limit = rows[0].limit
+    table = Table(title=f"Memory: new vs old (MiB, {backend}; fail above {100 * limit:+.1f}%)", title_justify="left")
+    for column in ("benchmark", "old step peak", "new step peak", "change", "worst module", "module change", ""):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for r in rows:
+        verdict = Text("REGRESSION", "bold red") if r.regressed else Text("ok", "green")
+        table.add_row(r.name.split("::")[-1], f"{r.old / MIB:.2f}", f"{r.new / MIB:.2f}", _percent(r.change),
+                      "-" if r.module is None else str(r.module), _percent(r.module_change), verdict)
+    return table

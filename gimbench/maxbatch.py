@@ -1,0 +1,151 @@
+"""``--find-max-batch``: the largest batch size whose measured step peak fits a memory budget.
+
+Each try builds the run's network and trainer at one batch size and takes a few real training steps:
+one warm-up step, then one schedule cycle of memory-tracked steps (``gimbench.stepper``). On the CPU
+a try fits when the tensor tracker's step peak is within the budget. On CUDA the caching allocator is
+capped at the budget (``torch.cuda.set_per_process_memory_fraction``) and a try fits when its steps
+ran without ``torch.cuda.OutOfMemoryError``: real allocation decides. Batch sizes grow 1, 2, 4, ...
+until one does not fit, then a binary search between the last that fit and the first that did not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gimbench.config import ConfigError, RunConfig
+from gimbench.sizes import parse_size
+from gimbench.stepper import Stepper
+
+MIB = 2**20
+
+
+def check_budget(budget: int, device: torch.device, flag: str = "--memory-budget") -> None:
+    """On the CPU the tries allocate for real: refuse a budget beyond the machine's memory."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if device.type == "cpu" and budget > ram:
+        raise ConfigError(f"{flag}: {budget / 2**30:.1f} GiB is more than this machine's {ram / 2**30:.1f} GiB "
+                          f"of memory, which the CPU tries would allocate")
+
+
+@dataclass
+class Try:
+    """One batch size tried: its measured step peak (None where CUDA ran out of memory)."""
+
+    batch_size: int
+    peak_bytes: int | None
+    fits: bool
+
+    def __str__(self) -> str:
+        peak = "out of memory" if self.peak_bytes is None else f"step peak {self.peak_bytes / MIB:.1f} MiB"
+        return f"batch size {self.batch_size}: {peak}, {'fits' if self.fits else 'does not fit'}"
+
+
+@dataclass
+class MaxBatch:
+    """The search's answer; ``results.json``'s ``max_batch`` block."""
+
+    budget_bytes: int
+    batch_size: int
+    peak_bytes: int
+    backend: str
+    tried: list[Try] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> MaxBatch:
+        """The block as ``asdict`` wrote it (results.json, a checkpoint)."""
+        return cls(**{**doc, "tried": [Try(**t) for t in doc["tried"]]})
+
+    def __rich__(self) -> Group:
+        head = Text(f"largest batch within {self.budget_bytes / MIB:.1f} MiB: {self.batch_size} "
+                    f"(step peak {self.peak_bytes / MIB:.1f} MiB, {self.backend})", style="bold")
+        table = Table(title="Batch sizes tried", title_justify="left")
+        for column in ("batch size", "step peak MiB", "fits"):
+            table.add_column(column, justify="right")
+        for t in sorted(self.tried, key=lambda t: t.batch_size):
+            peak = "out of memory" if t.peak_bytes is None else f"{t.peak_bytes / MIB:.1f}"
+            table.add_row(str(t.batch_size), peak, Text("yes", "green") if t.fits else Text("no", "red"))
+        return Group(head, table)
+
+
+@contextmanager
+def cuda_cap(budget: int, device: torch.device):
+    """Cap the caching allocator of ``device`` at ``budget`` bytes (a no-op on the CPU)."""
+    if device.type != "cuda":
+        yield
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), device)
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()
+
+
+def measure_try(cfg: RunConfig, batch_size: int, budget: int) -> tuple[Try, str]:
+    """A warm-up step and one cycle of memory-tracked steps at ``batch_size``; the try and the backend."""
+    try:
+        stepper = Stepper(dataclasses.replace(cfg, batch_size=batch_size))
+        stepper.step()
+        stepper.track_memory()
+    except torch.cuda.OutOfMemoryError:
+        return Try(batch_size, None, False), "cuda-allocator"
+    peak = stepper.step_peak()
+    return Try(batch_size, peak, peak <= budget), stepper.backend
+
+
+def free_memory() -> None:
+    """Release a finished try's tensors and cached blocks before the next try allocates."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def search(fits: Callable[[int], bool]) -> int:
+    """The largest ``b >= 1`` with ``fits(b)`` (0 if not even 1 fits), assuming fit is monotone:
+    doubling until a size does not fit, then bisecting."""
+    low, high = 0, 1
+    while fits(high):
+        low, high = high, 2 * high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+def find_max_batch(cfg: RunConfig, on_try: Callable[[Try], None] = lambda t: None) -> MaxBatch:
+    """Search the largest batch size of a resolved config within ``cfg.memory_budget``.
+
+    Raises:
+        ConfigError: when not even batch size 1 fits.
+    """
+    budget = parse_size(cfg.memory_budget)
+    check_budget(budget, torch.device(cfg.device))
+    tried: dict[int, Try] = {}
+    backend = ""
+
+    def fits(batch_size: int) -> bool:
+        nonlocal backend
+        t, backend = measure_try(cfg, batch_size, budget)
+        free_memory()  # the try's frames are gone once it has returned
+        tried[batch_size] = t
+        on_try(t)
+        return t.fits
+
+    with cuda_cap(budget, torch.device(cfg.device)):
+        best = search(fits)
+    if best == 0:
+        need = tried[1].peak_bytes
+        needs = "runs out of memory" if need is None else f"needs {need / MIB:.1f} MiB"
+        raise ConfigError(f"--memory-budget {cfg.memory_budget}: even batch size 1 {needs} ({backend})")
+    return MaxBatch(budget, best, tried[best].peak_bytes, backend, list(tried.values()))
