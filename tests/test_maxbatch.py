@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from gimbench.cli import main
 from gimbench.maxbatch import search
@@ -14,13 +13,6 @@ from gimbench.sizes import parse_size
 
 RUN = ["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--model", "gim", "--depth", "2",
        "--steps", "2", "--warmup-steps", "1", "--profile-steps", "0", "--memory-steps", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Threads change no measured peak; two threads on a loaded 2-core machine made the tracked steps
-    of this module's runs 10-30x slower (spinning OpenMP workers), one keeps them to seconds."""
-    torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("text,size", [("512MiB", 512 * 2**20), ("8GiB", 8 * 2**30), ("1.5GB", 1_500_000_000),

@@ -78,7 +78,10 @@ class BatchStream:
                  generator: torch.Generator | None = None, start: int = 0) -> None:
         self.source, self.workers = source, workers
         dataset = _Batches(source, batch_size, seed, None if workers else generator, start)
-        self.loader = DataLoader(dataset, batch_size=None, num_workers=workers,
+        # The loader draws a base seed for its workers when it starts iterating; from its own generator,
+        # not torch's global one, which the losses draw negatives from (a resumed run would be one draw off).
+        own = torch.Generator().manual_seed(seed)
+        self.loader = DataLoader(dataset, batch_size=None, num_workers=workers, generator=own,
                                  pin_memory=pin, prefetch_factor=PREFETCH if workers else None)
         self._batches: Iterator | None = None
 
