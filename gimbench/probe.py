@@ -38,9 +38,12 @@ DEFAULT_LR = 1e-3  # for task names added later
 # fewer than one per class, and stopping on it picked noise (measured on a random tiny encoder,
 # 3 seeds x 6 modules: mean speaker accuracy 0.078 with seed-to-seed swings up to 0.1, against 0.138
 # and swings <= 0.025 for a fixed 200 epochs on all rows). So pooled probes train a fixed number of
-# epochs on every training row, in small batches so that an epoch is several Adam steps.
+# epochs on every training row, in batches that make an epoch ~10 Adam steps on the embedded corpora
+# (640 training utterances, 500 training images). Batches of 16 on 640 utterances cost 35 s of probing in
+# the default run; batches of 64 cost 23 s and moved last-module speaker accuracy by -2 (GIM) and -6
+# points (random init).
 SETTINGS = {
-    "pooled": {"batch_size": 16, "holdout": 0.0, "max_epochs": 200},
+    "pooled": {"batch_size": 64, "holdout": 0.0, "max_epochs": 200},
     "frames": {"batch_size": 256, "holdout": 0.1, "max_epochs": 100, "patience": 10},
 }
 
