@@ -10,13 +10,13 @@ A run folder keeps the last two: ``checkpoint.pt`` (the newest) and ``checkpoint
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gimbench.atomic import write_atomic
 from gimbench.config import ConfigError, one_line
 
 FORMAT = "gimbench.checkpoint/1"
@@ -48,17 +48,6 @@ def set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open a directory; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(folder: Path, state: dict) -> Path:
     """Write ``state`` as the folder's newest checkpoint; the one it replaces becomes ``checkpoint.prev.pt``.
 
@@ -66,19 +55,7 @@ def save(folder: Path, state: dict) -> Path:
     moment leaves every checkpoint either whole under its final name or absent.
     """
     folder = Path(folder)
-    tmp = folder / f".{LATEST}.tmp"  # one writer per run folder; a stale one is overwritten
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if (folder / LATEST).exists():
-            os.replace(folder / LATEST, folder / PREVIOUS)
-        os.replace(tmp, folder / LATEST)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
+    write_atomic(folder / LATEST, lambda f: torch.save({"format": FORMAT, **state}, f), keep_previous=folder / PREVIOUS)
     return folder / LATEST
 
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torch import nn
 
+from gimbench.atomic import write_atomic
 from gimbench.config import ConfigError
 
 if TYPE_CHECKING:
@@ -147,22 +146,6 @@ def read_results(folder: Path) -> dict:
     return doc
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json_atomic(path: Path, document: dict) -> None:
     """Write ``document`` so that ``path`` holds either the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; results are as readable as any file
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: f.write(json.dumps(document, indent=2).encode()))
