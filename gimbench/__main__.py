@@ -1,8 +1,8 @@
 import sys
 
 try:
-    from gimbench.cli import main
+    from gimbench.cli import entry
 except KeyboardInterrupt:  # Ctrl-C while torch is still importing: nothing has been written yet
     sys.exit(130)
 
-sys.exit(main())
+entry()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -308,5 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``gimbench`` command: ``main``, then exit. After a run stopped by a signal everything is written,
+    so a further Ctrl-C during interpreter shutdown is ignored rather than printed as a traceback."""
+    code = main()
+    if code in (130, 143):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -6,7 +6,6 @@ that fails is recorded with its exit code and last error line, and the sweep goe
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gimbench.config import ConfigError
-from gimbench.results import write_json_atomic
+from gimbench.results import read_results, write_json_atomic
 from gimbench.sweep.grid import Configuration
 
 SCHEMA = "gimbench.sweep/1"
@@ -28,7 +27,7 @@ def _error_line(stderr: str, code: int) -> str:
 
 def _summary(folder: Path) -> dict:
     """Headline figures and the ``max_batch`` block (if any) of a finished run's results.json."""
-    doc = json.loads((folder / "results.json").read_text())
+    doc = read_results(folder)
     step = doc["step"]
     return {"peak_memory_bytes": step.get("peak_memory_bytes"), "floor_bytes": step.get("floor_bytes"),
             "step_time_ms": step["time_ms"], "run_wall_seconds": doc["wall_seconds"],
