@@ -85,6 +85,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-budget", default=None,
                    help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers of 1000, "
                         "KiB/MiB/GiB of 1024)")
+    p.add_argument("--nproc", type=int, default=d.nproc, metavar="N",
+                   help="start N processes with torchrun (data parallel; or module-parallel with "
+                        "--gim-mode module-parallel)")
+    p.add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
+                   help="module-parallel GIM: batches a rank may run ahead of the rank above it")
 
 
 def make_parser() -> Parser:

@@ -16,7 +16,7 @@ from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_len
 from gimbench.models.presets import PRESETS
 from gimbench.sizes import parse_size
 
-GIM_MODES = ("per-module", "summed", "sequential")
+GIM_MODES = ("per-module", "summed", "sequential", "module-parallel")
 DEVICES = ("auto", "cpu", "cuda")
 CONTEXTS = ("auto", "none", "pixelcnn")
 TRAIN_SPLITS = ("auto", "unlabeled", "train")
@@ -64,6 +64,8 @@ class RunConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end and when interrupted
     find_max_batch: bool = False  # search the largest batch within memory_budget, then train at it
     memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
+    nproc: int = 1  # processes torchrun starts (gimbench run --nproc N); each one reads 1 here
+    max_inflight: int = 2  # module-parallel GIM: micro-batches a rank may run ahead of the next rank
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -114,6 +116,8 @@ def _check_numbers(cfg: RunConfig) -> None:
                         ("--workers", cfg.workers)):
         if value < 0:
             raise ConfigError(f"{flag} must be zero or more, got {value}")
+    _positive("--nproc", cfg.nproc)
+    _positive("--max-inflight", cfg.max_inflight)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {cfg.seed}")
 

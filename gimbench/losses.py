@@ -23,7 +23,46 @@ def info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
-class AudioInfoNCE(nn.Module):
+class SampledNegatives(nn.Module):
+    """What the InfoNCE heads share: negatives drawn from the head's own generator, over the whole batch.
+
+    - **Own generator.** Each head draws from a CPU generator seeded at construction from torch's global
+      one (so from the run's seed). A module's draws then do not depend on which modules ran before it
+      in a step: module-parallel GIM, where other processes run the other modules, draws exactly the
+      negatives the single-process schedule draws. The generator's state is the head's extra state, so
+      it travels in ``state_dict`` and checkpoints.
+    - **Whole batch.** Under data parallelism ``batch_group`` is the process group whose ranks split the
+      batch in equal slices; the head gathers every rank's rows (the gather carries gradients back to
+      their owners) and draws over the global batch, as one process would, keeping its own slice's draws.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        self.batch_group = None  # a torch.distributed group when data-parallel ranks split the batch
+
+    def draw(self, high: int, size: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Uniform integers in [0, high) of ``size`` from this head's generator, on ``device``."""
+        return torch.randint(high, size, generator=self.generator).to(device)
+
+    def whole_batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Every rank's ``rows`` concatenated along dim 0, and where this rank's start; ``(rows, 0)`` alone."""
+        if self.batch_group is None:
+            return rows, 0
+        import torch.distributed as dist
+        from torch.distributed.nn.functional import all_gather
+
+        parts = all_gather(rows.contiguous(), group=self.batch_group)
+        return torch.cat(parts), dist.get_rank(self.batch_group) * len(rows)
+
+    def get_extra_state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
+
+class AudioInfoNCE(SampledNegatives):
     """Predicts codes 1..K steps ahead from a context with one bias-free linear map per step.
 
     Negatives are drawn uniformly (with replacement) from all B x L codes of the batch, N for each
@@ -47,10 +86,11 @@ class AudioInfoNCE(nn.Module):
         """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar. Labels are not used."""
         codes = (module_input if self.codes_from_input else module_output).transpose(1, 2)
         b, length, c = codes.shape
+        everyone, first = self.whole_batch(codes)
         width = length if self.window is None else min(self.window, length)
-        start = int(torch.randint(length - width + 1, ())) if width < length else 0
-        drawn = torch.randint(b * length, (b, width, self.negatives), device=codes.device)
-        targets, negatives = gather_rows(codes, start, width, drawn)
+        start = int(self.draw(length - width + 1, (), torch.device("cpu"))) if width < length else 0
+        drawn = self.draw(len(everyone) * length, (len(everyone), width, self.negatives), codes.device)
+        targets, negatives = gather_rows(everyone, start, width, drawn[first : first + b], first)
         contexts = targets if not self.codes_from_input else module_output.transpose(1, 2)[:, start : start + width]
         predictions = self.predictor(contexts).view(b, width, self.steps, c)
         # Row t + k of the window for every (t, k); rows past the window are zero padding, masked later.
@@ -61,12 +101,13 @@ class AudioInfoNCE(nn.Module):
 
 
 def gather_rows(
-    codes: torch.Tensor, start: int, width: int, drawn: torch.Tensor
+    codes: torch.Tensor, start: int, width: int, drawn: torch.Tensor, first: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The window's codes (B, W, C) and the drawn rows (B, W, N, C) of codes (B, L, C), read in one
-    gather so that backward builds one dense gradient for the codes instead of one per read."""
-    b, length, c = codes.shape
-    batch_offsets = length * torch.arange(b, device=codes.device)[:, None]
+    """The window's codes (b, W, C) of sequences ``first`` to ``first + b`` and the drawn rows (b, W, N, C)
+    of codes (B, L, C), where b is ``len(drawn)``; read in one gather so that backward builds one dense
+    gradient for the codes instead of one per read."""
+    b, (_, length, c) = len(drawn), codes.shape
+    batch_offsets = length * (first + torch.arange(b, device=codes.device))[:, None]
     window = torch.arange(start, start + width, device=codes.device) + batch_offsets
     index = torch.cat([window.flatten(), drawn.flatten()])
     picked = codes[index // length, index % length]
@@ -91,7 +132,7 @@ def stepwise_info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.T
     return ((ce.view(b, width, steps) * valid).sum((0, 1)) / (b * valid.sum(0))).mean()
 
 
-class VisionInfoNCE(nn.Module):
+class VisionInfoNCE(SampledNegatives):
     """Predicts grid rows 2..K+1 below each context with one bias-free 1x1 conv W_k per step.
 
     Module outputs (B*P, C, h, w) are average-pooled per patch into a (B, g, g) grid of codes. The
@@ -116,8 +157,10 @@ class VisionInfoNCE(nn.Module):
         context = codes if self.context is None else self.context(codes.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         weights = torch.stack([p.weight[:, :, 0, 0] for p in self.predictors])  # (K, C_out, C_in)
         predicted = torch.einsum("bhwc,kcd->bkhwd", context, weights)
-        drawn = torch.randint(len(pooled), (len(codes), g, g, self.negatives), device=pooled.device)
-        negative = torch.einsum("bkhwd,bhwnd->bkhwn", predicted, pooled[drawn])
+        everyone, first = self.whole_batch(pooled)
+        drawn = self.draw(len(everyone), (len(everyone) // (g * g), g, g, self.negatives), pooled.device)
+        local = drawn[first // (g * g) : first // (g * g) + len(codes)]
+        negative = torch.einsum("bkhwd,bhwnd->bkhwn", predicted, everyone[local])
         losses = []
         for k in range(1, self.steps + 1):
             offset = k + 1  # the skip: the row right below overlaps the context's patch

@@ -39,12 +39,22 @@ class Capture:
             p.grad = None
 
 
+def reseed_heads(network, seed: int) -> None:
+    """Restart every InfoNCE head's own generator (they draw negatives from it, not from torch's)."""
+    from gimbench.losses import SampledNegatives
+
+    heads = [m for m in network.modules() if isinstance(m, SampledNegatives)]
+    for i, head in enumerate(heads):
+        head.generator.manual_seed(seed + i)
+
+
 def captured_gradients(network, strategy, x, seed: int = 0) -> list[list[torch.Tensor | None] | None]:
     """Run one strategy step with capturing optimizers; per module, the gradients it produced."""
     from gimbench.profiling.meter import NULL_METER
 
     captures = [Capture(network.owned_parameters(k)) for k in range(len(network))]
     torch.manual_seed(seed)
+    reseed_heads(network, seed)
     strategy.step(network, captures, x, NULL_METER, 0)
     return [c.grads for c in captures]
 
