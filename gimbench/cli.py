@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
-from gimbench.config import CONTEXTS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
+from gimbench.config import CONTEXTS, DEFAULT_STEPS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
 from gimbench.failures import RunEnded
@@ -54,7 +54,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode, help="greedy schedule (gim only)")
     p.add_argument("--context", choices=CONTEXTS, default=d.context,
                    help="vision context network on the top module: auto = pixelcnn for cpc, none otherwise")
-    p.add_argument("--steps", type=int, default=d.steps, help="training steps")
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help="training steps (default: " + ", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items()) + ")")
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="first steps, never measured")
     p.add_argument("--profile-steps", type=int, default=d.profile_steps,
                    help="timed steps (each next to an unprofiled one, to show the timers' cost)")
