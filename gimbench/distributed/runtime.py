@@ -84,9 +84,10 @@ class Runtime:
         def requested() -> bool:
             number = torch.tensor([0 if stop.signal is None else int(stop.signal)], device=self.device)
             dist.all_reduce(number, op=dist.ReduceOp.MAX)
-            if number.item() and stop.signal is None:
-                stop.signal = signal.Signals(int(number.item()))
-            return stop.signal is not None
+            agreed = int(number.item())  # not stop.signal: a signal may have come in during the all-reduce
+            if agreed and stop.signal is None:
+                stop.signal = signal.Signals(agreed)
+            return agreed > 0
 
         return requested
 
