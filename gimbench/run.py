@@ -160,7 +160,9 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
         session.save()
         if stop.signal is not None and trainer.step < cfg.steps:
             failure = stopped(session, stop)
-    distributed = runtime.block(rank_row(session, runtime), failure) if runtime else None
+    distributed = None
+    if runtime:
+        distributed, failure = runtime.block(rank_row(session, runtime), failure, trainer.step)
     if failure is not None or (runtime and not runtime.main):
         return finish(session, source, failure, distributed=distributed)
     try:
