@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gimbench.htmlreport.collect import Entry, labels
+from gimbench.htmlreport.ranks import ranks_table
 from gimbench.report import _mib, _num, _table
 
 
@@ -69,7 +70,7 @@ def max_batch_table(entries: list[Entry]) -> Table | None:
 def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
     """(name, table) for the comparison, the failures and the largest batches, where there are any."""
     tables = [("comparison", comparison_table(entries)), ("failures", failures_table(entries)),
-              ("max-batch", max_batch_table(entries))]
+              ("max-batch", max_batch_table(entries)), ("ranks", ranks_table(entries))]
     return [(name, t) for name, t in tables if t is not None]
 
 
