@@ -22,11 +22,10 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
-from gimbench.distributed.stages import BusyClock, keep_only, module_groups, reassemble
-from gimbench.distributed.world import World, world_from_env
+from gimbench.distributed.stages import SpreadStrategy
+from gimbench.distributed.world import World
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import Strategy
 from gimbench.strategies.greedy import SCHEDULES, train_module
 
 MAX_DIMS = 8  # the header holds the number of dimensions and up to this many sizes
@@ -90,7 +89,7 @@ class Inbox:
         return message[: self.size].view(self.shape)
 
 
-class ModuleParallel(Strategy):
+class ModuleParallel(SpreadStrategy):
     """GIM with this rank's modules only; the rest of the network lives on the other ranks.
 
     ``local_stop`` (set by the run) says whether this process was asked to stop; only rank 0's is read.
@@ -99,18 +98,11 @@ class ModuleParallel(Strategy):
     description = "GIM, module-parallel: each rank trains its modules on what the rank below sends (torchrun)"
 
     def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
-        super().__init__(cfg, loss)
-        self.world = world or world_from_env()
-        self.owned = module_groups(cfg.depth, self.world.size)[self.world.rank]
-        self.clock = BusyClock(torch.device(cfg.device))
+        super().__init__(cfg, loss, world)
         self.inbox: Inbox | None = None
         self.outbox = Outbox(self.world.rank + 1, cfg.max_inflight) if self.world.rank + 1 < self.world.size else None
         self.local_stop: Callable[[], int] = lambda: 0  # the signal number this process received, 0 for none
         self.next_step, self.last, self.signal = 0, cfg.steps - 1, 0
-
-    def local(self, network: Network) -> Network:
-        """Only this rank's modules and heads are kept."""
-        return keep_only(network, self.owned)
 
     def should_stop(self) -> bool:
         """Whether the step the trainer is about to run is past the last one rank 0 decided to run."""
@@ -144,10 +136,5 @@ class ModuleParallel(Strategy):
         h = self.inbox.take(step)
         self.last, self.signal = self.inbox.last, self.inbox.signal
         return h
-
-    def whole_network(self, network: Network, full: Network | None) -> Network | None:
-        """Rank 0: ``full`` loaded with every rank's trained modules; other ranks: ``None`` (a collective)."""
-        return reassemble(self.world, network, self.owned, full)
-
 
 SCHEDULES["module-parallel"] = ModuleParallel

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
-from gimbench.distributed.stages import BusyClock, keep_only, module_groups, reassemble
-from gimbench.distributed.world import World, world_from_env
+from gimbench.distributed.stages import BusyClock, SpreadStrategy
+from gimbench.distributed.world import World
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
-from gimbench.strategies.base import Strategy, optimizer_step
+from gimbench.strategies.base import optimizer_step
 
 SCHEDULES = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
 
@@ -42,6 +42,8 @@ class StageModules(nn.Module):
                 h = self.network.encoder[k](h)
         if not self.last:
             return h
+        if not torch.is_grad_enabled():  # the stage's shape inference: leave the head's negative draws untouched
+            return h.new_zeros(1)
         top = self.owned[-1]
         with self.meter.phase(top, "loss"):
             return self.network.head(top)(h_in, h).reshape(1)
@@ -69,25 +71,18 @@ def _sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return output.sum()
 
 
-class PipelinedCPC(Strategy):
+class PipelinedCPC(SpreadStrategy):
     """CPC whose encoder is cut into one pipeline stage per rank; this rank holds and steps its stage only."""
 
     description = "end-to-end CPC pipelined over torchrun's processes (--pipeline gpipe or 1f1b)"
 
     def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
-        super().__init__(cfg, loss)
-        self.world = world or world_from_env()
-        self.owned = module_groups(cfg.depth, self.world.size)[self.world.rank]
-        self.clock = BusyClock(torch.device(cfg.device))
+        super().__init__(cfg, loss, world)
         self.schedule = None
         self.modules: StageModules | None = None
 
     def heads_on(self, depth: int) -> list[int]:
         return [depth - 1]
-
-    def local(self, network: Network) -> Network:
-        """Only this rank's modules (and, on the last rank, the loss head) are kept."""
-        return keep_only(network, self.owned)
 
     def _build(self, network: Network, device: torch.device) -> None:
         last = self.world.rank == self.world.size - 1
@@ -116,7 +111,3 @@ class PipelinedCPC(Strategy):
         if losses:
             result[-1] = torch.stack(losses).mean().detach()
         return result
-
-    def whole_network(self, network: Network, full: Network | None) -> Network | None:
-        """Rank 0: ``full`` loaded with every rank's trained modules; other ranks: ``None`` (a collective)."""
-        return reassemble(self.world, network, self.owned, full)

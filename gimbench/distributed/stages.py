@@ -15,8 +15,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from gimbench.distributed.world import World, gather_to_main
+from gimbench.distributed.world import World, gather_to_main, world_from_env
 from gimbench.models import Network
+from gimbench.strategies.base import Strategy
 
 
 def module_groups(depth: int, ranks: int) -> list[list[int]]:
@@ -86,3 +87,22 @@ class BusyClock:
         finally:
             self.sync()
             self.steps[-1] += time.perf_counter() - start
+
+
+class SpreadStrategy(Strategy):
+    """A strategy whose modules are spread over torchrun's processes: this rank trains ``owned`` only."""
+
+    def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
+        super().__init__(cfg, loss)
+        self.world = world or world_from_env()
+        self.owned = module_groups(cfg.depth, self.world.size)[self.world.rank]
+        self.clock = BusyClock(torch.device(cfg.device))
+
+    def local(self, network: Network) -> Network:
+        """Only this rank's modules and heads are kept."""
+        return keep_only(network, self.owned)
+
+    def whole_network(self, network: Network, full: Network | None) -> Network | None:
+        """Rank 0: ``full`` (a freshly built whole network) loaded with every rank's trained modules; other
+        ranks: ``None``. A collective: every rank calls it."""
+        return reassemble(self.world, network, self.owned, full)

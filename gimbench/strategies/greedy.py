@@ -104,15 +104,8 @@ class Sequential(Strategy):
             for i, module in enumerate(network.encoder[:k]):
                 with meter.phase(i, "forward"):
                     h = module(h)
-        with meter.phase(k, "forward"):
-            z = network.encoder[k](h)
-        with meter.phase(k, "loss"):
-            loss = network.head(k)(h, z, labels)
-        with meter.phase(k, "backward"):
-            loss.backward()
-        with meter.phase(k, "optimizer"):
-            optimizer_step(optimizers[k])
-        return [None] * k + [loss.detach()] + [None] * (len(network) - k - 1)
+        _, loss = train_module(network, k, h, optimizers[k], meter, labels)
+        return [None] * k + [loss] + [None] * (len(network) - k - 1)
 
 
 SCHEDULES = {"per-module": PerModule, "summed": Summed, "sequential": Sequential}
