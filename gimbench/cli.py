@@ -26,6 +26,8 @@ from gimbench.config import (
 )
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
+from gimbench.distributed.launch import launch
+from gimbench.distributed.world import world_from_env
 from gimbench.failures import RunEnded
 from gimbench.htmlreport.collect import collect, result_from_doc
 from gimbench.htmlreport.tables import side_by_side
@@ -34,7 +36,7 @@ from gimbench.models.presets import PRESETS
 from gimbench.progress import TrainingProgress
 from gimbench.report import comparison_table, probe_table
 from gimbench.results import RunResult
-from gimbench.resume import resume
+from gimbench.resume import RESUME_REFUSED, resume
 from gimbench.run import probe_saved_run, resolve_config, run
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.grid import accept_lists, configurations, validate
@@ -212,6 +214,10 @@ def probe_progress(console: Console, quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
+    if args.nproc > 1 and not world_from_env().distributed:
+        if args.resume is not None:
+            raise ConfigError(RESUME_REFUSED)
+        return launch(checked_config(args), argv)
     if args.resume is None:
         console.print(run_with_progress(checked_config(args), console))
         return 0
@@ -308,7 +314,8 @@ def cmd_list(console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = make_parser().parse_args(argv)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    main_rank = world_from_env().is_main  # under torchrun only rank 0 prints (another rank's failure aside)
+    console = Console(quiet=not main_rank) if sys.stdout.isatty() else Console(width=160, quiet=not main_rank)
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console, argv),
                     "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
@@ -318,10 +325,12 @@ def main(argv: list[str] | None = None) -> int:
                     "bench-compare": lambda: cmd_bench_compare(args, console)}
         return commands[args.command]()
     except ConfigError as e:
-        sys.stderr.write(f"gimbench: error: {e}\n")
+        if main_rank:
+            sys.stderr.write(f"gimbench: error: {e}\n")
         return 2
     except RunEnded as e:
-        sys.stderr.write(f"gimbench: {'' if e.result.status == 'interrupted' else 'failed: '}{e}\n")
+        if main_rank or e.result.status == "failed":
+            sys.stderr.write(f"gimbench: {'' if e.result.status == 'interrupted' else 'failed: '}{e}\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("gimbench: interrupted\n")

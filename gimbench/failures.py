@@ -127,9 +127,11 @@ def non_finite(error: NonFiniteLoss, names: list[str], checkpoint_step: int | No
             "checkpoint_step": checkpoint_step}
 
 
-def interrupted(signal_name: str, step: int, total: int, folder, command: str) -> dict:
-    """The record of a run stopped by a signal after ``step`` steps, and how to resume it."""
+def interrupted(signal_name: str, step: int, total: int, folder, command: str | None) -> dict:
+    """The record of a run stopped by a signal after ``step`` steps, and how to resume it (``command`` is
+    ``None`` for a run that cannot be resumed: one of several processes)."""
+    how = f"resume with: {command}" if command else "runs of several processes (--nproc) cannot be resumed yet"
     message = (f"interrupted by {signal_name} after step {step} of {total}; checkpoint and results.json are in "
-               f"{folder}\nresume with: {command}")
+               f"{folder}\n{how}")
     return {"reason": "interrupted", "message": message, "step": step, "signal": signal_name,
             "checkpoint_step": step, "resume_command": command}

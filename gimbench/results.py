@@ -73,18 +73,26 @@ class RunResult:
     resume_command: str | None = None  # for an interrupted run: the command that continues it
     sessions: list[dict] = field(default_factory=list)  # {"start_step", "end_step", "wall_seconds", ...}
     max_batch: MaxBatch | None = None  # with --find-max-batch; null in JSON without it
+    distributed: dict | None = None  # under torchrun: world size, backend, mode and every rank's row; else null
 
     def to_json(self) -> dict:
         """The results.json document."""
         body = asdict(self)
         body.pop("folder")
-        body["step"] |= body["step"].pop("memory")
+        body["step"] = step_json(self.step)
         return {"schema": SCHEMA, **body}
 
     def __rich__(self):
         from gimbench.report import run_summary
 
         return run_summary(self)
+
+
+def step_json(step: StepResult) -> dict:
+    """A ``step`` block as results.json holds it (the memory figures flattened into it)."""
+    body = asdict(step)
+    memory = body.pop("memory")
+    return body | memory
 
 
 def loss_summary(history: list[float | None]) -> dict:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from gimbench import checkpoint
 from gimbench.config import ConfigError, RunConfig, recorded_config
+from gimbench.distributed.world import world_from_env
 from gimbench.results import RunResult, read_results
 from gimbench.run import resolve_config, train
 from gimbench.trainer import StepRecord
 
+RESUME_REFUSED = "--resume continues runs of one process; runs of several (--nproc, torchrun) cannot be resumed yet"
 RESUMABLE = ("steps", "checkpoint_every", "quiet", "probe")  # options that may differ from the recorded run
 
 
@@ -27,6 +29,8 @@ def resume_config(folder: Path, state: dict, changes: dict) -> RunConfig:
         raise ConfigError(f"--resume continues {folder} with its recorded options; {flags} cannot be changed "
                           "(only --steps, --checkpoint-every, --quiet and --no-probe)")
     cfg = resolve_config(dataclasses.replace(recorded_config(state["config"], f"{folder} checkpoint"), **changes))
+    if cfg.nproc > 1:
+        raise ConfigError(f"{folder} was trained by {cfg.nproc} processes: {RESUME_REFUSED}")
     done = state["step"]
     if not isinstance(done, int) or done < 0:
         raise ConfigError(f"{folder}: the checkpoint records no valid step ({done!r})")
@@ -62,6 +66,8 @@ def resume(
         RunEnded: as ``gimbench.run.run``.
     """
     folder = Path(folder)
+    if world_from_env().distributed:
+        raise ConfigError(RESUME_REFUSED)
     state = checkpoint.load(folder)
     cfg = resume_config(folder, state, changes)
     return train(cfg, state=state, folder=folder, on_start=on_start, on_step=on_step, on_probe=on_probe)

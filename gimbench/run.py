@@ -20,6 +20,8 @@ import torch
 from gimbench import checkpoint
 from gimbench.config import ConfigError, RunConfig, one_line, recorded_config, resolve
 from gimbench.data import DATASETS, make_source
+from gimbench.distributed.runtime import Runtime, for_world, is_peer_failure, runtime_for
+from gimbench.distributed.world import joined, world_from_env
 from gimbench.environment import describe
 from gimbench.failures import Locator, NonFiniteLoss, RunEnded, interrupted, is_out_of_memory, non_finite, out_of_memory
 from gimbench.models import Network, build_network
@@ -100,7 +102,7 @@ def run(
         RunEnded: when a signal stopped the run or it failed (NaN loss, out of memory); its results
             are written with status "interrupted" or "failed" before this is raised.
     """
-    cfg = resolve_config(cfg)
+    cfg = for_world(resolve_config(cfg), world_from_env())
     started, max_batch = time.perf_counter(), None
     if cfg.find_max_batch:
         from gimbench.maxbatch import find_max_batch  # imports this module's network_for
@@ -116,55 +118,79 @@ def train(
     on_probe: Callable[[str, int], None], started: float | None = None, max_batch=None,
 ) -> RunResult:
     """Run a resolved config: from scratch into a new folder, or from a checkpoint ``state`` in ``folder``.
-    ``started`` is when the run began (before a batch-size search), ``max_batch`` that search's answer."""
+    ``started`` is when the run began (before a batch-size search), ``max_batch`` that search's answer.
+    Under torchrun every rank calls this; see ``gimbench.distributed.runtime``."""
     started = time.perf_counter() if started is None else started
+    world = world_from_env()
+    cfg = for_world(cfg, world)
+    runtime = runtime_for(cfg, world)
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
-    folder = folder or create_run_folder(cfg)
-    with StopSignals() as stop:  # from here on a signal ends the run with a checkpoint instead of killing it
-        device = torch.device(cfg.device)
-        # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
-        # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
-        torch.use_deterministic_algorithms(device.type == "cpu")
-        trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, workers=cfg.workers)
-        profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
-                            trainer.optimizers, device)
-        session = Session(cfg, folder, trainer, profiler, describe(device), started, max_batch=max_batch)
-        if state is not None:
-            session.restore(state)
-        on_start(cfg, folder)
-        return train_session(session, stop, source, on_step, on_probe)
+    device = runtime.device if runtime else torch.device(cfg.device)
+    with joined(world, device):
+        folder = folder or (runtime.create_folder(cfg) if runtime else create_run_folder(cfg))
+        with StopSignals() as stop:  # from here on a signal ends the run with a checkpoint instead of killing it
+            # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
+            # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
+            torch.use_deterministic_algorithms(device.type == "cpu")
+            trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, workers=cfg.workers)
+            if runtime:
+                runtime.engine.prepare(trainer, world, device)
+            profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
+                                trainer.optimizers, device)
+            session = Session(cfg, folder, trainer, profiler, describe(device), started, max_batch=max_batch,
+                              writes=world.is_main)
+            if state is not None:
+                session.restore(state)
+            on_start(cfg, folder)
+            return train_session(session, stop, source, on_step, on_probe, runtime)
 
 
-def train_session(session: Session, stop: StopSignals, source, on_step, on_probe) -> RunResult:
+def train_session(session: Session, stop: StopSignals, source, on_step, on_probe, runtime=None) -> RunResult:
     """Train, checkpoint, probe and write results.json, turning signals and failures into results."""
     trainer, cfg = session.trainer, session.cfg
     locator = Locator()
     trainer.meter_for = lambda step: locator.around(session.profiler.meter_for(step))
-    trainer.should_stop, trainer.on_step = stop.requested, lambda record: (on_step(record), session.after_step())
-    failure = guarded_fit(session, locator)
-    if failure is not None:
-        return finish(session, source, failure)
-    session.save()
-    if stop.signal is not None and trainer.step < cfg.steps:
-        return finish(session, source, stopped(session, stop))
+    trainer.should_stop = runtime.agreed_stop(stop) if runtime else stop.requested
+    trainer.on_step = lambda record: (on_step(record), session.after_step())
+    failure = guarded_fit(session, locator, runtime)
+    if failure is None:
+        session.save()
+        if stop.signal is not None and trainer.step < cfg.steps:
+            failure = stopped(session, stop)
+    distributed = runtime.block(rank_row(session, runtime), failure) if runtime else None
+    if failure is not None or (runtime and not runtime.main):
+        return finish(session, source, failure, distributed=distributed)
     try:
         probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe))
                   if cfg.probe else {})
     except Interrupted:
-        return finish(session, source, stopped(session, stop))
-    return finish(session, source, None, probes)
+        return finish(session, source, stopped(session, stop), distributed=distributed)
+    return finish(session, source, None, probes, distributed)
 
 
-def guarded_fit(session: Session, locator: Locator) -> dict | None:
-    """Train to the configured steps; a NaN/Inf loss or an out-of-memory error becomes a failure record."""
+def rank_row(session: Session, runtime: Runtime) -> dict:
+    """This rank's row of results.json's ``distributed`` block: its own step and module measurements."""
+    trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
+    local = runtime.engine.local_batch(cfg, runtime.world)
+    step = step_result(trainer.history, profiler.kinds[:trainer.step], local, profiler.step_memory())
+    modules = runtime.engine.modules(trainer.network, runtime.world)
+    rows = [asdict(m) for m in module_results(trainer.network, trainer.history.losses, profiler) if m.index in modules]
+    return runtime.row(step, rows, modules, trainer)
+
+
+def guarded_fit(session: Session, locator: Locator, runtime: Runtime | None = None) -> dict | None:
+    """Train to the configured steps; a NaN/Inf loss, an out-of-memory error or (under torchrun) a lost peer
+    becomes a failure record."""
     trainer, names = session.trainer, session.trainer.network.names
     try:
         trainer.fit(session.cfg.steps)
     except NonFiniteLoss as e:
         return non_finite(e, names, session.checkpoint_step, session.folder)
     except Exception as e:
+        if runtime and is_peer_failure(e):
+            return runtime.peer_lost(e, trainer.step)
         if not is_out_of_memory(e):
             raise
         return out_of_memory(e, locator.where, names, trainer.step, session.cfg.batch_size, session.profiler)
@@ -173,12 +199,15 @@ def guarded_fit(session: Session, locator: Locator) -> dict | None:
 
 def stopped(session: Session, stop: StopSignals) -> dict:
     """The record of a run a signal stopped, with the command that resumes it."""
-    command = shlex.join(["gimbench", "run", "--resume", str(Path(session.folder).absolute())])
+    command = (shlex.join(["gimbench", "run", "--resume", str(Path(session.folder).absolute())])
+               if session.cfg.nproc == 1 else None)
     return interrupted(stop.signal.name, session.trainer.step, session.cfg.steps, session.folder, command)
 
 
-def finish(session: Session, source, failure: dict | None, probes: dict | None = None) -> RunResult:
-    """Write results.json over every session's steps; raise ``RunEnded`` unless the run is complete."""
+def finish(session: Session, source, failure: dict | None, probes: dict | None = None,
+           distributed: dict | None = None) -> RunResult:
+    """Write results.json over every session's steps (only rank 0 under torchrun); raise ``RunEnded``
+    unless the run is complete."""
     trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
     status = "complete" if failure is None else "interrupted" if failure["reason"] == "interrupted" else "failed"
     sessions = session.sessions()
@@ -190,9 +219,10 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},
         failure=failure, steps_completed=trainer.step, sessions=sessions,
         resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
-        max_batch=session.max_batch,
+        max_batch=session.max_batch, distributed=distributed,
     )
-    write_json_atomic(session.folder / "results.json", result.to_json())
+    if session.writes:
+        write_json_atomic(session.folder / "results.json", result.to_json())
     if failure is not None:
         code = 128 + signal.Signals[failure["signal"]] if status == "interrupted" else 1
         raise RunEnded(result, failure["message"], code)

@@ -45,6 +45,7 @@ class Session:
     earlier: list[dict] = field(default_factory=list)  # the sessions before this one
     checkpoint_step: int | None = None  # the step of the newest checkpoint written or loaded
     max_batch: object = None  # the batch-size search's MaxBatch (--find-max-batch), kept through resumes
+    writes: bool = True  # False on torchrun's ranks other than 0: only rank 0 writes checkpoints
 
     def __post_init__(self) -> None:
         self.start_step = self.trainer.step
@@ -99,11 +100,11 @@ class Session:
             "max_batch": None if self.max_batch is None else asdict(self.max_batch),
         }
 
-    def save(self) -> Path:
+    def save(self) -> None:
         """Write a checkpoint now (the previous one is kept as ``checkpoint.prev.pt``)."""
-        path = checkpoint.save(self.folder, self.state())
+        if self.writes:
+            checkpoint.save(self.folder, self.state())
         self.checkpoint_step = self.trainer.step
-        return path
 
     def after_step(self) -> None:
         """Write the periodic checkpoint when one is due (the last step's is written by the caller)."""

@@ -1,0 +1,53 @@
+"""Distributed modes, registered by the name results.json's ``distributed.mode`` records.
+
+A run under torchrun trains with the engine of its mode. The engine adapts the run's trainer to the
+world (wraps the strategy, slices the data, or replaces the loop) and says what each rank's row holds;
+everything else (run folder, stop agreement, gathering rows, results) is the run plumbing's
+(``gimbench.distributed.runtime``), shared by every mode.
+"""
+
+from __future__ import annotations
+
+from gimbench.config import ConfigError, RunConfig
+from gimbench.registry import Registry
+
+ENGINES = Registry("distributed mode")
+
+
+class Engine:
+    """What one distributed mode does to a run; the defaults suit a mode where every rank trains every module."""
+
+    mode = ""
+
+    def check(self, cfg: RunConfig, size: int) -> None:
+        """``ConfigError`` when ``cfg`` cannot run on ``size`` processes (also checked by the launcher)."""
+
+    def prepare(self, trainer, world, device) -> None:
+        """Adapt a freshly built ``Trainer`` (and its source, strategy) to this rank of ``world``."""
+
+    def modules(self, network, world) -> list[int]:
+        """The indices of the modules this rank trains."""
+        return list(range(len(network)))
+
+    def local_batch(self, cfg: RunConfig, world) -> int:
+        """Examples this rank trains on per step."""
+        return cfg.batch_size
+
+    def idle_fraction(self, trainer) -> float | None:
+        """Share of this rank's step wall time spent waiting on peers; ``None`` where not measured."""
+        return None
+
+
+def mode_of(cfg: RunConfig) -> str:
+    """The distributed mode a config asks for when it runs on several processes."""
+    return "module-parallel" if cfg.model == "gim" and cfg.gim_mode == "module-parallel" else "data-parallel"
+
+
+def engine_for(cfg: RunConfig) -> Engine:
+    """The engine of the config's mode, or ``ConfigError`` when that mode is not available."""
+    import gimbench.distributed.data_parallel  # noqa: F401  (registers data-parallel)
+
+    mode = mode_of(cfg)
+    if mode not in ENGINES:
+        raise ConfigError(f"--gim-mode {cfg.gim_mode}: the {mode} engine is not available in this version")
+    return ENGINES[mode]()

@@ -1,0 +1,78 @@
+"""``gimbench run --nproc N``: check the configuration, then start N copies of the same command under torchrun.
+
+torchrun's own code (``torch.distributed.run``) runs in this process as its elastic agent, exactly as
+``python -m torch.distributed.run --standalone --nproc-per-node N -m gimbench run ...`` would; running it
+here rather than in a child process gives its failure records (rank, pid, exit code or signal) as data,
+which become one line for the user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gimbench.config import ConfigError, RunConfig
+from gimbench.distributed.runtime import checked
+from gimbench.run import resolve_config
+from gimbench.runfolder import check_name
+
+QUIET_CODES = (2, 130, 143)  # a config error, a stop by SIGINT/SIGTERM: rank 0 has said so itself
+
+
+def check(cfg: RunConfig) -> None:
+    """The ``ConfigError`` the ranks would all meet, found before starting them."""
+    resolved = resolve_config(cfg)
+    checked(resolved, cfg.nproc)
+    if resolved.name is not None:
+        check_name(resolved.name)
+        if (Path(resolved.out) / resolved.name).exists() and not resolved.overwrite:
+            raise ConfigError(f"run folder {Path(resolved.out) / resolved.name} already exists "
+                              "(pass --overwrite to replace it)")
+
+
+def torchrun_args(nproc: int, argv: list[str]):
+    """torchrun's parsed arguments that start ``gimbench <argv>`` on ``nproc`` local processes. ``argv`` is
+    passed on as it is (``--nproc N`` included, which each rank checks against the world size) and never
+    parsed by torchrun, whose options could otherwise claim abbreviations of gimbench's."""
+    from torch.distributed.run import parse_args
+
+    args = parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "gimbench"])
+    args.training_script_args = list(argv)
+    return args
+
+
+def describe(failures: dict) -> tuple[str, int]:
+    """One line about the ranks that failed (torchrun's ``ProcessFailure`` by rank), and the exit code: the
+    first failure's own, or 128 + its signal."""
+    order = sorted(failures.items(), key=lambda item: item[1].timestamp)
+    parts = []
+    for rank, failure in order:
+        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
+               else f"exited with code {failure.exitcode}")
+        parts.append(f"rank {rank} (pid {failure.pid}) {how}")
+    first = order[0][1].exitcode
+    return "; ".join(parts) + "; torchrun stopped the other ranks", first if first > 0 else 128 - first
+
+
+def launch(cfg: RunConfig, argv: list[str]) -> int:
+    """Start ``gimbench <argv>`` on ``cfg.nproc`` processes with torchrun; its exit code.
+
+    Raises:
+        ConfigError: when the configuration cannot run (checked here, before any process starts).
+    """
+    import sys
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import run
+
+    check(cfg)
+    try:
+        run(torchrun_args(cfg.nproc, argv))
+    except ChildFailedError as e:
+        line, code = describe(e.failures)
+        if not all(f.exitcode in QUIET_CODES for f in e.failures.values()):
+            sys.stderr.write(f"gimbench: failed: {line}\n")
+        return code
+    except SignalException as e:
+        return 128 + int(e.sigval)
+    return 0

@@ -1,0 +1,128 @@
+"""What a run does differently under torchrun, whatever its distributed mode.
+
+Rank 0 creates the run folder and tells the others where it is; only rank 0 writes checkpoints and
+results.json, probes and prints. Ranks agree on stopping before every step (a signal any rank got stops
+them all at the same step, so none waits in a collective for a peer that left), every rank's row is
+gathered to rank 0 for results.json's ``distributed`` block, and a peer that dies or a collective that
+times out becomes a ``peer-lost`` failure instead of a hang or a traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from gimbench.config import ConfigError, RunConfig, one_line
+from gimbench.distributed.engine import Engine, engine_for
+from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, device_of, gather_to_main
+from gimbench.results import StepResult, step_json
+from gimbench.runfolder import create_run_folder
+
+# Failures every rank meets at the same step (losses are agreed on, stops are agreed on): after them the
+# ranks are all still there to gather their rows. After any other failure a peer may be gone.
+AGREED_FAILURES = ("interrupted", "non-finite-loss")
+
+
+def checked(cfg: RunConfig, size: int) -> None:
+    """``ConfigError`` when a resolved ``cfg`` cannot run on ``size`` processes (the launcher checks this before
+    starting them, every rank again)."""
+    if size == 1:
+        return
+    if cfg.find_max_batch:
+        raise ConfigError("--find-max-batch searches with one process: run it with --nproc 1, then train with "
+                          "--nproc N and --batch-size set to N times the size it found")
+    engine_for(cfg).check(cfg, size)
+
+
+def for_world(cfg: RunConfig, world: World) -> RunConfig:
+    """A resolved ``cfg`` for a run on ``world``, with ``nproc`` its size, or ``ConfigError``."""
+    if not world.distributed and cfg.nproc > 1:
+        raise ConfigError(f"--nproc {cfg.nproc}: start the run with `gimbench run --nproc {cfg.nproc}` or torchrun "
+                          "(the Python API runs one process)")
+    if world.distributed and cfg.nproc not in (1, world.size):
+        raise ConfigError(f"--nproc {cfg.nproc}: torchrun started {world.size} processes")
+    checked(cfg, world.size)
+    return replace(cfg, nproc=world.size)
+
+
+@dataclass
+class Runtime:
+    """This process's place in a distributed run and the engine of the run's mode."""
+
+    world: World
+    engine: Engine
+    device: torch.device
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @property
+    def main(self) -> bool:
+        return self.world.is_main
+
+    def create_folder(self, cfg: RunConfig) -> Path:
+        """Rank 0 creates the run folder and sends its path (or its ``ConfigError``) to every rank."""
+        message: list = [None]
+        if self.main:
+            try:
+                message = [("ok", str(create_run_folder(cfg)))]
+            except ConfigError as e:
+                message = [("error", str(e))]
+        dist.broadcast_object_list(message, src=0, device=self.device)
+        kind, text = message[0]
+        if kind == "error":
+            raise ConfigError(text)
+        return Path(text)
+
+    def agreed_stop(self, stop) -> Callable[[], bool]:
+        """``stop.requested`` agreed on by every rank: the highest signal number any rank received (its
+        ``StopSignals`` is given that signal, so every rank records how the run stopped)."""
+
+        def requested() -> bool:
+            number = torch.tensor([0 if stop.signal is None else int(stop.signal)], device=self.device)
+            dist.all_reduce(number, op=dist.ReduceOp.MAX)
+            if number.item() and stop.signal is None:
+                stop.signal = signal.Signals(int(number.item()))
+            return stop.signal is not None
+
+        return requested
+
+    def row(self, step: StepResult, module_rows: list[dict], modules: list[int], trainer) -> dict:
+        """This rank's row of the ``distributed`` block."""
+        return {"rank": self.world.rank, "device": str(self.device), "modules": modules, "step": step_json(step),
+                "module_rows": module_rows, "idle_fraction": self.engine.idle_fraction(trainer),
+                "samples_per_s": step.samples_per_second}
+
+    def block(self, row: dict, failure: dict | None) -> dict | None:
+        """The ``distributed`` block on rank 0 (``None`` elsewhere): every rank's row, or after a failure
+        the ranks may not share (a lost peer, one rank out of memory) rank 0's own row only."""
+        rows = gather_to_main(self.world, row) if failure is None or failure["reason"] in AGREED_FAILURES \
+            else [row]
+        if not self.main:
+            return None
+        return {"world_size": self.world.size, "backend": backend_for(self.device), "mode": self.engine.mode,
+                "ranks": rows}
+
+    def peer_lost(self, error: BaseException, step: int) -> dict:
+        """The failure record of a collective that failed because a peer died or did not answer in time."""
+        detail = one_line(error, 300)
+        message = (f"rank {self.world.rank} lost contact with the other ranks at step {step}: a peer process died "
+                   f"or did not answer within {self.timeout_s:g} s ({detail})")
+        return {"reason": "peer-lost", "message": message, "step": step, "rank": self.world.rank, "error": detail}
+
+
+def is_peer_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing for want of a peer (gloo, NCCL, the store, a timeout)."""
+    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and any(
+        text in str(error) for text in ("Connection closed by peer", "Connection reset by peer", "Timed out",
+                                        "timed out", "Broken pipe")))
+
+
+def runtime_for(cfg: RunConfig, world: World) -> Runtime | None:
+    """The runtime of a resolved, ``checked`` config on ``world``; ``None`` for a single process."""
+    if not world.distributed:
+        return None
+    return Runtime(world, engine_for(cfg), device_of(world, cfg.device))
