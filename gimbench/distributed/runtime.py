@@ -23,10 +23,6 @@ from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, de
 from gimbench.results import StepResult, step_json
 from gimbench.runfolder import create_run_folder
 
-# Failures every rank meets at the same step (losses are agreed on, stops are agreed on): after them the
-# ranks are all still there to gather their rows. After any other failure a peer may be gone.
-AGREED_FAILURES = ("interrupted", "non-finite-loss")
-
 
 def checked(cfg: RunConfig, size: int) -> None:
     """``ConfigError`` when a resolved ``cfg`` cannot run on ``size`` processes (the launcher checks this before
@@ -99,7 +95,7 @@ class Runtime:
     def block(self, row: dict, failure: dict | None) -> dict | None:
         """The ``distributed`` block on rank 0 (``None`` elsewhere): every rank's row, or after a failure
         the ranks may not share (a lost peer, one rank out of memory) rank 0's own row only."""
-        rows = gather_to_main(self.world, row) if failure is None or failure["reason"] in AGREED_FAILURES \
+        rows = gather_to_main(self.world, row) if failure is None or failure["reason"] in self.engine.agreed_failures \
             else [row]
         if not self.main:
             return None
