@@ -31,7 +31,7 @@ def ranks_table(entries: list[Entry]) -> Table | None:
         return None
     table = _table("Ranks side by side (idle: share of step wall time spent waiting on peers; memory in MiB)",
                    ["run", "mode", "rank", "device", "modules", "samples/s", "step ms", "idle", "peak", "resident",
-                    "memory backend"])
+                    "memory measured by"])
     table.columns[0].justify = "left"
     for entry, label in found:
         block = entry.doc["distributed"]
@@ -40,5 +40,5 @@ def ranks_table(entries: list[Entry]) -> Table | None:
             table.add_row(label, block["mode"], str(row["rank"]), str(row["device"]), module_span(row["modules"]),
                           _num(row.get("samples_per_s"), ".1f"), _num(step.get("time_ms"), ".1f"),
                           _percent(row.get("idle_fraction")), _mib(step.get("peak_memory_bytes")),
-                          _mib(step.get("resident_bytes")), str(step.get("memory_backend", "-")))
+                          _mib(step.get("resident_bytes")), str(entry.doc.get("memory_backend", "-")))
     return table
