@@ -130,7 +130,8 @@ def train(
     device = runtime.device if runtime else torch.device(cfg.device)
     with joined(world, device):
         folder = folder or (runtime.create_folder(cfg) if runtime else create_run_folder(cfg))
-        with StopSignals() as stop:  # from here on a signal ends the run with a checkpoint instead of killing it
+        # From here on a signal ends the run with a checkpoint instead of killing it.
+        with StopSignals(announce=world.is_main) as stop:
             # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
             # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
             torch.use_deterministic_algorithms(device.type == "cpu")

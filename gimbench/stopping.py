@@ -25,7 +25,8 @@ class StopSignals:
     context does nothing and a stop is never requested.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, announce: bool = True) -> None:
+        self.announce = announce  # say so on stderr (under torchrun only rank 0 does)
         self.signal: signal.Signals | None = None
         self._previous: dict = {}
 
@@ -43,8 +44,9 @@ class StopSignals:
             sys.stderr.write("gimbench: stopped at once; files already written are intact\n")
             raise SystemExit(128 + signum)
         self.signal = signal.Signals(signum)
-        sys.stderr.write(f"gimbench: {self.signal.name}: stopping after the current step "
-                         "(send it again to quit at once)\n")
+        if self.announce:
+            sys.stderr.write(f"gimbench: {self.signal.name}: stopping after the current step "
+                             "(send it again to quit at once)\n")
 
     def requested(self) -> bool:
         return self.signal is not None

@@ -26,9 +26,9 @@ from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.losses import SampledNegatives
 
 
-def _parallel(module: nn.Module, device: torch.device) -> nn.Module:
-    """``module`` in DDP, or itself when it has nothing to train (MFCC, random init)."""
-    if not any(p.requires_grad for p in module.parameters()):
+def _parallel(module: nn.Module, device: torch.device, trained: bool) -> nn.Module:
+    """``module`` in DDP, or itself when it is not trained (MFCC, random init)."""
+    if not trained or not any(p.requires_grad for p in module.parameters()):
         return module
     return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None,
                                    broadcast_buffers=False)
@@ -36,12 +36,13 @@ def _parallel(module: nn.Module, device: torch.device) -> nn.Module:
 
 class DataParallelView:
     """The network as strategies see it under data parallelism: the same interface as ``Network``
-    (``encoder``, ``head(k)``, ``names``, ``len``, ``owned_parameters``), each part in its own DDP."""
+    (``encoder``, ``head(k)``, ``names``, ``len``, ``owned_parameters``), each part of a trained module
+    (``trained[k]``: it has an optimizer) in its own DDP."""
 
-    def __init__(self, network, device: torch.device) -> None:
+    def __init__(self, network, device: torch.device, trained: list[bool]) -> None:
         self.network, self.names = network, network.names
-        self.encoder = [_parallel(module, device) for module in network.encoder]
-        self.heads = {k: _parallel(network.head(k), device) for k in range(len(network)) if network.head(k)}
+        self.encoder = [_parallel(module, device, trained[k]) for k, module in enumerate(network.encoder)]
+        self.heads = {k: _parallel(network.head(k), device, trained[k]) for k in range(len(network)) if network.head(k)}
 
     def __len__(self) -> int:
         return len(self.network)
@@ -107,7 +108,8 @@ class DataParallel(Engine):
         for module in trainer.network.modules():
             if isinstance(module, SampledNegatives):
                 module.batch_group = dist.group.WORLD
-        trainer.strategy = DataParallelStrategy(trainer.strategy, DataParallelView(trainer.network, device))
+        trained = [optimizer is not None for optimizer in trainer.optimizers]
+        trainer.strategy = DataParallelStrategy(trainer.strategy, DataParallelView(trainer.network, device, trained))
 
     def local_batch(self, cfg: RunConfig, world) -> int:
         return cfg.batch_size // world.size
