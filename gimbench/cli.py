@@ -27,6 +27,7 @@ from gimbench.config import (
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
 from gimbench.distributed.launch import launch
+from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.failures import RunEnded
 from gimbench.htmlreport.collect import collect, result_from_doc
@@ -332,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         if main_rank or e.result.status == "failed":
             sys.stderr.write(f"gimbench: {'' if e.result.status == 'interrupted' else 'failed: '}{e}\n")
         return e.exit_code
+    except PeerLost as e:
+        sys.stderr.write(f"gimbench: failed: {e}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("gimbench: interrupted\n")
         return 130

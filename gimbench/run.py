@@ -156,13 +156,15 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
     trainer.should_stop = runtime.engine.stop_rule(runtime, stop, trainer) if runtime else stop.requested
     trainer.on_step = lambda record: (on_step(record), session.after_step())
     failure = guarded_fit(session, locator, runtime)
+    if failure is None and runtime:
+        failure = runtime.after_fit(trainer, lambda: network_for(cfg, trainer.strategy, source.num_classes))
     if failure is None:
-        if runtime:
-            runtime.engine.after_fit(trainer, lambda: network_for(cfg, trainer.strategy, source.num_classes))
         session.save()
         if stop.signal is not None and trainer.step < cfg.steps:
             failure = stopped(session, stop)
-    distributed = runtime.block(rank_row(session, runtime), failure) if runtime else None
+    distributed = None
+    if runtime:
+        distributed, failure = runtime.block(rank_row(session, runtime), failure, trainer.step)
     if failure is not None or (runtime and not runtime.main):
         return finish(session, source, failure, distributed=distributed)
     try:

@@ -46,6 +46,10 @@ def for_world(cfg: RunConfig, world: World) -> RunConfig:
     return replace(cfg, nproc=world.size)
 
 
+class PeerLost(Exception):
+    """A peer was lost before the run began (nothing was trained, nothing written); one line for the user."""
+
+
 @dataclass
 class Runtime:
     """This process's place in a distributed run and the engine of the run's mode."""
@@ -60,14 +64,23 @@ class Runtime:
         return self.world.is_main
 
     def create_folder(self, cfg: RunConfig) -> Path:
-        """Rank 0 creates the run folder and sends its path (or its ``ConfigError``) to every rank."""
+        """Rank 0 creates the run folder and sends its path (or its ``ConfigError``) to every rank.
+
+        Raises:
+            PeerLost: when a rank is gone before the run could start.
+        """
         message: list = [None]
         if self.main:
             try:
                 message = [("ok", str(create_run_folder(cfg)))]
             except ConfigError as e:
                 message = [("error", str(e))]
-        dist.broadcast_object_list(message, src=0, device=self.device)
+        try:
+            dist.broadcast_object_list(message, src=0, device=self.device)
+        except Exception as e:
+            if not is_peer_failure(e):
+                raise
+            raise PeerLost(self.peer_lost(e, 0)["message"]) from None
         kind, text = message[0]
         if kind == "error":
             raise ConfigError(text)
@@ -80,9 +93,10 @@ class Runtime:
         def requested() -> bool:
             number = torch.tensor([0 if stop.signal is None else int(stop.signal)], device=self.device)
             dist.all_reduce(number, op=dist.ReduceOp.MAX)
-            if number.item() and stop.signal is None:
-                stop.signal = signal.Signals(int(number.item()))
-            return stop.signal is not None
+            agreed = int(number.item())  # not stop.signal: a signal may have come in during the all-reduce
+            if agreed and stop.signal is None:
+                stop.signal = signal.Signals(agreed)
+            return agreed > 0
 
         return requested
 
@@ -92,15 +106,32 @@ class Runtime:
                 "module_rows": module_rows, "idle_fraction": self.engine.idle_fraction(trainer),
                 "samples_per_s": step.samples_per_second}
 
-    def block(self, row: dict, failure: dict | None) -> dict | None:
-        """The ``distributed`` block on rank 0 (``None`` elsewhere): every rank's row, or after a failure
-        the ranks may not share (a lost peer, one rank out of memory) rank 0's own row only."""
-        rows = gather_to_main(self.world, row) if failure is None or failure["reason"] in self.engine.agreed_failures \
-            else [row]
+    def block(self, row: dict, failure: dict | None, step: int) -> tuple[dict | None, dict | None]:
+        """The ``distributed`` block on rank 0 (``None`` elsewhere) and the run's failure: every rank's row;
+        after a failure the ranks may not share (a lost peer, one rank out of memory), or when a peer is lost
+        while gathering, rank 0's own row only (the failure then becomes ``peer-lost``)."""
+        rows = [row]
+        if failure is None or failure["reason"] in self.engine.agreed_failures:
+            try:
+                rows = gather_to_main(self.world, row)
+            except Exception as e:
+                if not is_peer_failure(e):
+                    raise
+                rows, failure = [row], self.peer_lost(e, step)
         if not self.main:
-            return None
+            return None, failure
         return {"world_size": self.world.size, "backend": backend_for(self.device), "mode": self.engine.mode,
-                "ranks": rows}
+                "ranks": rows}, failure
+
+    def after_fit(self, trainer, build: Callable) -> dict | None:
+        """The engine's ``after_fit`` (see ``Engine``); a peer lost meanwhile is a ``peer-lost`` failure record."""
+        try:
+            self.engine.after_fit(trainer, build)
+        except Exception as e:
+            if not is_peer_failure(e):
+                raise
+            return self.peer_lost(e, trainer.step)
+        return None
 
     def peer_lost(self, error: BaseException, step: int) -> dict:
         """The failure record of a collective that failed because a peer died or did not answer in time."""
