@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from html_tables import read_html, table
+from test_distributed import worker_pid
 
 from gimbench.cli import main, make_parser
 from gimbench.distributed.stages import module_groups
@@ -97,6 +100,28 @@ def test_pipelined_cpc_runs_both_schedules(runs):
     mine, theirs = parameters(runs / "gpipe"), parameters(runs / "cpc")
     assert mine.keys() == theirs.keys() and all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in theirs)
     assert parameters(runs / "1f1b").keys() == theirs.keys()
+
+
+def test_a_signal_to_the_last_rank_stops_every_rank_after_the_same_step(tmp_path):
+    # Not quiet: the plain progress lines (every 100 steps of 1000) say when it trains.
+    command = [sys.executable, "-m", "gimbench", "run", *(a for a in TINY if a != "--quiet"), "--steps", "1000",
+               "--model", "gim", "--gim-mode", "module-parallel", "--nproc", "2", "--out", str(tmp_path),
+               "--name", "signalled"]
+    launcher = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        assert any(line.startswith("step 100/") for line in launcher.stdout), launcher.stderr.read()
+        os.kill(worker_pid(tmp_path, 1), signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = launcher.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 128 + signal.SIGTERM and elapsed < 30 and "Traceback" not in stderr
+    doc = json.loads((tmp_path / "signalled" / "results.json").read_text())
+    assert doc["status"] == "interrupted" and doc["failure"]["signal"] == "SIGTERM" and doc["steps_completed"] < 1000
+    steps = {len(r["module_rows"][0]["loss"]["history"]) for r in doc["distributed"]["ranks"]}
+    assert steps == {doc["steps_completed"]}
 
 
 def test_report_sets_the_ranks_of_both_runs_side_by_side(runs, tmp_path, capsys):

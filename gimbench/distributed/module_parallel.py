@@ -12,6 +12,8 @@ batch's activation followed by two numbers: the last step rank 0 will run, and t
 (0: none). Stopping needs no collective (which would make every rank wait for every other at each step):
 rank 0 decides, and its decision travels down the pipeline with the data. When rank 0 sees a stop request
 at step s it runs K more steps, so that no rank has posted a receive for a batch that will never be sent.
+A rank r > 0 that receives a signal posts it in torch.distributed's key-value store, where rank 0 looks
+before each step without waiting.
 """
 
 from __future__ import annotations
@@ -89,10 +91,31 @@ class Inbox:
         return message[: self.size].view(self.shape)
 
 
+class StopBoard:
+    """Where a rank r > 0 posts the signal it received, for rank 0 to see at its next step: a key in the
+    key-value store torchrun's rendezvous set up (``torch.distributed``'s own), read without waiting."""
+
+    KEY = "gimbench/module-parallel/stop"
+
+    def __init__(self) -> None:
+        self.store = dist.distributed_c10d._get_default_store()
+        self.posted = False
+
+    def post(self, signal: int) -> None:
+        if not self.posted:
+            self.store.set(self.KEY, str(signal))
+            self.posted = True
+
+    def read(self) -> int:
+        """A signal some rank posted, 0 if none has."""
+        return int(self.store.get(self.KEY)) if self.store.check([self.KEY]) else 0
+
+
 class ModuleParallel(SpreadStrategy):
     """GIM with this rank's modules only; the rest of the network lives on the other ranks.
 
-    ``local_stop`` (set by the run) says whether this process was asked to stop; only rank 0's is read.
+    ``local_stop`` (set by the run) is the signal this process received (0: none); rank 0 stops the run on its
+    own or on one another rank reported.
     """
 
     description = "GIM, module-parallel: each rank trains its modules on what the rank below sends (torchrun)"
@@ -100,6 +123,7 @@ class ModuleParallel(SpreadStrategy):
     def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
         super().__init__(cfg, loss, world)
         self.inbox: Inbox | None = None
+        self.board: StopBoard | None = None
         self.outbox = Outbox(self.world.rank + 1, cfg.max_inflight) if self.world.rank + 1 < self.world.size else None
         self.local_stop: Callable[[], int] = lambda: 0  # the signal number this process received, 0 for none
         self.next_step, self.last, self.signal = 0, cfg.steps - 1, 0
@@ -113,6 +137,8 @@ class ModuleParallel(SpreadStrategy):
         labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         self.clock.begin_step()
+        if self.board is None:
+            self.board = StopBoard()
         h = self._input(x, step)
         losses: list[torch.Tensor | None] = [None] * len(network)
         for k in self.owned:
@@ -128,9 +154,11 @@ class ModuleParallel(SpreadStrategy):
     def _input(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Rank 0: the batch, after deciding whether to stop soon; other ranks: what the rank below sent."""
         if self.world.rank == 0:
-            if not self.signal and (signal := self.local_stop()):
+            if not self.signal and (signal := self.local_stop() or self.board.read()):
                 self.signal, self.last = signal, min(self.last, step + self.cfg.max_inflight)
             return x
+        if signal := self.local_stop():
+            self.board.post(signal)
         if self.inbox is None:
             self.inbox = Inbox(self.world.rank - 1, self.cfg.max_inflight, step, self.last, x.device)
         h = self.inbox.take(step)
