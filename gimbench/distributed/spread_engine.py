@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from functools import partial
 
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.distributed.stages import module_groups
@@ -61,6 +62,6 @@ class ModuleParallelEngine(SpreadEngine):
         return requested
 
 
-ENGINES.register("module-parallel")(lambda: ModuleParallelEngine("module-parallel"))
-for _schedule in ("gpipe", "1f1b"):
-    ENGINES.register(f"pipeline-{_schedule}")(lambda mode=f"pipeline-{_schedule}": SpreadEngine(mode))
+ENGINES.register("module-parallel")(partial(ModuleParallelEngine, "module-parallel"))
+ENGINES.register("pipeline-gpipe")(partial(SpreadEngine, "pipeline-gpipe"))
+ENGINES.register("pipeline-1f1b")(partial(SpreadEngine, "pipeline-1f1b"))
