@@ -82,9 +82,10 @@ def worker_pid(out: Path, rank: int) -> int | None:
     return None
 
 
-def signal_rank_1(out: Path, number: signal.Signals) -> tuple[int, str, float, dict]:
-    """Send ``number`` to rank 1 of a long 2-process run once it trains: the launcher's exit status, its
-    stderr, the seconds it took to exit after the signal, and results.json."""
+def signal_a_run(out: Path, number: signal.Signals, launcher_too: bool = False) -> tuple[int, str, float, dict]:
+    """Send ``number`` to rank 1 of a long 2-process run once it trains (to the launcher instead with
+    ``launcher_too``): the launcher's exit status, its stderr, the seconds it took to exit after the signal,
+    and results.json."""
     command = [*GIMBENCH, "run", *TINY, "--model", "gim", "--depth", "2", "--steps", "100000", "--nproc", "2",
                "--checkpoint-every", "1", "--out", str(out), "--name", "signalled"]
     launcher = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,7 +94,7 @@ def signal_rank_1(out: Path, number: signal.Signals) -> tuple[int, str, float, d
         while not (out / "signalled" / "checkpoint.pt").exists():  # rank 0 is training
             assert launcher.poll() is None and time.monotonic() < deadline, launcher.stderr.read()
             time.sleep(0.2)
-        pid = worker_pid(out, 1)
+        pid = launcher.pid if launcher_too else worker_pid(out, 1)
         assert pid is not None
         os.kill(pid, number)
         sent = time.monotonic()
@@ -106,7 +107,7 @@ def signal_rank_1(out: Path, number: signal.Signals) -> tuple[int, str, float, d
 
 
 def test_killing_a_rank_ends_the_run_with_a_clear_error(tmp_path):
-    code, stderr, elapsed, doc = signal_rank_1(tmp_path, signal.SIGKILL)
+    code, stderr, elapsed, doc = signal_a_run(tmp_path, signal.SIGKILL)
     assert code == 128 + signal.SIGKILL and elapsed < 30
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("gimbench: failed: rank 1 (pid ") and "was killed by SIGKILL" in last
@@ -114,10 +115,12 @@ def test_killing_a_rank_ends_the_run_with_a_clear_error(tmp_path):
     assert "lost contact" in doc["failure"]["message"] and len(doc["distributed"]["ranks"]) == 1
 
 
-def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
-    code, stderr, elapsed, doc = signal_rank_1(tmp_path, signal.SIGTERM)
-    assert code == 128 + signal.SIGTERM and elapsed < 30
-    assert "gimbench: interrupted by SIGTERM after step" in stderr and "gimbench: failed" not in stderr
+@pytest.mark.parametrize("number,to_launcher", [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM-to-rank-1", "SIGINT-to-the-launcher"])
+def test_a_signal_stops_every_rank_after_the_same_step(tmp_path, number, to_launcher):
+    code, stderr, elapsed, doc = signal_a_run(tmp_path, number, to_launcher)
+    assert code == 128 + number and elapsed < 30
+    assert f"gimbench: interrupted by {number.name} after step" in stderr and "gimbench: failed" not in stderr
     assert doc["status"] == "interrupted" and [r["rank"] for r in doc["distributed"]["ranks"]] == [0, 1]
     steps = {len(r["module_rows"][0]["loss"]["history"]) for r in doc["distributed"]["ranks"]}
     assert steps == {doc["steps_completed"]}

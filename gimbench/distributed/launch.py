@@ -41,16 +41,14 @@ def torchrun_args(nproc: int, argv: list[str]):
 
 
 def describe(failures: dict) -> tuple[str, int]:
-    """One line about the ranks that failed (torchrun's ``ProcessFailure`` by rank), and the exit code: the
-    first failure's own, or 128 + its signal."""
+    """One line about the ranks that failed (torchrun's ``ProcessFailure`` by rank), first failure first, and
+    the exit status: the first failure's own, or 128 + its signal."""
     order = sorted(failures.items(), key=lambda item: item[1].timestamp)
-    parts = []
-    for rank, failure in order:
-        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
-               else f"exited with code {failure.exitcode}")
-        parts.append(f"rank {rank} (pid {failure.pid}) {how}")
+    parts = [f"rank {rank} (pid {f.pid}) " + (f"was killed by {f.signal_name()}" if f.exitcode < 0
+                                              else f"exited with code {f.exitcode}") for rank, f in order]
+    line = parts[0] + (f"; after it {', '.join(parts[1:])}" if parts[1:] else "")
     first = order[0][1].exitcode
-    return "; ".join(parts) + "; torchrun stopped the other ranks", first if first > 0 else 128 - first
+    return line + " (torchrun stops every rank when one fails)", first if first > 0 else 128 - first
 
 
 def launch(cfg: RunConfig, argv: list[str]) -> int:
