@@ -165,4 +165,5 @@ class ModuleParallel(SpreadStrategy):
         self.last, self.signal = self.inbox.last, self.inbox.signal
         return h
 
+
 SCHEDULES["module-parallel"] = ModuleParallel
