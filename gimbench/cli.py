@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.table import Table
 
 from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
-from gimbench.config import CONTEXTS, DEFAULT_STEPS, DEVICES, GIM_MODES, TRAIN_SPLITS, ConfigError, RunConfig
+from gimbench.config import (
+    CONTEXTS,
+    DEFAULT_MICRO_BATCHES,
+    DEFAULT_STEPS,
+    DEVICES,
+    GIM_MODES,
+    PIPELINES,
+    TRAIN_SPLITS,
+    ConfigError,
+    RunConfig,
+)
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
 from gimbench.distributed.launch import launch
@@ -93,7 +103,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="start N processes with torchrun (data parallel; or module-parallel with "
                         "--gim-mode module-parallel)")
     p.add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
-                   help="module-parallel GIM: batches a rank may run ahead of the rank above it")
+                   help="module-parallel GIM: batches in flight between neighbouring ranks")
+    p.add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
+                   help="cpc on several processes: pipeline the encoder over them with torch.distributed.pipelining's "
+                        "GPipe or 1F1B schedule (none: data parallel)")
+    p.add_argument("--micro-batches", type=int, default=None, metavar="M",
+                   help=f"pipelined cpc: micro-batches per batch (default {DEFAULT_MICRO_BATCHES}; must divide it)")
 
 
 def make_parser() -> Parser:

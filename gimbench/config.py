@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gimbench.distributed.world import world_from_env
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
 from gimbench.models.presets import PRESETS
 from gimbench.sizes import parse_size
@@ -23,6 +24,8 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # Training steps when --steps is not given. Vision needs the longer budget: at 300 tiny steps (2,400
 # images) trained GIM and CPC features were still below random ones on the class probe.
 DEFAULT_STEPS = {"audio": 300, "vision": 1000}
+PIPELINES = ("none", "gpipe", "1f1b")  # end-to-end CPC pipelined over torchrun's processes (gimbench.distributed)
+DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 MAX_LR = 1e30  # Adam divides lr by 1 - beta1 (0.1) at the first step; above ~3e37 that overflows float32
@@ -69,6 +72,8 @@ class RunConfig:
     memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
     nproc: int = 1  # processes torchrun starts (gimbench run --nproc N); each one reads 1 here
     max_inflight: int = 2  # module-parallel GIM: micro-batches a rank may run ahead of the next rank
+    pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
+    micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -161,6 +166,7 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     _choice("--context", cfg.context, CONTEXTS)
     _choice("--data", cfg.data, datasets)
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
+    _choice("--pipeline", cfg.pipeline, PIPELINES)
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
     _check_numbers(cfg)
@@ -191,5 +197,41 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     if context == "pixelcnn" and cfg.modality != "vision":
         raise ConfigError("--context pixelcnn applies to --modality vision only (audio's context is the GRU)")
     spec = PRESETS[preset][cfg.modality]
+    batch_size = cfg.batch_size or spec.batch_size
+    micro_batches = spread_over_processes(cfg, depth, batch_size)
     return dataclasses.replace(cfg, device=device, preset=preset, depth=depth, context=context, steps=steps,
-                               batch_size=cfg.batch_size or spec.batch_size, lr=cfg.lr or spec.lr)
+                               batch_size=batch_size, lr=cfg.lr or spec.lr, micro_batches=micro_batches)
+
+
+def spread_over_processes(cfg: RunConfig, depth: int, batch_size: int) -> int | None:
+    """Checks the options of modes that spread modules over processes; returns the resolved ``--micro-batches``.
+
+    Module-parallel GIM and pipelined CPC need at least two processes (``--nproc``, or torchrun's world) and
+    at most one per module; a pipeline cuts each batch into equal micro-batches.
+    """
+    if cfg.pipeline != "none" and cfg.model != "cpc":
+        raise ConfigError("--pipeline applies to --model cpc (GIM spreads its modules with --gim-mode module-parallel)")
+    if cfg.micro_batches is not None and cfg.pipeline == "none":
+        raise ConfigError("--micro-batches applies to a pipelined run (--pipeline gpipe or 1f1b)")
+    flag = f"--pipeline {cfg.pipeline}" if cfg.pipeline != "none" else (
+        "--gim-mode module-parallel" if (cfg.model, cfg.gim_mode) == ("gim", "module-parallel") else None)
+    if flag is None:
+        return None
+    world = world_from_env()
+    size = world.size if world.distributed else cfg.nproc
+    if size < 2:
+        raise ConfigError(f"{flag} spreads the modules over processes: run it with --nproc N (N >= 2) or torchrun")
+    if size > depth:
+        raise ConfigError(f"{flag}: {size} processes cannot split {depth} modules (use --nproc <= --depth)")
+    for option, value in (("--checkpoint-every", cfg.checkpoint_every), ("--find-max-batch", cfg.find_max_batch)):
+        if value:
+            raise ConfigError(f"{option} is not supported with {flag}")
+    if cfg.pipeline == "none":
+        return None
+    micro = DEFAULT_MICRO_BATCHES if cfg.micro_batches is None else cfg.micro_batches
+    _positive("--micro-batches", micro)
+    if batch_size % micro:
+        raise ConfigError(f"--micro-batches {micro} must divide the batch size ({batch_size})")
+    if cfg.pipeline == "1f1b" and micro < size:
+        raise ConfigError(f"--pipeline 1f1b needs --micro-batches >= the number of processes ({size}), got {micro}")
+    return micro

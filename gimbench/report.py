@@ -107,6 +107,33 @@ def comparison_table(document: dict) -> Table:
     return table
 
 
+def module_span(modules: list[int]) -> str:
+    """``0-2`` for a contiguous run of module indices, else the indices listed."""
+    if len(modules) > 1 and modules == list(range(modules[0], modules[-1] + 1)):
+        return f"{modules[0]}-{modules[-1]}"
+    return ",".join(map(str, modules))
+
+
+def ranks_table(runs: list[tuple[str, dict, str]]) -> Table | None:
+    """One row per rank of every run given as (label, its ``distributed`` block, its memory backend): the
+    rank's modules, samples/s, step time, idle (bubble) share of the step and step peak memory; ``None``
+    when there is no run. Where the locking measurement reads: module-parallel GIM next to pipelined CPC."""
+    if not runs:
+        return None
+    table = _table("Ranks side by side (idle: share of step wall time spent waiting on peers; memory in MiB)",
+                   ["run", "mode", "rank", "device", "modules", "samples/s", "step ms", "idle", "peak", "resident",
+                    "memory measured by"])
+    table.columns[0].justify = "left"
+    for label, block, backend in runs:
+        for row in block["ranks"]:
+            step, idle = row.get("step") or {}, row.get("idle_fraction")
+            table.add_row(label, block["mode"], str(row["rank"]), str(row["device"]), module_span(row["modules"]),
+                          _num(row.get("samples_per_s"), ".1f"), _num(step.get("time_ms"), ".1f"),
+                          "-" if idle is None else f"{100 * idle:.0f}%", _mib(step.get("peak_memory_bytes")),
+                          _mib(step.get("resident_bytes")), backend)
+    return table
+
+
 def run_summary(result: RunResult) -> Group:
     """The end-of-run summary: configuration line, module tables, step figures, where files went."""
     cfg, env = result.config, result.environment
@@ -120,6 +147,8 @@ def run_summary(result: RunResult) -> Group:
     parts = [head, time_table(result), memory_table(result), step_text(result)]
     if result.max_batch is not None:
         parts.append(result.max_batch)
+    if result.distributed:
+        parts.append(ranks_table([(f"{cfg['model']}{mode}", result.distributed, result.memory_backend)]))
     if result.probe:
         parts.append(probe_table(result.probe, [m.name for m in result.modules]))
     return Group(*parts, where)

@@ -153,9 +153,11 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
     trainer, cfg = session.trainer, session.cfg
     locator = Locator()
     trainer.meter_for = lambda step: locator.around(session.profiler.meter_for(step))
-    trainer.should_stop = runtime.agreed_stop(stop) if runtime else stop.requested
+    trainer.should_stop = runtime.engine.stop_rule(runtime, stop, trainer) if runtime else stop.requested
     trainer.on_step = lambda record: (on_step(record), session.after_step())
     failure = guarded_fit(session, locator, runtime)
+    if failure is None and runtime:
+        failure = runtime.after_fit(trainer, lambda: network_for(cfg, trainer.strategy, source.num_classes))
     if failure is None:
         session.save()
         if stop.signal is not None and trainer.step < cfg.steps:
@@ -181,6 +183,16 @@ def rank_row(session: Session, runtime: Runtime) -> dict:
     modules = runtime.engine.modules(trainer.network, runtime.world)
     rows = [asdict(m) for m in module_results(trainer.network, trainer.history.losses, profiler) if m.index in modules]
     return runtime.row(step, rows, modules, trainer)
+
+
+def owners_rows(rows: list[ModuleResult], distributed: dict | None) -> list[ModuleResult]:
+    """Each module's row as the first rank that trains it measured it (``rows``, rank 0's, where no rank's
+    row is at hand): under module-parallel GIM or a pipeline, module k's row comes from the rank holding it."""
+    owned = {}
+    for rank in (distributed or {}).get("ranks", []):
+        for row in rank["module_rows"]:
+            owned.setdefault(row["index"], row)
+    return [ModuleResult(**owned[m.index]) if m.index in owned else m for m in rows]
 
 
 def guarded_fit(session: Session, locator: Locator, runtime: Runtime | None = None) -> dict | None:
@@ -216,7 +228,7 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
     sessions = session.sessions()
     result = RunResult(
         status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
-        modules=module_results(trainer.network, trainer.history.losses, profiler),
+        modules=owners_rows(module_results(trainer.network, trainer.history.losses, profiler), distributed),
         step=step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size, profiler.step_memory()),
         final_parameter_checksum=parameter_checksum(trainer.network),
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},

@@ -15,8 +15,9 @@ from gimbench.config import GIM_MODES
 from gimbench.models import MODALITIES
 from gimbench.strategies import STRATEGIES
 
+SINGLE_PROCESS_MODES = [g for g in GIM_MODES if g != "module-parallel"]  # that one: tests/test_module_parallel.py
 RUNS = [(m, mod, g) for m in sorted(STRATEGIES) for mod in MODALITIES
-        for g in (GIM_MODES if m == "gim" else ("per-module",)) if (m, mod) != ("mfcc", "vision")]
+        for g in (SINGLE_PROCESS_MODES if m == "gim" else ("per-module",)) if (m, mod) != ("mfcc", "vision")]
 
 
 def run_cli(tmp_path: Path, *args: str) -> Path:

@@ -8,16 +8,24 @@ everything else (run folder, stop agreement, gathering rows, results) is the run
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gimbench.config import ConfigError, RunConfig
 from gimbench.registry import Registry
 
 ENGINES = Registry("distributed mode")
 
 
+# Failures every rank meets at the same step (by default losses and stops are agreed on): after them the
+# ranks are all still there to gather their rows. After any other failure a peer may be gone.
+AGREED_FAILURES = ("interrupted", "non-finite-loss")
+
+
 class Engine:
     """What one distributed mode does to a run; the defaults suit a mode where every rank trains every module."""
 
     mode = ""
+    agreed_failures = AGREED_FAILURES
 
     def check(self, cfg: RunConfig, size: int) -> None:
         """``ConfigError`` when ``cfg`` cannot run on ``size`` processes (also checked by the launcher)."""
@@ -37,15 +45,26 @@ class Engine:
         """Share of this rank's step wall time spent waiting on peers; ``None`` where not measured."""
         return None
 
+    def stop_rule(self, runtime, stop, trainer) -> Callable[[], bool]:
+        """What the trainer asks before each step: by default a stop any rank received, agreed on by all."""
+        return runtime.agreed_stop(stop)
+
+    def after_fit(self, trainer, build: Callable) -> None:
+        """After training (complete or stopped, every rank at the same step): put together on rank 0 what the
+        run's results describe; ``build()`` makes a fresh network of the run's configuration."""
+
 
 def mode_of(cfg: RunConfig) -> str:
     """The distributed mode a config asks for when it runs on several processes."""
+    if cfg.model == "cpc" and cfg.pipeline != "none":
+        return f"pipeline-{cfg.pipeline}"
     return "module-parallel" if cfg.model == "gim" and cfg.gim_mode == "module-parallel" else "data-parallel"
 
 
 def engine_for(cfg: RunConfig) -> Engine:
     """The engine of the config's mode, or ``ConfigError`` when that mode is not available."""
     import gimbench.distributed.data_parallel  # noqa: F401  (registers data-parallel)
+    import gimbench.distributed.spread_engine  # noqa: F401  (registers module-parallel, pipeline-*)
 
     mode = mode_of(cfg)
     if mode not in ENGINES:

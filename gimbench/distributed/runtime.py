@@ -23,10 +23,6 @@ from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, de
 from gimbench.results import StepResult, step_json
 from gimbench.runfolder import create_run_folder
 
-# Failures every rank meets at the same step (losses are agreed on, stops are agreed on): after them the
-# ranks are all still there to gather their rows. After any other failure a peer may be gone.
-AGREED_FAILURES = ("interrupted", "non-finite-loss")
-
 
 def checked(cfg: RunConfig, size: int) -> None:
     """``ConfigError`` when a resolved ``cfg`` cannot run on ``size`` processes (the launcher checks this before
@@ -115,7 +111,7 @@ class Runtime:
         after a failure the ranks may not share (a lost peer, one rank out of memory), or when a peer is lost
         while gathering, rank 0's own row only (the failure then becomes ``peer-lost``)."""
         rows = [row]
-        if failure is None or failure["reason"] in AGREED_FAILURES:
+        if failure is None or failure["reason"] in self.engine.agreed_failures:
             try:
                 rows = gather_to_main(self.world, row)
             except Exception as e:
@@ -126,6 +122,16 @@ class Runtime:
             return None, failure
         return {"world_size": self.world.size, "backend": backend_for(self.device), "mode": self.engine.mode,
                 "ranks": rows}, failure
+
+    def after_fit(self, trainer, build: Callable) -> dict | None:
+        """The engine's ``after_fit`` (see ``Engine``); a peer lost meanwhile is a ``peer-lost`` failure record."""
+        try:
+            self.engine.after_fit(trainer, build)
+        except Exception as e:
+            if not is_peer_failure(e):
+                raise
+            return self.peer_lost(e, trainer.step)
+        return None
 
     def peer_lost(self, error: BaseException, step: int) -> dict:
         """The failure record of a collective that failed because a peer died or did not answer in time."""

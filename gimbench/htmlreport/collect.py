@@ -10,7 +10,7 @@ from gimbench.config import ConfigError, RunConfig
 from gimbench.results import ModuleResult, RunResult, StepResult, read_results
 
 # Config fields that tell runs apart in labels, besides the strategy and the depth.
-VARYING = ("modality", "preset", "batch_size", "steps", "lr", "seed", "device", "data", "context")
+VARYING = ("modality", "preset", "batch_size", "steps", "lr", "seed", "device", "data", "context", "nproc")
 
 
 @dataclass
@@ -30,7 +30,12 @@ class Entry:
     def strategy(self) -> str:
         """``cpc``, ``gim per-module``, ...: what sets the gradient flow."""
         c = self.config
-        return f"{c['model']} {c.get('gim_mode') or 'per-module'}" if c["model"] == "gim" else c["model"]
+        if c["model"] == "gim":
+            mode = c.get("gim_mode") or "per-module"
+            return f"gim {mode} K={c.get('max_inflight')}" if mode == "module-parallel" else f"gim {mode}"
+        if c["model"] == "cpc" and c.get("pipeline", "none") != "none":
+            return f"cpc {c['pipeline']} M={c.get('micro_batches')}"
+        return c["model"]
 
 
 def _known(cls, values: dict) -> dict:

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gimbench.htmlreport.collect import Entry, labels
-from gimbench.report import _mib, _num, _table
+from gimbench.report import _mib, _num, _table, ranks_table
 
 
 def _probe_tasks(entries: list[Entry]) -> list[str]:
@@ -66,10 +66,17 @@ def max_batch_table(entries: list[Entry]) -> Table | None:
     return table
 
 
+def distributed_table(entries: list[Entry]) -> Table | None:
+    """Every rank of every distributed run (see ``ranks_table``); ``None`` when no run is distributed."""
+    named = zip(entries, labels(entries), strict=True)
+    return ranks_table([(label, e.doc["distributed"], e.doc["memory_backend"])
+                        for e, label in named if e.doc and e.doc.get("distributed")])
+
+
 def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
     """(name, table) for the comparison, the failures and the largest batches, where there are any."""
     tables = [("comparison", comparison_table(entries)), ("failures", failures_table(entries)),
-              ("max-batch", max_batch_table(entries))]
+              ("max-batch", max_batch_table(entries)), ("ranks", distributed_table(entries))]
     return [(name, t) for name, t in tables if t is not None]
 
 

@@ -4,3 +4,4 @@ from gimbench.strategies import end_to_end, frozen, greedy  # noqa: F401  (regis
 from gimbench.strategies.base import STRATEGIES, Strategy, make_strategy
 
 __all__ = ["STRATEGIES", "Strategy", "make_strategy"]
+from gimbench.distributed import module_parallel  # noqa: E402,F401  (registers --gim-mode module-parallel)

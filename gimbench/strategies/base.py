@@ -36,6 +36,11 @@ class Strategy:
         """Indices of the modules that carry a loss head."""
         return list(range(depth))
 
+    def local(self, network: Network) -> Network:
+        """The part of ``network`` this process trains: all of it, unless the strategy spreads modules over
+        processes (then the others are freed here)."""
+        return network
+
     def make_optimizers(self, network: Network) -> list[torch.optim.Optimizer | None]:
         """One optimizer per module, ``None`` for a module with nothing to train."""
         return [_adam(list(network.owned_parameters(k)), self.cfg.lr) for k in range(len(network))]

@@ -9,7 +9,6 @@ from gimbench.profiling.meter import Meter
 from gimbench.strategies.base import STRATEGIES, Strategy, optimizer_step
 
 
-@STRATEGIES.register("cpc")
 class EndToEnd(Strategy):
     """CPC: the same encoder as GIM with a single InfoNCE loss at the top and full backprop."""
 
@@ -36,6 +35,19 @@ class EndToEnd(Strategy):
             with meter.phase(k, "optimizer"):
                 optimizer_step(optimizer)
         return [None] * top + [loss.detach()]
+
+
+@STRATEGIES.register("cpc")
+def cpc(cfg) -> Strategy:
+    """End-to-end CPC; pipelined over torchrun's processes with ``--pipeline gpipe|1f1b``."""
+    if cfg.pipeline != "none":
+        from gimbench.distributed.pipeline import PipelinedCPC  # torch.distributed.pipelining loads slowly
+
+        return PipelinedCPC(cfg)
+    return EndToEnd(cfg)
+
+
+cpc.description = EndToEnd.description
 
 
 @STRATEGIES.register("supervised")

@@ -29,18 +29,26 @@ class PerModule(Strategy):
     ) -> list[torch.Tensor | None]:
         losses: list[torch.Tensor | None] = []
         h = x
-        for k, module in enumerate(network.encoder):
-            with meter.phase(k, "forward"):
-                z = module(h)
-            with meter.phase(k, "loss"):
-                loss = network.head(k)(h, z, labels)
-            with meter.phase(k, "backward"):
-                loss.backward()
-            with meter.phase(k, "optimizer"):
-                optimizer_step(optimizers[k])
-            losses.append(loss.detach())
-            h = z.detach()  # the boundary: module k's graph is freed here
+        for k in range(len(network)):
+            h, loss = train_module(network, k, h, optimizers[k], meter, labels)
+            losses.append(loss)
         return losses
+
+
+def train_module(
+    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, local loss, backward and optimizer step of module k on input ``h``; returns its detached
+    output (the next module's input) and its detached loss."""
+    with meter.phase(k, "forward"):
+        z = network.encoder[k](h)
+    with meter.phase(k, "loss"):
+        loss = network.head(k)(h, z, labels)
+    with meter.phase(k, "backward"):
+        loss.backward()
+    with meter.phase(k, "optimizer"):
+        optimizer_step(optimizer)
+    return z.detach(), loss.detach()  # the boundary: module k's graph is freed here
 
 
 class Summed(Strategy):
@@ -96,15 +104,8 @@ class Sequential(Strategy):
             for i, module in enumerate(network.encoder[:k]):
                 with meter.phase(i, "forward"):
                     h = module(h)
-        with meter.phase(k, "forward"):
-            z = network.encoder[k](h)
-        with meter.phase(k, "loss"):
-            loss = network.head(k)(h, z, labels)
-        with meter.phase(k, "backward"):
-            loss.backward()
-        with meter.phase(k, "optimizer"):
-            optimizer_step(optimizers[k])
-        return [None] * k + [loss.detach()] + [None] * (len(network) - k - 1)
+        _, loss = train_module(network, k, h, optimizers[k], meter, labels)
+        return [None] * k + [loss] + [None] * (len(network) - k - 1)
 
 
 SCHEDULES = {"per-module": PerModule, "summed": Summed, "sequential": Sequential}

@@ -2,7 +2,9 @@
 
 Options that mean nothing for a configuration are dropped from it, so no run is repeated for them:
 ``--gim-mode`` applies to ``--model gim`` only, ``--context`` to ``--modality vision`` only, and
-``--depth`` not to ``--model mfcc`` (one module).
+``--depth`` not to ``--model mfcc`` (one module), ``--max-inflight`` to ``--gim-mode module-parallel`` only,
+``--pipeline`` to ``--model cpc`` only and ``--micro-batches`` to a pipelined cpc only. So ``--model gim,cpc
+--gim-mode module-parallel --pipeline gpipe,1f1b --nproc 2`` is the locking comparison's three runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ DOES_NOT_APPLY: dict[str, Callable[[dict], bool]] = {
     "gim_mode": lambda c: c.get("model", RunConfig.model) != "gim",
     "context": lambda c: c.get("modality", RunConfig.modality) != "vision",
     "depth": lambda c: c.get("model") == "mfcc",
+    "max_inflight": lambda c: (c.get("model", RunConfig.model), c.get("gim_mode", RunConfig.gim_mode))
+    != ("gim", "module-parallel"),
+    "pipeline": lambda c: c.get("model", RunConfig.model) != "cpc",
+    "micro_batches": lambda c: c.get("model", RunConfig.model) != "cpc" or c.get("pipeline") in (None, "none"),
 }
 # Combinations that do not exist (the MFCC baseline is audio only): left out of a sweep that has others.
 DOES_NOT_EXIST: list[Callable[[dict], bool]] = [lambda c: c.get("model") == "mfcc" and c.get("modality") == "vision"]
