@@ -166,7 +166,8 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
     if runtime:
         distributed, failure = runtime.block(rank_row(session, runtime), failure, trainer.step)
     if failure is not None or (runtime and not runtime.main):
-        return finish(session, source, failure, distributed=distributed)
+        farewell = runtime.farewell if runtime and runtime.ends_together(failure) else None
+        return finish(session, source, failure, distributed=distributed, farewell=farewell)
     try:
         probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe))
                   if cfg.probe else {})
@@ -220,9 +221,9 @@ def stopped(session: Session, stop: StopSignals) -> dict:
 
 
 def finish(session: Session, source, failure: dict | None, probes: dict | None = None,
-           distributed: dict | None = None) -> RunResult:
-    """Write results.json over every session's steps (only rank 0 under torchrun); raise ``RunEnded``
-    unless the run is complete."""
+           distributed: dict | None = None, farewell: Callable[[], None] | None = None) -> RunResult:
+    """Write results.json over every session's steps (only rank 0 under torchrun), then call ``farewell``
+    (every rank waits there for the others); raise ``RunEnded`` unless the run is complete."""
     trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
     status = "complete" if failure is None else "interrupted" if failure["reason"] == "interrupted" else "failed"
     sessions = session.sessions()
@@ -238,6 +239,8 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
     )
     if session.writes:
         write_json_atomic(session.folder / "results.json", result.to_json())
+    if farewell is not None:
+        farewell()
     if failure is not None:
         code = 128 + signal.Signals[failure["signal"]] if status == "interrupted" else 1
         raise RunEnded(result, failure["message"], code)

@@ -123,6 +123,20 @@ class Runtime:
         return {"world_size": self.world.size, "backend": backend_for(self.device), "mode": self.engine.mode,
                 "ranks": rows}, failure
 
+    def ends_together(self, failure: dict | None) -> bool:
+        """Whether the ranks all end the run with ``failure`` and are still there to say goodbye (``farewell``)."""
+        return failure is not None and failure["reason"] in self.engine.agreed_failures
+
+    def farewell(self) -> None:
+        """Wait until every rank gets here; rank 0 comes after writing results.json. A rank that exits non-zero
+        makes torchrun terminate the others at once, so without this a rank stopped by a signal could end rank 0
+        while it is still writing. A peer lost meanwhile changes nothing: the results are written."""
+        try:
+            dist.barrier()
+        except Exception as e:
+            if not is_peer_failure(e):
+                raise
+
     def after_fit(self, trainer, build: Callable) -> dict | None:
         """The engine's ``after_fit`` (see ``Engine``); a peer lost meanwhile is a ``peer-lost`` failure record."""
         try:
