@@ -70,8 +70,8 @@ class RunConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end and when interrupted
     find_max_batch: bool = False  # search the largest batch within memory_budget, then train at it
     memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
-    nproc: int = 1  # processes torchrun starts (gimbench run --nproc N); each one reads 1 here
-    max_inflight: int = 2  # module-parallel GIM: micro-batches a rank may run ahead of the next rank
+    nproc: int = 1  # processes of the run; gimbench run --nproc N starts them with torchrun
+    max_inflight: int = 2  # module-parallel GIM: batches a rank may run ahead of the next rank
     pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
 

@@ -42,8 +42,13 @@ class SampledNegatives(nn.Module):
         self.batch_group = None  # a torch.distributed group when data-parallel ranks split the batch
 
     def draw(self, high: int, size: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        """Uniform integers in [0, high) of ``size`` from this head's generator, on ``device``."""
-        return torch.randint(high, size, generator=self.generator).to(device)
+        """Uniform integers in [0, high) of ``size`` from this head's generator, on ``device``. To a GPU they go
+        from pinned memory without blocking: a copy from pageable memory would wait for the GPU's queued work
+        at every head of every step."""
+        drawn = torch.randint(high, size, generator=self.generator)
+        if device.type != "cuda":
+            return drawn.to(device)
+        return drawn.pin_memory().to(device, non_blocking=True)
 
     def whole_batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Every rank's ``rows`` concatenated along dim 0, and where this rank's start; ``(rows, 0)`` alone."""

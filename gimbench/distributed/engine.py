@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import RunConfig
 from gimbench.registry import Registry
 
 ENGINES = Registry("distributed mode")
@@ -62,11 +62,8 @@ def mode_of(cfg: RunConfig) -> str:
 
 
 def engine_for(cfg: RunConfig) -> Engine:
-    """The engine of the config's mode, or ``ConfigError`` when that mode is not available."""
+    """The engine of the config's mode."""
     import gimbench.distributed.data_parallel  # noqa: F401  (registers data-parallel)
     import gimbench.distributed.spread_engine  # noqa: F401  (registers module-parallel, pipeline-*)
 
-    mode = mode_of(cfg)
-    if mode not in ENGINES:
-        raise ConfigError(f"--gim-mode {cfg.gim_mode}: the {mode} engine is not available in this version")
-    return ENGINES[mode]()
+    return ENGINES[mode_of(cfg)]()
