@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from gimbench.cli import main
-from gimbench.config import GIM_MODES
+from gimbench.config import DEFAULT_STEPS, GIM_MODES, RunConfig
 from gimbench.models import MODALITIES
+from gimbench.run import resolve_config
 from gimbench.strategies import STRATEGIES
 
 SINGLE_PROCESS_MODES = [g for g in GIM_MODES if g != "module-parallel"]  # that one: tests/test_module_parallel.py
@@ -70,6 +71,15 @@ def test_same_seed_same_checksum_and_different_seed_differs(tmp_path):
 
     a, b, c = checksum("a"), checksum("b"), checksum("c", "--seed", "1")
     assert a == b != c
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_steps_default_to_the_modalitys_budget_and_the_flag_wins(modality, capsys):
+    assert resolve_config(RunConfig(modality=modality, preset="tiny", device="cpu")).steps == DEFAULT_STEPS[modality]
+    assert resolve_config(RunConfig(modality=modality, preset="tiny", device="cpu", steps=7)).steps == 7
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert f"{DEFAULT_STEPS[modality]} {modality}" in " ".join(capsys.readouterr().out.split())
 
 
 def test_default_run_folder_name_and_no_silent_overwrite(tmp_path, capsys):
