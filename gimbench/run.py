@@ -257,7 +257,12 @@ def probe_saved_run(
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes)
     try:
-        network.load_state_dict(checkpoint.load(folder)["model"])
+        # Probes read the encoder alone, so only its keys must all be there: a checkpoint whose heads lack
+        # state (written before the InfoNCE heads kept their generators) still probes.
+        loaded = network.load_state_dict(checkpoint.load(folder)["model"], strict=False)
+        wrong = [k for k in loaded.missing_keys + loaded.unexpected_keys if k.startswith("encoder.")]
+        if wrong:
+            raise RuntimeError(f"encoder keys missing or unexpected: {', '.join(wrong)}")
     except (KeyError, RuntimeError) as e:
         raise ConfigError(f"{folder}: the checkpoint does not match the run's configuration ({one_line(e)})") from None
     target = torch.device(cfg.device)

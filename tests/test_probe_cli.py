@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from test_cli import run_cli
 
 from gimbench.cli import main
@@ -63,6 +64,23 @@ def test_probe_command_on_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["probe", str(folder), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checkpoint.pt" in err and "Traceback" not in err
+
+
+def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
+    folder = run_cli(tmp_path, "--depth", "2", "--steps", "2", "--batch-size", "2")
+    path = folder / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    heads = [k for k in state["model"] if k.startswith("heads.") and k.endswith("_extra_state")]
+    assert heads  # the InfoNCE heads' generator states, which older checkpoints lack
+    for key in heads:
+        del state["model"][key]
+    torch.save(state, path)
+    assert main(["probe", str(folder), "--device", "cpu", "--quiet"]) == 0
+    del state["model"]["encoder.0.0.weight"]
+    torch.save(state, path)
+    assert main(["probe", str(folder), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not match" in err and "encoder.0.0.weight" in err
 
 
 def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys):
