@@ -24,6 +24,18 @@ def check_name(name: str) -> None:
         raise ConfigError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only (no path separators)")
 
 
+def named_folder(cfg: RunConfig) -> Path | None:
+    """The folder an explicit ``--name`` asks for (``None`` without one); ``ConfigError`` for a bad name, or for
+    a folder that exists when ``--overwrite`` is not given."""
+    if cfg.name is None:
+        return None
+    check_name(cfg.name)
+    folder = Path(cfg.out) / cfg.name
+    if folder.exists() and not cfg.overwrite:
+        raise ConfigError(f"run folder {folder} already exists (pass --overwrite to replace it)")
+    return folder
+
+
 RUN_FILES = ("results.json", "checkpoint.pt", "checkpoint.prev.pt")
 
 
@@ -52,18 +64,14 @@ def _create(cfg: RunConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {cfg.out!r} exists and is not a directory")
-    if cfg.name is not None:
-        check_name(cfg.name)
-        folder = out / cfg.name
-        if folder.exists():
-            if not cfg.overwrite:
-                raise ConfigError(f"run folder {folder} already exists (pass --overwrite to replace it)")
-            _replace(folder)
-    else:
+    folder = named_folder(cfg)
+    if folder is None:
         base = default_name(cfg)
         folder, n = out / base, 1
         while folder.exists():
             n += 1
             folder = out / f"{base}-{n}"
+    elif folder.exists():
+        _replace(folder)
     folder.mkdir(parents=True)
     return folder

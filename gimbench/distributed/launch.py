@@ -8,12 +8,10 @@ which become one line for the user.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import RunConfig
 from gimbench.distributed.runtime import checked
 from gimbench.run import resolve_config
-from gimbench.runfolder import check_name
+from gimbench.runfolder import named_folder
 
 QUIET_CODES = (2, 130, 143)  # a config error, a stop by SIGINT/SIGTERM: rank 0 has said so itself
 
@@ -22,11 +20,7 @@ def check(cfg: RunConfig) -> None:
     """The ``ConfigError`` the ranks would all meet, found before starting them."""
     resolved = resolve_config(cfg)
     checked(resolved, cfg.nproc)
-    if resolved.name is not None:
-        check_name(resolved.name)
-        if (Path(resolved.out) / resolved.name).exists() and not resolved.overwrite:
-            raise ConfigError(f"run folder {Path(resolved.out) / resolved.name} already exists "
-                              "(pass --overwrite to replace it)")
+    named_folder(resolved)
 
 
 def torchrun_args(nproc: int, argv: list[str]):
