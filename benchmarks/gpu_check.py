@@ -1,27 +1,38 @@
-"""GPU check: paper presets on one CUDA device, every method, memory and time per module.
+"""GPU acceptance check: every CUDA path of gimbench in one go, on one device, in a few minutes.
 
-    python benchmarks/gpu_check.py                      # on a machine with a GPU, < 8 min on one H100
-    python benchmarks/gpu_check.py --device cpu --preset tiny --steps 8   # a dry run of the script itself
-    python benchmarks/gpu_check.py --device cpu --modality audio --batch-size 16 --steps 8   # paper sizes, CPU
+    PYTHONPATH=. python3 benchmarks/gpu_check.py              # on a machine with a GPU (< 8 min on one H100/H200)
+    python benchmarks/gpu_check.py --device cpu --preset tiny --steps 8 --out /tmp/check   # a dry run on the CPU
 
-Runs audio depth 6 and vision depth 3 for ``cpc`` and the three ``gim`` modes, prints one table, and
-writes JSON (default ``reports/reference/gpu_check-<device name>.json``). For every configuration it
-puts the CUDA caching allocator's peak next to the tensor tracker's peak of the same steps, and, with
-``--cpu-compare``, next to the tracker's peak of the same configuration trained on the CPU.
+Installs nothing and downloads nothing (the embedded synthetic data). What it runs and checks:
+
+1. ``gimbench run`` (the Python API, as the CLI calls it) for ``cpc`` and the three ``gim`` schedules at
+   the paper presets, audio depth 6 and vision depth 3: warm-up, memory-tracked steps (allocator watch,
+   tensor tracker, NVML sampler, the greedy floor measured module by module), timed steps (CUDA events),
+   unprofiled steps; audio InfoNCE heads send their negatives' indices from pinned host memory.
+   Checks on every run: the allocator's peak is at least the tracker's, for the step and every module;
+   the floor is at most the step peak for per-module GIM and below it for summed; NVML's peak is at least
+   the allocator's (device-wide: contexts and cached blocks on top).
+2. ``--find-max-batch`` with a budget small enough that some tries run out of memory: the search must
+   recover from each ``OutOfMemoryError`` (no memory left behind: allocated bytes return to where they
+   were) and end at a batch size that fits.
+3. With ``--cpu-compare``: each configuration's memory steps also on the CPU (the CPU allocator backend).
+
+Writes ``<out>/gpu_check-<device>.json`` and ``.md`` (default ``reports/reference/``); exits 1 if any check
+failed (every configuration still runs, so one run shows everything that breaks).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
 from gimbench import RunConfig, run
 from gimbench.results import write_json_atomic
@@ -29,25 +40,91 @@ from gimbench.results import write_json_atomic
 REFERENCE_DEPTHS = {"audio": 6, "vision": 3}
 METHODS = (("cpc", "per-module"), ("gim", "per-module"), ("gim", "summed"), ("gim", "sequential"))
 MIB = 2**20
+STEP_KEYS = ("time_ms", "time_ms_unprofiled", "timer_overhead", "samples_per_second", "peak_memory_bytes",
+             "tracked_peak_bytes", "untracked_bytes", "reserved_peak_bytes", "resident_bytes", "floor_bytes",
+             "floor_by_module_bytes", "peak_over_floor", "nvml_used_bytes", "nvml_note", "memory_steps")
 
 
 def measure(cfg: RunConfig) -> dict:
     """One run's step and per-module figures."""
     result = run(cfg).to_json()
-    step = result["step"]
-    keep = ("time_ms", "time_ms_unprofiled", "timer_overhead", "samples_per_second", "peak_memory_bytes",
-            "tracked_peak_bytes", "resident_bytes", "floor_bytes", "peak_over_floor", "nvml_used_bytes", "nvml_note")
     return {
         "memory_backend": result["memory_backend"],
-        "step": {k: step.get(k) for k in keep},
+        "step": {k: result["step"].get(k) for k in STEP_KEYS},
         "modules": [{"name": m["name"], "time_ms": m.get("time_ms"), "memory": m.get("memory")}
                     for m in result["modules"]],
         "environment": result["environment"],
     }
 
 
-def _mib(value: int | None) -> str:
-    return "-" if value is None else f"{value / MIB:.0f}"
+def problems(row: dict) -> list[str]:
+    """What is wrong with one run's figures."""
+    found, step, mode = [], row["step"], row.get("gim_mode")
+    if step["peak_memory_bytes"] is None or step["tracked_peak_bytes"] is None:
+        return ["no memory figures"]
+    if step["peak_memory_bytes"] < step["tracked_peak_bytes"]:
+        found.append(f"step: allocator {step['peak_memory_bytes']} < tracker {step['tracked_peak_bytes']}")
+    for m in row["modules"]:
+        mem = m["memory"] or {}
+        if mem and mem["peak_bytes"] < mem["tracked_peak_bytes"]:
+            found.append(f"{m['name']}: allocator {mem['peak_bytes']} < tracker {mem['tracked_peak_bytes']}")
+        if not mem:
+            found.append(f"{m['name']}: no memory row")
+    floor = step["floor_bytes"]
+    if floor is None:
+        found.append("no floor")
+    elif row["model"] == "gim" and mode == "summed" and not floor < step["peak_memory_bytes"]:
+        found.append(f"summed: floor {floor} not below the peak {step['peak_memory_bytes']}")
+    if step["time_ms"] is None:
+        found.append("no timed step")
+    nvml = step["nvml_used_bytes"]
+    if row["device"] == "cuda" and (nvml is None or nvml < step["peak_memory_bytes"]):
+        found.append(f"NVML peak {nvml} missing or below the allocator's ({step['nvml_note']})")
+    return found
+
+
+def max_batch_check(device: str, preset: str, budget: str, scratch: str) -> dict:
+    """A batch-size search that runs out of memory on the way (on CUDA) and must recover."""
+    before = torch.cuda.memory_allocated() if device == "cuda" else None
+    cfg = RunConfig(model="gim", gim_mode="per-module", modality="audio", depth=6, preset=preset, device=device,
+                    find_max_batch=True, memory_budget=budget, steps=2, warmup_steps=1, memory_steps=1,
+                    profile_steps=0, probe=False, quiet=True, out=scratch, name="max-batch")
+    result = run(cfg).to_json()
+    gc.collect()
+    after = torch.cuda.memory_allocated() if device == "cuda" else None
+    tried = result["max_batch"]["tried"]
+    found = []
+    if device == "cuda":
+        if not any(t["peak_bytes"] is None for t in tried):
+            found.append("no try ran out of memory: lower --budget to exercise the recovery")
+        # The run's own network and optimizer are freed once run() returns: nothing of the tries stays.
+        if after != before:
+            found.append(f"allocated bytes {before} before the search, {after} after it")
+    if not result["max_batch"]["batch_size"] >= 1:
+        found.append("no batch size fits")
+    return {"budget": budget, "max_batch": result["max_batch"], "allocated_before": before,
+            "allocated_after": after, "problems": found}
+
+
+def table(rows: list[dict], name: str, preset: str) -> str:
+    """The markdown table of every run."""
+    def mib(v):
+        return "-" if v is None else f"{v / MIB:.0f}"
+
+    lines = [f"gimbench GPU check on {name}, preset {preset}", "",
+             "| config | backend | step peak MiB | tracked MiB | untracked MiB | floor MiB | peak/floor | "
+             "NVML peak MiB | step ms | samples/s | problems |", "|" + "---|" * 11]
+    for r in rows:
+        s = r.get("step") or {}
+        config = f"{r['modality']} d{r['depth']} {r['model']} {r['gim_mode'] if r['model'] == 'gim' else ''}"
+        ratio = "-" if s.get("peak_over_floor") is None else f"{s['peak_over_floor']:.2f}"
+        ms = "-" if s.get("time_ms") is None else f"{s['time_ms']:.1f}"
+        sps = "-" if s.get("samples_per_second") is None else f"{s['samples_per_second']:.1f}"
+        lines.append(f"| {config} | {r.get('memory_backend', '-')} | {mib(s.get('peak_memory_bytes'))} | "
+                     f"{mib(s.get('tracked_peak_bytes'))} | {mib(s.get('untracked_bytes'))} | "
+                     f"{mib(s.get('floor_bytes'))} | {ratio} | {mib(s.get('nvml_used_bytes'))} | {ms} | {sps} | "
+                     f"{'; '.join(r['problems']) or 'ok'} |")
+    return "\n".join(lines) + "\n"
 
 
 def parse() -> argparse.Namespace:
@@ -57,8 +134,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=24, help="steps per configuration")
     p.add_argument("--modality", default="both", choices=("both", "audio", "vision"))
     p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    p.add_argument("--cpu-compare", action="store_true", help="also track each configuration on the CPU")
-    p.add_argument("--out", default=None, help="JSON path (default reports/reference/gpu_check-<device>.json)")
+    p.add_argument("--budget", default=None, help="--memory-budget of the batch-size search (cuda 2GiB, cpu 32MiB)")
+    p.add_argument("--cpu-compare", action="store_true", help="also measure each configuration on the CPU")
+    p.add_argument("--out", default="reports/reference", help="folder for the JSON and markdown results")
     return p.parse_args()
 
 
@@ -67,7 +145,6 @@ def main() -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; use --device cpu --preset tiny for a dry run", file=sys.stderr)
         return 2
-    console = Console(width=170)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     rows, started = [], time.perf_counter()
     modalities = REFERENCE_DEPTHS if args.modality == "both" else {args.modality: REFERENCE_DEPTHS[args.modality]}
@@ -75,35 +152,44 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for modality, depth, model, mode in configs:
             common = dict(model=model, gim_mode=mode, modality=modality, depth=depth, preset=args.preset, quiet=True,
-                          out=scratch, warmup_steps=min(3, args.steps // 4), memory_steps=1,
-                          profile_steps=max(1, (args.steps - 4) // 2), batch_size=args.batch_size)
-            row = {"modality": modality, "depth": depth, "model": model, "gim_mode": mode,
-                   "device": measure(RunConfig(device=args.device, steps=args.steps, **common))}
-            if args.cpu_compare and args.device == "cuda":
-                cpu = dict(common, warmup_steps=1, profile_steps=0)
-                row["cpu"] = measure(RunConfig(device="cpu", steps=2, **cpu))
+                          out=scratch, warmup_steps=min(3, args.steps // 4), memory_steps=1, probe=False,
+                          profile_steps=max(1, (args.steps - 4) // 2), batch_size=args.batch_size, overwrite=True,
+                          name=f"{modality}-{model}-{mode}")
+            row = {"modality": modality, "depth": depth, "model": model, "gim_mode": mode, "device": args.device}
+            try:
+                row |= measure(RunConfig(device=args.device, steps=args.steps, **common))
+                row["problems"] = problems(row)
+                if args.cpu_compare and args.device == "cuda":
+                    cpu = dict(common, warmup_steps=1, profile_steps=0, name=common["name"] + "-cpu")
+                    row["cpu"] = measure(RunConfig(device="cpu", steps=3, **cpu))
+            except Exception as e:  # one broken configuration must not hide the others
+                row["problems"] = [f"{type(e).__name__}: {e}"]
+                row["traceback"] = traceback.format_exc()
             rows.append(row)
-            console.print(f"done {modality} {model} {mode} ({time.perf_counter() - started:.0f} s)")
-    table = Table(title=f"gimbench GPU check on {name}, preset {args.preset}")
-    for column in ("config", "backend", "step peak MiB", "tracked MiB", "cpu tracked MiB", "floor MiB",
-                   "peak/floor", "NVML used MiB", "step ms", "samples/s"):
-        table.add_column(column, justify="left" if column in ("config", "backend") else "right")
-    for r in rows:
-        s = r["device"]["step"]
-        cpu = r.get("cpu", {}).get("step", {}).get("tracked_peak_bytes")
-        ratio = "-" if s["peak_over_floor"] is None else f"{s['peak_over_floor']:.2f}"
-        table.add_row(f"{r['modality']} d{r['depth']} {r['model']} {r['gim_mode'] if r['model'] == 'gim' else ''}",
-                      r["device"]["memory_backend"], _mib(s["peak_memory_bytes"]), _mib(s["tracked_peak_bytes"]),
-                      _mib(cpu), _mib(s["floor_bytes"]), ratio, _mib(s["nvml_used_bytes"]), f"{s['time_ms']:.1f}",
-                      f"{s['samples_per_second']:.1f}")
-    console.print(table)
-    out = Path(args.out or f"reports/reference/gpu_check-{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, {"schema": "gimbench.gpu_check/1", "device_name": name, "preset": args.preset,
-                            "batch_size": args.batch_size, "steps": args.steps,
-                            "seconds": time.perf_counter() - started, "runs": rows})
-    console.print(f"wrote {out}")
-    return 0
+            print(f"{modality} {model} {mode}: {'; '.join(row['problems']) or 'ok'} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+        budget = args.budget or ("2GiB" if args.device == "cuda" else "32MiB")
+        try:
+            search = max_batch_check(args.device, args.preset, budget, scratch)
+        except Exception as e:
+            search = {"budget": budget, "problems": [f"{type(e).__name__}: {e}"], "traceback": traceback.format_exc()}
+        print(f"find-max-batch {budget}: {'; '.join(search['problems']) or 'ok'} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = [r for r in rows if r["problems"]] + ([search] if search["problems"] else [])
+    markdown = table(rows, name, args.preset) + (
+        f"\nfind-max-batch, budget {search['budget']}: "
+        f"{'; '.join(search['problems']) or 'ok'}; tried {search.get('max_batch', {}).get('tried')}\n")
+    write_json_atomic(out / f"gpu_check-{slug}.json", {
+        "schema": "gimbench.gpu_check/2", "device_name": name, "preset": args.preset, "batch_size": args.batch_size,
+        "steps": args.steps, "seconds": time.perf_counter() - started, "runs": rows, "max_batch": search,
+        "passed": not failed})
+    (out / f"gpu_check-{slug}.md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {out}/gpu_check-{slug}.json and .md; {'all checks passed' if not failed else 'CHECKS FAILED'}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

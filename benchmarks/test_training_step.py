@@ -5,9 +5,10 @@
 
 One round is one trainer step (batch, strategy step, device sync) of the network ``gimbench run``
 builds; under ``sequential`` GIM successive rounds train modules 0, 1, ..., depth-1 in turn. The
-preset and device are chosen like ``gimbench run --preset auto --device auto``. Before
-the timed rounds, one warm-up step and one schedule cycle of memory-tracked steps put the per-module
-and step peaks into ``benchmark.extra_info`` (``gimbench bench-compare`` checks them for regressions).
+preset and device are chosen like ``gimbench run --preset auto --device auto``. Before the timed
+rounds, one warm-up cycle (every module trains once) and one schedule cycle of memory-tracked steps
+put the per-module and step peaks and the greedy floor into ``benchmark.extra_info`` (``gimbench
+bench-compare`` checks them for regressions).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def memory_info(stepper: Stepper) -> dict:
     """The memory keys of ``extra_info``: the step peak and each module's, with their backend."""
     step = stepper.step_memory()
     return {"memory_backend": stepper.backend, "step_peak_bytes": stepper.step_peak(),
-            "tracked_peak_bytes": step["tracked_peak_bytes"], "resident_bytes": step["resident_bytes"],
+            "tracked_peak_bytes": step["tracked_peak_bytes"], "untracked_bytes": step["untracked_bytes"],
+            "resident_bytes": step["resident_bytes"],
             "floor_bytes": step["floor_bytes"], "module_peak_bytes": stepper.module_peaks()}
 
 
@@ -47,8 +49,8 @@ def memory_info(stepper: Stepper) -> dict:
 def test_training_step(benchmark, model, mode, modality, depth):
     cfg = resolve_config(RunConfig(model=model, gim_mode=mode, modality=modality, depth=depth, probe=False))
     stepper = Stepper(cfg)
-    stepper.step()  # warm-up: lazy initialisation and the optimizers' state
-    stepper.track_memory()
+    stepper.warm_up()  # one cycle: lazy initialisation and every module's optimizer state
+    stepper.track_memory(floor=True)
     info = memory_info(stepper)
     assert info["step_peak_bytes"] > 0 and all(p and p > 0 for p in info["module_peak_bytes"])
     benchmark.group = f"{modality} depth {depth} ({cfg.preset}, {cfg.device})"

@@ -73,7 +73,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile-steps", type=int, default=d.profile_steps,
                    help="timed steps (each next to an unprofiled one, to show the timers' cost)")
     p.add_argument("--memory-steps", type=int, default=d.memory_steps,
-                   help="memory-tracked steps right after warm-up (tensor tracker; slow, never timed)")
+                   help="memory-tracked steps per module, each after the module has trained once (allocator "
+                        "and tensor tracker; slow, never timed)")
     p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for initialisation and sampling")

@@ -1,8 +1,9 @@
 """``--find-max-batch``: the largest batch size whose measured step peak fits a memory budget.
 
 Each try builds the run's network and trainer at one batch size and takes a few real training steps:
-one warm-up step, then one schedule cycle of memory-tracked steps (``gimbench.stepper``). On the CPU
-a try fits when the tensor tracker's step peak is within the budget. On CUDA the caching allocator is
+one warm-up cycle, then one schedule cycle of memory-tracked steps (``gimbench.stepper``). On the CPU
+a try fits when the allocator-level step peak (every byte the CPU allocator handed out, kernels' scratch
+included) is within the budget. On CUDA the caching allocator is
 capped at the budget (``torch.cuda.set_per_process_memory_fraction``) and a try fits when its steps
 ran without ``torch.cuda.OutOfMemoryError``: real allocation decides. Batch sizes grow 1, 2, 4, ...
 until one does not fit, then a binary search between the last that fit and the first that did not.
@@ -93,10 +94,10 @@ def cuda_cap(budget: int, device: torch.device):
 
 
 def measure_try(cfg: RunConfig, batch_size: int, budget: int) -> tuple[Try, str]:
-    """A warm-up step and one cycle of memory-tracked steps at ``batch_size``; the try and the backend."""
+    """A warm-up cycle and one cycle of memory-tracked steps at ``batch_size``; the try and the backend."""
     try:
         stepper = Stepper(dataclasses.replace(cfg, batch_size=batch_size))
-        stepper.step()
+        stepper.warm_up()
         stepper.track_memory()
     except torch.cuda.OutOfMemoryError:
         return Try(batch_size, None, False), "cuda-allocator"

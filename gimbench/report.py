@@ -44,11 +44,12 @@ def time_table(result: RunResult) -> Table:
 def memory_table(result: RunResult) -> Table:
     """Per module: the peak while it was processed and what was live then (MiB)."""
     table = _table(f"Modules: peak memory and what was live at it (MiB, {result.memory_backend})",
-                   ["#", "module", "peak", "in phase", *CATEGORIES, "own activations"])
+                   ["#", "module", "peak", "in phase", *CATEGORIES, "untracked", "own activations", "alone"])
     for m in result.modules:
         mem = m.memory or {}
         table.add_row(str(m.index), m.name, _mib(mem.get("peak_bytes")), mem.get("peak_phase", "-"),
-                      *(_mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), _mib(mem.get("own_activation_bytes")))
+                      *(_mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), _mib(mem.get("untracked_bytes")),
+                      _mib(mem.get("own_activation_bytes")), _mib(mem.get("alone_peak_bytes")))
     return table
 
 
@@ -71,7 +72,8 @@ def step_text(result: RunResult) -> Text:
     if mem.get("peak_memory_bytes") is not None:
         ratio = _num(mem.get("peak_over_floor"), ".2f")
         rss = _mib(mem.get("rss_peak_bytes"))
-        lines.append(f"step memory ({result.memory_backend}): peak {_mib(mem['peak_memory_bytes'])} MiB · "
+        lines.append(f"step memory ({result.memory_backend}): peak {_mib(mem['peak_memory_bytes'])} MiB "
+                     f"(tensors {_mib(mem.get('tracked_peak_bytes'))}, untracked {_mib(mem.get('untracked_bytes'))}) · "
                      f"resident before step {_mib(mem['resident_bytes'])} MiB · greedy floor "
                      f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB")
     return Text("\n".join(lines))

@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ from gimbench.runfolder import create_run_folder
 from gimbench.session import Session
 from gimbench.stopping import Interrupted, StopSignals
 from gimbench.strategies import STRATEGIES, Strategy, make_strategy
+from gimbench.strategies.alone import alone_peaks
 from gimbench.trainer import StepRecord, Trainer
 
 
@@ -138,8 +140,11 @@ def train(
             trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, workers=cfg.workers)
             if runtime:
                 runtime.engine.prepare(trainer, world, device)
-            profiler = Profiler(plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps), network,
-                                trainer.optimizers, device)
+            kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps,
+                         trains=lambda step: strategy.trained_at(step, len(network)))
+            isolate = None if runtime else partial(alone_peaks, strategy, network, trainer.optimizers, device=device)
+            profiler = Profiler(kinds, network, trainer.optimizers, device, isolate=isolate,
+                                distributed=runtime is not None)
             session = Session(cfg, folder, trainer, profiler, describe(device), started, max_batch=max_batch,
                               writes=world.is_main)
             if state is not None:
@@ -154,6 +159,7 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
     locator = Locator()
     trainer.meter_for = lambda step: locator.around(session.profiler.meter_for(step))
     trainer.should_stop = runtime.engine.stop_rule(runtime, stop, trainer) if runtime else stop.requested
+    trainer.after_batch = session.profiler.after_step
     trainer.on_step = lambda record: (on_step(record), session.after_step())
     failure = guarded_fit(session, locator, runtime)
     if failure is None and runtime:

@@ -1,6 +1,7 @@
 """Real training steps on demand, outside a run: the shared core of the benchmark suite and the
 batch-size search. It builds the network, data, strategy and trainer exactly as ``gimbench.run`` does
-and measures memory with the run's own meters.
+and measures memory with the run's own meters: a warm-up cycle first (every module trains once, so
+every optimizer's state exists), then one cycle of memory-tracked steps.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
 from gimbench.run import network_for
 from gimbench.strategies import make_strategy
+from gimbench.strategies.alone import alone_peaks
 from gimbench.trainer import Trainer
 
 
@@ -41,7 +43,8 @@ class Stepper:
         self.device = torch.device(self.cfg.device)
         torch.use_deterministic_algorithms(self.device.type == "cpu")  # as in gimbench.run: same kernels
         self.trainer = Trainer(self.network, strategy, source, self.device, self.cfg.batch_size, self.cfg.seed)
-        self.profiler = Profiler([], self.network, self.trainer.optimizers, self.device)
+        self.isolate = lambda x, y: alone_peaks(strategy, self.network, self.trainer.optimizers, x, y, self.device)
+        self.profiler = Profiler(["memory"] * self.cycle, self.network, self.trainer.optimizers, self.device)
         self.taken = 0
 
     def step(self, meter: Meter = NULL_METER) -> None:
@@ -51,14 +54,25 @@ class Stepper:
         self.trainer.fit(self.trainer.step + 1)
         self.taken += 1
 
-    def track_memory(self) -> None:
-        """One schedule cycle of memory-tracked steps (the run's tensor tracker and CUDA allocator peaks)."""
+    def warm_up(self) -> None:
+        """One schedule cycle of unmeasured steps: lazy initialisation, and every module's optimizer state."""
         for _ in range(self.cycle):
-            self.step(self.profiler.memory)
+            self.step()
+
+    def track_memory(self, floor: bool = False) -> None:
+        """One schedule cycle of memory-tracked steps (the run's allocator watch and tensor tracker); with
+        ``floor``, then each module trained alone on the last step's batch (the greedy floor)."""
+        self.profiler.isolate = self.isolate if floor else None
+        self.trainer.after_batch = self.profiler.after_step
+        try:
+            for _ in range(self.cycle):
+                self.step(self.profiler.memory)
+        finally:
+            self.trainer.after_batch = lambda step, x, y: None
 
     @property
     def backend(self) -> str:
-        """The memory measurement behind ``step_peak`` ("cpu-tensor-tracker" or "cuda-allocator")."""
+        """The memory measurement behind ``step_peak`` ("cpu-allocator" or "cuda-allocator")."""
         return self.profiler.backend
 
     def step_memory(self) -> dict:
@@ -66,10 +80,8 @@ class Stepper:
         return self.profiler.step_memory()
 
     def step_peak(self) -> int:
-        """The highest step peak over the tracked steps: the CUDA allocator's on a GPU, the tracker's on
-        the CPU (``step_memory`` reports the last step's allocator peak, one module under ``sequential``)."""
-        steps = self.profiler.memory.steps
-        return max(s.allocator_peak if self.device.type == "cuda" else s.peak.live for s in steps)
+        """The highest allocator step peak over the tracked steps (every module's under ``sequential``)."""
+        return max(s.allocator_peak for s in self.profiler.memory.steps)
 
     def module_peaks(self) -> list[int | None]:
         """Each module's peak over the tracked steps (None for a module that never ran)."""

@@ -49,7 +49,8 @@ class Trainer:
     """Runs ``steps`` steps of ``strategy`` on batches from ``source``.
 
     ``meter_for(step)`` picks the meter each step reports to (the null meter unless profiling
-    asks otherwise), so measurement never runs on steps it does not measure. ``step``, ``generator``
+    asks otherwise), so measurement never runs on steps it does not measure; ``after_batch`` hears
+    each step's batch once the step is done (profiling measures the greedy floor on it). ``step``, ``generator``
     (the data position) and ``history`` carry over between ``fit`` calls and through checkpoints.
     """
 
@@ -63,6 +64,7 @@ class Trainer:
     on_step: Callable[[StepRecord], None] = lambda record: None
     workers: int = 0  # DataLoader worker processes (see gimbench.data.loading)
     should_stop: Callable[[], bool] = lambda: False  # checked between steps, never inside one
+    after_batch: Callable[[int, torch.Tensor, torch.Tensor], None] = lambda step, x, y: None  # (step, batch)
 
     def __post_init__(self) -> None:
         self.network.to(self.device).train()
@@ -102,6 +104,7 @@ class Trainer:
             for k, value in enumerate(values):
                 if value is not None and not math.isfinite(value):
                     raise NonFiniteLoss(step, k, value)
+            self.after_batch(step, x, y)
             history.losses.append(values)
             history.seconds.append(t2 - t1)
             history.data_seconds.append(t1 - t0)

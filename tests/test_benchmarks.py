@@ -48,7 +48,7 @@ def test_extra_info_carries_memory_and_machine_info_the_device(suite_json):
     assert len(doc["benchmarks"]) == 2
     for bench in doc["benchmarks"]:
         info = bench["extra_info"]
-        assert info["memory_backend"] == "cpu-tensor-tracker" and info["step_peak_bytes"] > 0
+        assert info["memory_backend"] == "cpu-allocator" and info["step_peak_bytes"] > 0
         assert len(info["module_peak_bytes"]) == info["depth"] and all(p > 0 for p in info["module_peak_bytes"])
         assert max(info["module_peak_bytes"]) <= info["step_peak_bytes"]
     machine = doc["machine_info"]

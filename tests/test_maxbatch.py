@@ -62,7 +62,7 @@ def test_budget_between_two_measured_peaks_finds_the_smaller_batch(tmp_path):
     doc = run_at(tmp_path, "search", "--find-max-batch", "--memory-budget", str((peak5 + peak6) // 2))
     found = doc["max_batch"]
     assert found["batch_size"] == 5 and doc["config"]["batch_size"] == 5  # and the run trained at it
-    assert found["budget_bytes"] == (peak5 + peak6) // 2 and found["backend"] == "cpu-tensor-tracker"
+    assert found["budget_bytes"] == (peak5 + peak6) // 2 and found["backend"] == "cpu-allocator"
     tried = {t["batch_size"]: t for t in found["tried"]}
     assert tried[5] == {"batch_size": 5, "peak_bytes": peak5, "fits": True} and found["peak_bytes"] == peak5
     assert tried[6] == {"batch_size": 6, "peak_bytes": peak6, "fits": False}

@@ -155,7 +155,8 @@ def test_out_of_memory_names_module_phase_and_memory_so_far(tmp_path, monkeypatc
     def oom(_output):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    poison(monkeypatch, module=1, from_call=2, effect=oom)  # forwards 1, 2: the warm-up and memory steps
+    # Module 1's forwards: 1 warm-up, 2 memory step, 3 the floor (the top module trained alone), 4 step 2.
+    poison(monkeypatch, module=1, from_call=3, effect=oom)
     with pytest.raises(RunEnded) as ended:
         run(config(tmp_path, "run", "gim-per-module", 6, memory_steps=1))
     message, doc = str(ended.value), json.loads((tmp_path / "run" / "results.json").read_text())
@@ -163,6 +164,23 @@ def test_out_of_memory_names_module_phase_and_memory_so_far(tmp_path, monkeypatc
     assert "--find-max-batch" in message and "--batch-size" in message
     assert doc["status"] == "failed" and doc["failure"]["reason"] == "out-of-memory"
     assert doc["failure"]["phase"] == "forward" and doc["step"]["peak_memory_bytes"] > 0
+
+
+def test_out_of_memory_while_measuring_the_floor_leaves_the_run_going(tmp_path, monkeypatch):
+    def oom(_output):
+        raise torch.OutOfMemoryError("CPU out of memory")
+
+    calls = [0]
+
+    def once(output):  # only the third forward of module 1: training it alone for the floor
+        calls[0] += 1
+        return oom(output) if calls[0] == 1 else output
+
+    poison(monkeypatch, module=1, from_call=2, effect=once)
+    result = run(config(tmp_path, "run", "gim-per-module", 4, memory_steps=1))
+    memory = result.step.memory
+    assert result.status == "complete" and memory["floor_bytes"] is None and memory["peak_over_floor"] is None
+    assert memory["floor_note"].startswith("not measured: out of memory") and memory["peak_memory_bytes"] > 0
 
 
 def cli(argv: list[str], capsys) -> tuple[int, str]:

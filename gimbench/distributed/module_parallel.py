@@ -28,7 +28,8 @@ from gimbench.distributed.stages import SpreadStrategy
 from gimbench.distributed.world import World
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.greedy import SCHEDULES, train_module
+from gimbench.strategies.base import train_module
+from gimbench.strategies.greedy import SCHEDULES
 
 MAX_DIMS = 8  # the header holds the number of dimensions and up to this many sizes
 TAIL = 2  # numbers after each activation: the last step, the stopping signal

@@ -1,5 +1,11 @@
-"""The memory meter: tensor-level accounting per (module, phase), plus the CUDA allocator's peaks
-and the process's peak RSS as cross-checks. Used only on memory-tracked steps.
+"""The memory meter: allocator-level peaks per (module, phase) and per step, with the tensor tracker's
+categories beside them and the process's peak RSS as a cross-check. Used only on memory-tracked steps.
+
+Every interval gets two figures of the same moments: the allocator's peak (every byte handed out,
+kernels' scratch included; see ``allocator``) and the tracker's (tensor storages by category). The
+allocator's is the peak; what it held beyond the tracked tensors is ``untracked`` (workspace). An
+interval seen several times in a step (the slices of one backward booked to the same module) keeps
+the highest of each figure.
 """
 
 from __future__ import annotations
@@ -10,18 +16,30 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gimbench.profiling.allocator import allocator_watch
 from gimbench.profiling.meter import IntervalMeter, Key
+from gimbench.profiling.nvml import NvmlSampler
 from gimbench.profiling.system import reset_rss_peak, rss_peak_bytes
 from gimbench.profiling.tracker import Snapshot, TensorTracker
 
 
 @dataclass
 class Interval:
-    """Memory of one (module, phase): the tracker's peak and, on CUDA, the allocator's."""
+    """Memory of one (module, phase): the tracker's peak and the allocator's."""
 
     tracked: Snapshot
     allocator_peak: int | None
-    reserved_peak: int | None  # the caching allocator's reserved bytes (tensors + cached free blocks)
+    reserved_peak: int | None  # CUDA: the caching allocator's reserved bytes (tensors + cached free blocks)
+
+    def merge(self, other: Interval) -> Interval:
+        """The highest of each figure over two visits of the same (module, phase)."""
+        tracked = other.tracked if other.tracked.live > self.tracked.live else self.tracked
+        return Interval(tracked, _max(self.allocator_peak, other.allocator_peak),
+                        _max(self.reserved_peak, other.reserved_peak))
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 @dataclass
@@ -34,31 +52,34 @@ class StepMemory:
     rss_peak: int | None
     reserved_peak: int | None = None
     intervals: dict[Key, Interval] = field(default_factory=dict)
+    preexisting: int = 0  # bytes of storages the step used that were allocated before it (the batch)
 
 
 class MemoryMeter(IntervalMeter):
-    """Tracks every tensor during a step; on CUDA also resets the allocator peak per interval."""
+    """Tracks every tensor and the allocator during a step, per (module, phase) interval.
 
-    def __init__(self, network: torch.nn.Module, optimizers: list, device: torch.device) -> None:
-        self.network, self.optimizers = network, optimizers
-        self.cuda = device.type == "cuda"
+    ``watch`` is the allocator watch (``allocator_watch(device)`` unless given) and ``nvml`` a
+    sampler of the device-wide used memory (CUDA only)."""
+
+    def __init__(self, network: torch.nn.Module, optimizers: list, device: torch.device, watch=None,
+                 nvml: NvmlSampler | None = None, distributed: bool = False) -> None:
+        self.network, self.optimizers, self.device = network, optimizers, device
+        self.watch = watch or allocator_watch(device, distributed)
+        self.nvml = nvml if nvml is not None else NvmlSampler(device)
         self.steps: list[StepMemory] = []
-        self.tracker = TensorTracker()
+        self.tracker = TensorTracker(device)
+        self._pending: list[tuple[Key, Snapshot, int, int]] = []
+        self._open = 0
 
     def _begin(self) -> None:
         self.tracker.reset_interval()
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
+        self._open = self.watch.mark()
 
     def _end(self, key: Key) -> None:
         if key[1] == "optimizer":
             self._register_optimizer_state()
-        peak = self.tracker.interval_peak.copy()
-        allocator = torch.cuda.max_memory_allocated() if self.cuda else None
-        reserved = torch.cuda.max_memory_reserved() if self.cuda else None
-        old = self.steps[-1].intervals.get(key)
-        if old is None or peak.live > old.tracked.live:
-            self.steps[-1].intervals[key] = Interval(peak, allocator, reserved)
+        close = self.watch.mark()
+        self._pending.append((key, self.tracker.interval_peak.copy(), self._open, close))
         self.tracker.module = -1
 
     @contextmanager
@@ -88,22 +109,49 @@ class MemoryMeter(IntervalMeter):
 
     @contextmanager
     def step(self) -> Iterator[None]:
-        self.tracker = TensorTracker()
+        """A memory-tracked step. A step that raises (out of memory) is still booked, up to where it failed:
+        those are the figures measured so far."""
+        self.tracker = TensorTracker(self.device)
         hooks = self._register_resident()
+        self.tracker.watching = True
         record = StepMemory(self.tracker.now.live, Snapshot(), None, None)
-        self.steps.append(record)
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
+        self._pending = []
+        marks: list[int] = []
         reset_rss_peak()
         try:
-            with self.tracker, torch.autograd.graph.saved_tensors_hooks(self.tracker.saved, lambda t: t):
-                yield
+            with self.nvml.sampling(), self.watch.step():
+                marks.append(self.watch.mark())
+                try:
+                    with self.tracker, torch.autograd.graph.saved_tensors_hooks(self.tracker.saved, lambda t: t):
+                        yield
+                finally:
+                    marks.append(self.watch.mark())
         finally:
             for hook in hooks:
                 hook.remove()
             self.tracker.close()
+            if len(marks) == 2:
+                self._book(record, *marks)
+
+    def _book(self, record: StepMemory, first: int, last: int) -> None:
+        """Turn the step's marks and the tracker's snapshots into its record."""
         record.peak = self.tracker.step_peak.copy()
         record.rss_peak = rss_peak_bytes()
-        if self.cuda:
-            record.allocator_peak = max((i.allocator_peak for i in record.intervals.values()), default=0)
-            record.reserved_peak = max((i.reserved_peak for i in record.intervals.values()), default=0)
+        record.preexisting = self._preexisting()
+        offset = 0 if self.watch.absolute else record.resident + record.preexisting
+        for key, tracked, begin, end in self._pending:
+            allocated, reserved = self.watch.peak(begin, end)
+            interval = Interval(tracked, offset + allocated if self.watch.counts else tracked.live, reserved)
+            old = record.intervals.get(key)
+            record.intervals[key] = interval if old is None else old.merge(interval)
+        allocated, reserved = self.watch.peak(first, last)
+        record.allocator_peak = offset + allocated if self.watch.counts else record.peak.live
+        record.reserved_peak = reserved
+        self.steps.append(record)
+
+    def _preexisting(self) -> int:
+        """Bytes of the storages the tracker first met during the step that the allocator did not hand out
+        during it (the input batch, a tensor made before the step): live throughout, so part of the base."""
+        if self.watch.absolute or not self.watch.counts:
+            return 0
+        return sum(size for ptr, size in self.tracker.first_seen.values() if ptr not in self.watch.allocated_ptrs)

@@ -1,33 +1,49 @@
 """Which steps are measured how, and the per-module and per-step figures built from them.
 
 Steps after warm-up are split so measurement never perturbs what it measures: ``memory`` steps
-run the tensor tracker (slow, never timed); ``timed`` steps run the timers and alternate with
-``plain`` steps that run nothing, so the timers' own cost can be read off as a ratio.
+record the allocator and the tensor tracker (slow, never timed); ``timed`` steps run the timers and
+alternate with ``plain`` steps that run nothing, so the timers' own cost can be read off as a ratio.
+Memory steps cover the whole schedule: every module's work is measured, each time after that module
+has trained once (so its optimizer state exists). The greedy floor is measured apart from the steps it
+judges: each module trained alone on the batch of the last memory step (``isolate``).
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
+from gimbench.profiling.allocator import backend_name
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES, Meter
-from gimbench.profiling.system import nvml_used_bytes
 from gimbench.profiling.timing import TimingMeter
-from gimbench.profiling.tracker import CATEGORIES, Snapshot
+from gimbench.profiling.tracker import CATEGORIES
 
 
-def plan(steps: int, warmup: int, timed: int, memory: int) -> list[str]:
-    """The kind of every step: warm-up first, then memory-tracked, then plain/timed alternating."""
-    kinds = ["warmup"] * min(warmup, steps)
-    kinds += ["memory"] * min(memory, steps - len(kinds))
-    n_timed = 0
-    for i in range(steps - len(kinds)):
-        is_timed = i % 2 == 1 and n_timed < timed
-        n_timed += is_timed
-        kinds.append("timed" if is_timed else "plain")
+def plan(steps: int, warmup: int, timed: int, memory: int,
+         trains: Callable[[int], Sequence[int]] = lambda step: (0,)) -> list[str]:
+    """The kind of every step. Warm-up first; then a step is ``memory`` when every module it trains has
+    trained at an earlier step (its optimizer state exists) and one of them has had fewer than
+    ``memory`` memory steps; the other steps alternate plain/timed until ``timed`` steps are timed.
+    ``trains(step)`` names the modules a step trains (the default: the same work every step)."""
+    kinds, seen, measured, rest, n_timed = [], set(), {}, 0, 0
+    for step in range(steps):
+        modules = tuple(trains(step))
+        if step < warmup:
+            kind = "warmup"
+        elif seen.issuperset(modules) and any(measured.get(m, 0) < memory for m in modules):
+            kind = "memory"
+            for m in modules:
+                measured[m] = measured.get(m, 0) + 1
+        else:
+            kind = "timed" if rest % 2 == 1 and n_timed < timed else "plain"
+            n_timed += kind == "timed"
+            rest += 1
+        seen.update(modules)
+        kinds.append(kind)
     return kinds
 
 
@@ -47,15 +63,30 @@ class Profiler:
     network: torch.nn.Module
     optimizers: list
     device: torch.device
+    isolate: Callable | None = None  # (x, labels) -> each module's peak trained alone; None: no floor
+    distributed: bool = False  # under torchrun (on the CPU the tracker alone then measures, see allocator)
+    isolated: list[int | None] | None = field(default=None, init=False)  # what ``isolate`` measured
+    floor_note: str | None = field(default=None, init=False)  # why there is no floor, where it was tried
 
     def __post_init__(self) -> None:
         self.timing = TimingMeter(self.device)
-        self.memory = MemoryMeter(self.network, self.optimizers, self.device)
-        self.backend = "cuda-allocator" if self.device.type == "cuda" else "cpu-tensor-tracker"
+        self.memory = MemoryMeter(self.network, self.optimizers, self.device, distributed=self.distributed)
+        self.backend = backend_name(self.device, self.distributed)
 
     def meter_for(self, step: int) -> Meter:
         kind = self.kinds[step]
         return self.timing if kind == "timed" else self.memory if kind == "memory" else NULL_METER
+
+    def after_step(self, step: int, x: torch.Tensor, labels: torch.Tensor | None) -> None:
+        """After the plan's last memory step, measure each module trained alone on the same batch."""
+        if self.isolate is not None and self.kinds[step] == "memory" and "memory" not in self.kinds[step + 1:]:
+            try:
+                self.isolated = self.isolate(x, labels)
+            except torch.OutOfMemoryError as e:  # a measurement beside training: it fails alone
+                self.isolated = None
+                self.floor_note = f"not measured: out of memory training a module alone ({str(e).splitlines()[0]})"
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
 
     def module_time(self, k: int) -> dict:
         """Median ms per phase over the timed steps that ran module k, with spreads."""
@@ -70,57 +101,61 @@ class Profiler:
         return {"time_ms": times, "time_ms_iqr": iqr, "timed_steps": len(steps)}
 
     def module_memory(self, k: int) -> dict:
-        """Module k's highest (module, phase) peak over the memory steps, and what was live then."""
+        """Module k's highest (module, phase) allocator peak over the memory steps, and what the tracker
+        saw live at its own peak in that interval."""
         intervals = [(phase, i) for s in self.memory.steps for (m, phase), i in s.intervals.items() if m == k]
         if not intervals:
             return {}
-        phase, top = max(intervals, key=lambda pi: pi[1].tracked.live)
+        phase, top = max(intervals, key=lambda pi: pi[1].allocator_peak)
         snap = top.tracked
-        memory = {"peak_bytes": top.allocator_peak if self.device.type == "cuda" else snap.live,
-                  "tracked_peak_bytes": snap.live, "reserved_peak_bytes": top.reserved_peak, "peak_phase": phase}
+        memory = {"peak_bytes": top.allocator_peak, "tracked_peak_bytes": snap.live,
+                  "untracked_bytes": top.allocator_peak - snap.live, "reserved_peak_bytes": top.reserved_peak,
+                  "peak_phase": phase}
         memory |= {f"{c}_bytes": snap.by_category[c] for c in CATEGORIES}
         memory["own_activation_bytes"] = snap.activation_by_module.get(k, 0)
         memory["own_gradient_bytes"] = snap.gradient_by_module.get(k, 0)
         memory["phase_peak_bytes"] = {
-            p: max(i.tracked.live for s in self.memory.steps for (m, q), i in s.intervals.items() if (m, q) == (k, p))
+            p: max(i.allocator_peak for s in self.memory.steps for key, i in s.intervals.items() if key == (k, p))
             for p in PHASES if any((k, p) in s.intervals for s in self.memory.steps)
         }
+        memory["phase_tracked_peak_bytes"] = {
+            p: max(i.tracked.live for s in self.memory.steps for key, i in s.intervals.items() if key == (k, p))
+            for p in memory["phase_peak_bytes"]
+        }
+        if self.isolated is not None and self.isolated[k] is not None:
+            memory["alone_peak_bytes"] = self.isolated[k]
         return {"memory": memory}
 
     def floor(self) -> int | None:
-        """Resident parameters, gradients and optimizer state, plus the largest single module's own
-        gradients, activations and temporaries at its peak: what a greedy step cannot go below."""
-        if not self.memory.steps:
-            return None
-        step = self.memory.steps[-1]
-        resident = step.resident
-        own = []
-        for k in range(len(self.network)):
-            snaps = [i.tracked for (m, _), i in step.intervals.items() if m == k]
-            if snaps:
-                s = max(snaps, key=lambda snap: snap.live)
-                own.append(s.gradient_by_module.get(k, 0) + s.activation_by_module.get(k, 0)
-                           + s.by_category["temporary"])
-        return resident + max(own, default=0)
+        """The greedy floor: the highest step peak of training one module alone (its forward, local loss
+        or the gradient arriving at its output, backward and optimizer step) on the batch of the last
+        memory step, resident state included; measured apart from the steps it is compared with."""
+        peaks = [p for p in self.isolated or () if p is not None]
+        return max(peaks) if peaks else None
 
     def step_memory(self) -> dict:
-        """Step-level memory: peak, resident before the step, floor and the ratio, cross-checks."""
-        nvml, nvml_note = nvml_used_bytes(self.device)
+        """Step-level memory: the allocator's peak over the memory steps, the tracker's beside it, resident
+        bytes, the floor and the ratio, and the cross-checks (peak RSS, NVML on CUDA)."""
+        nvml = self.memory.nvml
         if not self.memory.steps:
-            return {"memory_backend": self.backend, "nvml_used_bytes": nvml, "nvml_note": nvml_note}
-        peak: Snapshot = max((s.peak for s in self.memory.steps), key=lambda snap: snap.live)
-        last = self.memory.steps[-1]
+            return {"memory_backend": self.backend, "nvml_used_bytes": nvml.peak_bytes, "nvml_note": nvml.note}
+        top = max(self.memory.steps, key=lambda s: s.allocator_peak)
         floor = self.floor()
         return {
-            "peak_memory_bytes": last.allocator_peak if self.device.type == "cuda" else peak.live,
-            "tracked_peak_bytes": peak.live,
-            "reserved_peak_bytes": last.reserved_peak,
-            "peak_breakdown_bytes": dict(peak.by_category),
-            "resident_bytes": last.resident,
+            "peak_memory_bytes": top.allocator_peak,
+            "tracked_peak_bytes": top.peak.live,
+            "untracked_bytes": top.allocator_peak - top.peak.live,
+            "reserved_peak_bytes": max((s.reserved_peak for s in self.memory.steps if s.reserved_peak is not None),
+                                       default=None),
+            "peak_breakdown_bytes": dict(top.peak.by_category),
+            "resident_bytes": max(s.resident for s in self.memory.steps),
+            "input_bytes": top.preexisting,
             "floor_bytes": floor,
-            "peak_over_floor": peak.live / floor if floor else None,
+            "floor_by_module_bytes": self.isolated,
+            "floor_note": self.floor_note,
+            "peak_over_floor": top.allocator_peak / floor if floor else None,
             "rss_peak_bytes": max((s.rss_peak or 0 for s in self.memory.steps), default=0) or None,
-            "nvml_used_bytes": nvml,
-            "nvml_note": nvml_note,
+            "nvml_used_bytes": nvml.peak_bytes,
+            "nvml_note": nvml.note,
             "memory_steps": len(self.memory.steps),
         }

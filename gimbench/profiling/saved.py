@@ -18,7 +18,7 @@ def measurements(profiler: Profiler) -> dict:
     timing = [[[module, phase, seconds] for (module, phase), seconds in step.items()] for step in profiler.timing.steps]
     memory = [asdict(step) | {"intervals": [[m, p, asdict(i)] for (m, p), i in step.intervals.items()]}
               for step in profiler.memory.steps]
-    return {"timing": timing, "memory": memory}
+    return {"timing": timing, "memory": memory, "isolated": profiler.isolated}
 
 
 def _snapshot(d: dict) -> Snapshot:
@@ -29,10 +29,15 @@ def _step_memory(d: dict) -> StepMemory:
     intervals = {(m, p): Interval(_snapshot(i["tracked"]), i["allocator_peak"], i["reserved_peak"])
                  for m, p, i in d["intervals"]}
     return StepMemory(d["resident"], _snapshot(d["peak"]), d["allocator_peak"], d["rss_peak"], d["reserved_peak"],
-                      intervals)
+                      intervals, d.get("preexisting", 0))
 
 
 def restore(profiler: Profiler, saved: dict) -> None:
-    """Put measurements from earlier sessions in front of this session's."""
+    """Put measurements from earlier sessions in front of this session's. Memory steps without an allocator
+    peak (checkpoints written when the CPU backend was the tensor tracker alone) are left out: their
+    figures measured something else."""
     profiler.timing.steps[:0] = [{(m, p): s for m, p, s in step} for step in saved["timing"]]
-    profiler.memory.steps[:0] = [_step_memory(step) for step in saved["memory"]]
+    steps = [_step_memory(step) for step in saved["memory"]]
+    profiler.memory.steps[:0] = [s for s in steps if s.allocator_peak is not None]
+    if saved.get("isolated") is not None and profiler.isolated is None:
+        profiler.isolated = list(saved["isolated"])

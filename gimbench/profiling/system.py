@@ -1,10 +1,8 @@
-"""Process- and device-level memory figures used as cross-checks: peak RSS and NVML."""
+"""The process's peak resident set size, reported beside the allocator's figures as a cross-check."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
 
 
 def reset_rss_peak() -> bool:
@@ -25,21 +23,3 @@ def rss_peak_bytes() -> int | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-def nvml_used_bytes(device: torch.device) -> tuple[int | None, str]:
-    """NVML's used memory of the whole device (every process, contexts, cached blocks), and a note."""
-    if device.type != "cuda":
-        return None, "not a CUDA device"
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used), "NVML device-wide used memory"
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception as e:  # NVML missing or refusing is a note, never a crash
-        return None, f"NVML unavailable: {e}"

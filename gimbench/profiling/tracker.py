@@ -11,7 +11,10 @@ explicitly. Categories:
   tallied per module that saved them (a storage saved by two modules counts for both);
 - temporary: everything else.
 
-The tracker keeps two peaks: one for the whole step and one reset at every interval boundary.
+The tracker keeps two peaks: one for the whole step and one reset at every interval boundary. It
+counts only storages on its device (on a CUDA run, host tensors such as pinned negative indices are not
+device memory), and remembers the address and size of every storage it first met after ``watching``
+began, so the meter can tell storages allocated during the step from ones that existed before it.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ class Snapshot:
 class TensorTracker(TorchDispatchMode):
     """Counts live tensor storages while active; ``module`` names who saves activations now."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
         super().__init__()
+        self.device_type = torch.device(device).type
+        self.watching = False  # set once the resident tensors are registered
+        self.first_seen: dict[int, tuple[int, int]] = {}  # storage key -> (address, bytes), met while watching
         self.now = Snapshot()
         self.step_peak = Snapshot()
         self.interval_peak = Snapshot()
@@ -63,10 +69,14 @@ class TensorTracker(TorchDispatchMode):
 
     def classify(self, tensor: torch.Tensor, kind: str, owner: int | None = None, only_new: bool = False) -> None:
         """Count ``tensor``'s storage as ``kind`` (adding it if unseen); ``owner`` is its module."""
+        if tensor.device.type != self.device_type:
+            return
         storage = tensor.untyped_storage()
         key = storage._cdata
         if key not in self._size:
             self._size[key], self._kind[key], self._owners[key] = storage.nbytes(), kind, set()
+            if self.watching:
+                self.first_seen[key] = (storage.data_ptr(), storage.nbytes())
             self._finalizers.append(weakref.finalize(storage, self._free, key))
             self._tally(key, +1)
         elif only_new or (self._kind[key] == kind and (owner is None or owner in self._owners[key])):
@@ -82,11 +92,15 @@ class TensorTracker(TorchDispatchMode):
         self._grew()
 
     def saved(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Pack hook: autograd keeps ``tensor`` for backward; activations unless already resident."""
+        """Pack hook: autograd keeps ``tensor`` for backward; activations unless already resident.
+
+        Returns a detached alias (same storage, no copy): returning ``tensor`` itself would make a saved
+        output reference its own ``grad_fn``, a cycle that keeps the graph alive after an exception
+        between forward and backward until the garbage collector runs."""
         storage_key = tensor.untyped_storage()._cdata
         if self._kind.get(storage_key, "temporary") in ("temporary", "activation"):
             self.classify(tensor, "activation", owner=self.module)
-        return tensor
+        return tensor.detach()
 
     def _tally(self, key: int, sign: int) -> None:
         size, kind = self._size[key], self._kind[key]

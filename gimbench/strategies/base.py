@@ -52,6 +52,26 @@ class Strategy:
         """Train on one batch; returns each module's detached loss, ``None`` where none was computed."""
         raise NotImplementedError
 
+    def trained_at(self, step: int, depth: int) -> tuple[int, ...]:
+        """The modules that ``step`` trains (every one, unless the schedule takes them in turn)."""
+        return tuple(range(depth))
+
+    def train_alone(
+        self, network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None
+    ) -> None:
+        """Module k trained by itself on its input ``h``, as the greedy floor measures it: forward, its
+        local loss (or, without a head, a dense gradient arriving at its output, as end-to-end backprop
+        delivers one), backward and optimizer step."""
+        if network.head(k) is not None:
+            train_module(network, k, h, optimizer, meter, labels)
+            return
+        with meter.phase(k, "forward"):
+            z = network.encoder[k](h)
+        with meter.phase(k, "backward"):
+            z.backward(torch.ones_like(z))
+        with meter.phase(k, "optimizer"):
+            optimizer_step(optimizer)
+
     def state(self) -> dict:
         """Strategy state worth recording (e.g. which module is being trained); checkpoints hold it."""
         return {}
@@ -69,6 +89,22 @@ def optimizer_step(optimizer: torch.optim.Optimizer | None) -> None:
     if optimizer is not None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+
+def train_module(
+    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, local loss, backward and optimizer step of module k on input ``h``; returns its detached
+    output (the next module's input) and its detached loss."""
+    with meter.phase(k, "forward"):
+        z = network.encoder[k](h)
+    with meter.phase(k, "loss"):
+        loss = network.head(k)(h, z, labels)
+    with meter.phase(k, "backward"):
+        loss.backward()
+    with meter.phase(k, "optimizer"):
+        optimizer_step(optimizer)
+    return z.detach(), loss.detach()  # the boundary: module k's graph is freed here
 
 
 def make_strategy(cfg: RunConfig) -> Strategy:

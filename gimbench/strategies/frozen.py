@@ -32,6 +32,10 @@ class Frozen(Strategy):
                     x = module(x)
         return [None] * len(network)
 
+    def train_alone(self, network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels=None) -> None:
+        with torch.no_grad(), meter.phase(k, "forward"):
+            network.encoder[k](h)
+
 
 @STRATEGIES.register("random")
 class RandomInit(Frozen):

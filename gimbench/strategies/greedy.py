@@ -17,7 +17,7 @@ import torch
 
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Strategy, optimizer_step
+from gimbench.strategies.base import STRATEGIES, Strategy, optimizer_step, train_module
 
 
 class PerModule(Strategy):
@@ -33,22 +33,6 @@ class PerModule(Strategy):
             h, loss = train_module(network, k, h, optimizers[k], meter, labels)
             losses.append(loss)
         return losses
-
-
-def train_module(
-    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward, local loss, backward and optimizer step of module k on input ``h``; returns its detached
-    output (the next module's input) and its detached loss."""
-    with meter.phase(k, "forward"):
-        z = network.encoder[k](h)
-    with meter.phase(k, "loss"):
-        loss = network.head(k)(h, z, labels)
-    with meter.phase(k, "backward"):
-        loss.backward()
-    with meter.phase(k, "optimizer"):
-        optimizer_step(optimizer)
-    return z.detach(), loss.detach()  # the boundary: module k's graph is freed here
 
 
 class Summed(Strategy):
@@ -85,6 +69,9 @@ class Sequential(Strategy):
     def current(self, step: int, depth: int) -> int:
         """The module trained at ``step``: equal shares of the run, in order."""
         return min(step * depth // self.schedule_steps, depth - 1)
+
+    def trained_at(self, step: int, depth: int) -> tuple[int, ...]:
+        return (self.current(step, depth),)
 
     def state(self) -> dict:
         return {"module": self.module, "schedule_steps": self.schedule_steps}

@@ -1,0 +1,207 @@
+"""Allocator-level peaks: every byte the device's allocator hands out, kernels' scratch included.
+
+The memory meter drops a *mark* at every interval boundary and, after the step, asks for the highest
+level between two marks. Two watches answer:
+
+- ``CpuAllocatorWatch``: ``torch.profiler`` with ``profile_memory=True`` records every allocation and
+  free the CPU allocator makes, with its size and pointer, in time order; a mark is a zero-length
+  ``record_function`` event in the same stream. Levels are bytes allocated since the step began (what
+  was allocated before the step is added by the meter, which knows the resident tensors).
+- ``TrackerOnlyWatch``: no allocator at all, for CPU runs under torchrun: the profiler's session crashed
+  module-parallel ranks (SIGSEGV while garbage-collecting, in 4-6 of 6 runs of 3 ranks on this machine),
+  most likely as gloo's threads free tensors that the profiler records; figures are then the tracker's
+  and the backend says so.
+- ``CudaAllocatorWatch``: the caching allocator's own peak counter. A mark reads the peak since the
+  previous mark, then resets it, so no stretch of the step is lost between marks (gaps included).
+  Figures are absolute (everything the allocator holds for tensors on the device).
+
+Why the profiler on the CPU: the tensor tracker sees only tensors that operators return; kernels
+allocate scratch inside themselves (a conv backward whose input needs a gradient allocates several
+times what it returns) that only the allocator sees. PyTorch has no CPU allocator statistics API, and
+the profiler's memory events are the allocator's own reports (``c10::ProfiledCPUMemoryReporter``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from bisect import bisect_right
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+
+MARK = "gimbench.mark."
+_quieted = False
+
+
+def _quiet_first_session() -> None:
+    """Spend, with stderr closed, the lines the first profiler session of a process prints from C++ and
+    that say nothing about a run: Kineto's "gpuGetDeviceCount failed" on hosts without a GPU, and the
+    CPU allocator's one-time "Memory block of unknown size was allocated before the profiling started"
+    (the first free of a tensor made before profiling; that free is indeed not counted, see the meter)."""
+    global _quieted
+    if _quieted:
+        return
+    _quieted = True
+    before = torch.ones(1)
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with profile(activities=[ProfilerActivity.CPU], profile_memory=True):
+                del before
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class CpuAllocatorWatch:
+    """Marks and levels of the CPU allocator over one step, from the profiler's memory events."""
+
+    absolute = False  # levels count from the step's start; the meter adds what was live before it
+    counts = True
+
+    def __init__(self) -> None:
+        self.marks = 0
+        self._times: list[int] = []  # event times, ascending
+        self._levels: list[int] = []  # bytes allocated since the step began, after each event
+        self._mark_at: list[int] = []  # per mark: index of the last event at or before it (-1: none)
+        self.allocated_ptrs: set[int] = set()  # every address the allocator handed out during the step
+
+    @contextmanager
+    def step(self):
+        """Record the allocator during the step; levels are resolved when it ends."""
+        _quiet_first_session()
+        self.marks = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Profiler clears events at the end of each cycle"
+            prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+            prof.__enter__()
+            try:
+                yield
+            finally:
+                prof.__exit__(None, None, None)
+                self._resolve(prof)  # a step that raised is resolved too: its figures so far
+
+    def mark(self) -> int:
+        """A boundary now; returns its number."""
+        with record_function(f"{MARK}{self.marks}"):
+            pass
+        self.marks += 1
+        return self.marks - 1
+
+    def _resolve(self, prof) -> None:
+        events, marks = [], {}
+        stack = list(prof.profiler.kineto_results.experimental_event_tree())
+        while stack:
+            event = stack.pop()
+            stack.extend(event.children)
+            fields = event.extra_fields
+            if type(fields).__name__ == "_ExtraFields_Allocation":
+                if fields.device.type == "cpu":
+                    events.append((event.start_time_ns, fields.alloc_size, fields.ptr))
+            elif event.name.startswith(MARK):
+                marks[int(event.name[len(MARK):])] = event.start_time_ns
+        events.sort(key=lambda e: e[0])
+        level, self._times, self._levels = 0, [], []
+        self.allocated_ptrs = set()
+        for time, size, ptr in events:
+            level += size
+            self._times.append(time)
+            self._levels.append(level)
+            if size > 0:
+                self.allocated_ptrs.add(ptr)
+        self._mark_at = [bisect_right(self._times, marks[i]) - 1 for i in range(self.marks)]
+
+    def level_at(self, mark: int) -> int:
+        i = self._mark_at[mark]
+        return self._levels[i] if i >= 0 else 0
+
+    def peak(self, first: int, last: int) -> tuple[int, None]:
+        """Highest level from mark ``first`` to mark ``last`` (relative to the step's start); no reserve."""
+        start = self._mark_at[first] + 1
+        end = self._mark_at[last] + 1
+        return max([self.level_at(first), *self._levels[start:end]]), None
+
+    def step_peak(self) -> tuple[int, None]:
+        """Highest level over the whole step (before the first mark and after the last included)."""
+        return max([0, *self._levels]), None
+
+
+class TrackerOnlyWatch:
+    """Marks that measure nothing: the meter then reports the tensor tracker's figures as the peaks."""
+
+    absolute = False
+    counts = False  # the meter falls back to the tracker's bytes
+    allocated_ptrs: set[int] = set()
+
+    def __init__(self) -> None:
+        self.marks = 0
+
+    @contextmanager
+    def step(self):
+        yield
+
+    def mark(self) -> int:
+        self.marks += 1
+        return self.marks - 1
+
+    def peak(self, first: int, last: int) -> tuple[int, None]:
+        return 0, None
+
+
+class CudaAllocatorWatch:
+    """Marks on the CUDA caching allocator's peak counters. ``read`` returns (peak allocated, peak
+    reserved) since the last ``reset``; both default to ``torch.cuda``'s and can be replaced (tests)."""
+
+    absolute = True
+    counts = True
+
+    def __init__(self, device: torch.device | None = None, read: Callable[[], tuple[int, int]] | None = None,
+                 reset: Callable[[], None] | None = None) -> None:
+        self.read = read or (lambda: (torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)))
+        self.reset = reset or (lambda: torch.cuda.reset_peak_memory_stats(device))
+        self.readings: list[tuple[int, int]] = []  # reading i: the peaks between mark i-1 and mark i
+        self.allocated_ptrs: set[int] = set()
+
+    @contextmanager
+    def step(self):
+        self.readings = []
+        self.reset()
+        yield
+
+    def mark(self) -> int:
+        self.readings.append(self.read())
+        self.reset()
+        return len(self.readings) - 1
+
+    def peak(self, first: int, last: int) -> tuple[int, int]:
+        """Highest allocated and reserved bytes from mark ``first`` to mark ``last``. The reading at
+        ``first`` covers the time before it; after its reset the counter starts at what was then live,
+        so the readings after ``first`` cover every moment of the interval."""
+        span = self.readings[first + 1 : last + 1] or [self.readings[last]]
+        return max(r[0] for r in span), max(r[1] for r in span)
+
+    def step_peak(self) -> tuple[int, int]:
+        return max(r[0] for r in self.readings), max(r[1] for r in self.readings)
+
+
+def allocator_watch(device: torch.device, distributed: bool = False):
+    """The watch for ``device``'s allocator (none for the CPU under torchrun, see ``TrackerOnlyWatch``)."""
+    if device.type == "cuda":
+        return CudaAllocatorWatch(device)
+    return TrackerOnlyWatch() if distributed else CpuAllocatorWatch()
+
+
+def backend_name(device: torch.device, distributed: bool = False) -> str:
+    """What ``memory_backend`` says the peaks were measured by."""
+    if device.type == "cuda":
+        return "cuda-allocator"
+    return "cpu-tensor-tracker" if distributed else "cpu-allocator"
+

@@ -1,0 +1,61 @@
+"""The greedy floor, measured: each module trained alone, with the run's own memory meter.
+
+For module k, the input it sees in training is computed without autograd from the batch, then the
+module is trained by itself (``Strategy.train_alone``) inside one memory-tracked step. Its step peak is
+what training that module needs with everything resident (every module's parameters and optimizer
+state) and its input live: no schedule can go below the largest of these. The run's parameters,
+optimizer state and random generators are copied to the host first and put back after, so the
+measurement leaves training exactly as it was.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gimbench.models import Network
+from gimbench.profiling.memory import MemoryMeter
+from gimbench.strategies.base import Strategy
+
+
+def _to_host(value):
+    """A host copy of a state dict's tensors (nested dicts and lists kept)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_host(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_host(v) for v in value)
+    return value
+
+
+def alone_peaks(strategy: Strategy, network: Network, optimizers: list, x: torch.Tensor,
+                labels: torch.Tensor | None, device: torch.device) -> list[int | None]:
+    """Each module's allocator step peak when trained alone on its input from batch ``x``."""
+    model = _to_host(network.state_dict())
+    states = [None if o is None else _to_host(o.state_dict()) for o in optimizers]
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+
+    def put_back() -> None:
+        network.load_state_dict(model)
+        for optimizer, state in zip(optimizers, states, strict=True):
+            if optimizer is not None:  # a fresh copy: on the host, Adam would adopt the snapshot's own tensors
+                optimizer.load_state_dict(_to_host(state))
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+    peaks: list[int | None] = []
+    h = x
+    for k in range(len(network)):
+        meter = MemoryMeter(network, optimizers, device)
+        try:
+            with meter.step():
+                strategy.train_alone(network, k, h, optimizers[k], meter, labels)
+        finally:
+            put_back()
+        peaks.append(meter.steps[0].allocator_peak)
+        if k + 1 < len(network):
+            with torch.no_grad():
+                h = network.encoder[k](h)  # the next module's input, from the parameters as they were
+    return peaks
