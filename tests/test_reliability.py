@@ -137,7 +137,8 @@ def test_nan_loss_fails_naming_module_and_step_and_keeps_the_last_good_checkpoin
     failure = ended.value.result.failure
     assert ended.value.exit_code == 1 and failure["reason"] == "non-finite-loss"
     assert (failure["module"], failure["step"], failure["loss"]) == (1, 2, "nan")
-    assert "module 1 (gru)" in str(ended.value) and "step 2" in str(ended.value)
+    # The message counts steps from 1, as the progress bar does: steps 1-2 were fine, step 3 gave the NaN.
+    assert "module 1 (gru) is nan at step 3;" in str(ended.value) and "step 2) is kept" in str(ended.value)
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert doc["status"] == "failed" and doc["steps_completed"] == 2
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
@@ -159,7 +160,7 @@ def test_out_of_memory_names_module_phase_and_memory_so_far(tmp_path, monkeypatc
     with pytest.raises(RunEnded) as ended:
         run(config(tmp_path, "run", "gim-per-module", 6, memory_steps=1))
     message, doc = str(ended.value), json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "module 1 (gru), phase forward at step 2" in message and "MiB over 1 memory-tracked steps" in message
+    assert "module 1 (gru), phase forward at step 3" in message and "MiB over 1 memory-tracked steps" in message
     assert "--find-max-batch" in message and "--batch-size" in message
     assert doc["status"] == "failed" and doc["failure"]["reason"] == "out-of-memory"
     assert doc["failure"]["phase"] == "forward" and doc["step"]["peak_memory_bytes"] > 0
