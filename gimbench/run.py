@@ -172,7 +172,7 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
     if failure is None and runtime:
         failure = runtime.after_fit(trainer, lambda: network_for(cfg, trainer.strategy, source.num_classes))
     if failure is None:
-        failure = saved(session)
+        failure = written(session, session.save)
     if failure is None and stop.signal is not None and trainer.step < cfg.steps:
         failure = stopped(session, stop)
     distributed = None
@@ -218,7 +218,7 @@ def guarded_fit(session: Session, locator: Locator, runtime: Runtime | None = No
     except NonFiniteLoss as e:
         return non_finite(e, names, session.checkpoint_step, session.folder)
     except WriteError as e:  # a periodic checkpoint: the one before it is intact
-        return write_failed(e, trainer.step, session.folder, session.checkpoint_step, resume_command(session))
+        return write_failure(session, e)
     except Exception as e:
         if runtime and is_peer_failure(e):
             return runtime.peer_lost(e, trainer.step)
@@ -234,12 +234,17 @@ def resume_command(session: Session) -> str | None:
     return shlex.join(["gimbench", "run", "--resume", folder]) if session.cfg.nproc == 1 else None
 
 
-def saved(session: Session) -> dict | None:
-    """Write the checkpoint of the step reached; the failure record if the system refused it."""
+def write_failure(session: Session, error: WriteError) -> dict:
+    """The failure record of a file the system refused to write, naming the last good checkpoint."""
+    return write_failed(error, session.trainer.step, session.folder, session.checkpoint_step, resume_command(session))
+
+
+def written(session: Session, write: Callable[[], None]) -> dict | None:
+    """Call ``write`` (a checkpoint, results.json); ``None``, or the failure record if the system refused it."""
     try:
-        session.save()
+        write()
     except WriteError as e:
-        return write_failed(e, session.trainer.step, session.folder, session.checkpoint_step, resume_command(session))
+        return write_failure(session, e)
     return None
 
 
@@ -266,7 +271,8 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
         resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
         max_batch=session.max_batch, distributed=distributed,
     )
-    unwritten = write_results(session, result) if session.writes else None
+    results = session.folder / "results.json"
+    unwritten = written(session, lambda: write_json_atomic(results, result.to_json())) if session.writes else None
     if farewell is not None:
         farewell()
     if unwritten is not None:
@@ -275,15 +281,6 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
         code = 128 + signal.Signals[failure["signal"]] if status == "interrupted" else 1
         raise RunEnded(result, failure["message"], code)
     return result
-
-
-def write_results(session: Session, result: RunResult) -> dict | None:
-    """Write results.json; where the system refuses, the failure record that says where the last good state is."""
-    try:
-        write_json_atomic(session.folder / "results.json", result.to_json())
-    except WriteError as e:
-        return write_failed(e, session.trainer.step, session.folder, session.checkpoint_step, resume_command(session))
-    return None
 
 
 def probe_saved_run(

@@ -140,8 +140,8 @@ def gimbench(*argv: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-RUN = ["run", "--preset", "tiny", "--device", "cpu", "--depth", "2", "--batch-size", "2", "--steps", "40",
-       "--checkpoint-every", "10", "--no-probe", "--quiet"]
+RUN = ["run", "--preset", "tiny", "--device", "cpu", "--depth", "2", "--batch-size", "2", "--steps", "12",
+       "--checkpoint-every", "4", "--no-probe", "--quiet"]
 
 
 def test_a_real_full_disk_mid_run_then_resume_once_freed(tmpfs):
@@ -153,11 +153,12 @@ def test_a_real_full_disk_mid_run_then_resume_once_freed(tmpfs):
     assert done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"gimbench: failed: cannot write {folder}/checkpoint.pt: No space left on device")
     doc = json.loads((folder / "results.json").read_text())
-    assert doc["status"] == "failed" and doc["failure"]["checkpoint_step"] == 10 and temp_files(folder) == []
+    assert "(after step 8); the last good checkpoint is" in done.stderr and "(step 4)" in done.stderr
+    assert doc["status"] == "failed" and doc["failure"]["checkpoint_step"] == 4 and temp_files(folder) == []
     filler.unlink()
     resumed = gimbench("run", "--resume", str(folder), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((folder / "results.json").read_text())["steps_completed"] == 40
+    assert json.loads((folder / "results.json").read_text())["steps_completed"] == 12
 
 
 def test_a_read_only_folder_is_one_line_for_resume_probe_and_report(tmpfs):

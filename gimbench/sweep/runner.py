@@ -68,7 +68,7 @@ def run_command(config: Configuration, runs: Path, *, overwrite: bool, resume: b
 def _outcome(code: int, folder: Path, stderr: str, stop: ForwardSignals) -> dict:
     """A finished run's status fields: complete (with its figures), interrupted by the sweep, or failed."""
     doc = _results(folder)
-    if code == 0 and doc is not None and doc.get("status") == "complete":
+    if doc is not None and doc.get("status") == "complete":  # even if a signal caught it on its way out
         return {"status": "complete", "error": None} | _summary(doc)
     if stop.signal is not None and code not in (1, 2):  # 1, 2: the run failed or refused on its own
         said = [line for line in stderr.splitlines() if line.startswith("gimbench: interrupted")]
