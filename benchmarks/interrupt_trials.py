@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -92,14 +93,16 @@ def trial(i: int, out: Path, rng: random.Random, env: dict) -> dict:
     return {"trial": i, "signal": kill, "delay_s": round(delay, 2), "after": "start" if from_start else "folder",
             "exit": process.returncode, "status": status,
             "traceback": "Traceback" in err, "corrupted": problems,
-            "temp_files": sorted(p.name for p in folder.glob(".*")) if folder.exists() else [],
+            "temp_files": sorted(p.name for p in folder.glob(".*.tmp")) if folder.exists() else [],
             "resumed": resumes(folder, env) if folder.exists() and not problems else None}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--out", type=Path, required=True, help="folder for the trial runs (must not exist)")
+def run_trials(trial: Callable[[int, Path, random.Random, dict], dict], *, default: int) -> list[dict]:
+    """Parse ``--trials --out --seed``, run ``trial(i, out, rng, env)`` for each, printing its row; the rows.
+    Shared with ``sweep_trials.py``."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=default)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the trials (must not exist)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(parents=True)
@@ -108,6 +111,11 @@ def main() -> None:
     for i in range(args.trials):
         rows.append(trial(i, args.out, rng, env))
         print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    rows = run_trials(trial, default=20)
     print(json.dumps({"trials": len(rows), "corrupted": sum(bool(r["corrupted"]) for r in rows),
                       "tracebacks": sum(r["traceback"] for r in rows),
                       "resume_failed": sum(r["resumed"] is False for r in rows),

@@ -78,15 +78,19 @@ def newest(folder: Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a run folder (no such directory)")
+    if (folder / LATEST).exists() and not (folder / LATEST).is_file():
+        raise ConfigError(f"{folder / LATEST} is not a file (a directory?): move it away to continue from "
+                          f"{PREVIOUS}, or remove it")
     for name in (LATEST, PREVIOUS):  # the previous one alone exists only after a kill between two renames
         if (folder / name).is_file():
             return folder / name
     raise ConfigError(f"{folder} has no checkpoint ({LATEST}): nothing to load")
 
 
-def load(folder: Path) -> dict:
-    """A run folder's newest checkpoint; if it is damaged, the error says whether an older one exists."""
-    path = newest(folder)
+def load(folder: Path, name: str | None = None) -> dict:
+    """A run folder's checkpoint ``name`` (default: its newest); if the newest is damaged, the error says
+    whether an older one exists."""
+    path = Path(folder) / name if name else newest(folder)
     try:
         return load_file(path)
     except ConfigError as e:
@@ -94,3 +98,19 @@ def load(folder: Path) -> dict:
         if path.name == LATEST and older.is_file():
             raise ConfigError(f"{e}; the previous checkpoint {older} exists: rename it to {path} to use it") from None
         raise
+
+
+def described(folder: Path, steps: int | None, name: str = LATEST) -> dict:
+    """Checkpoint ``name`` of a run folder, refusing ``checkpoint.pt`` unless it holds the ``steps`` that the
+    folder's results.json describes (``None``: results.json records no step count). ``PREVIOUS``, asked for
+    by name, is loaded whatever its step."""
+    folder = Path(folder)
+    if name == LATEST and not (folder / LATEST).is_file():
+        hint = f"; {PREVIOUS} exists: pass --checkpoint prev to use it" if (folder / PREVIOUS).is_file() else ""
+        raise ConfigError(f"{folder / LATEST} does not exist{hint}")
+    state = load(folder, name)
+    if name == LATEST and steps is not None and state["step"] != steps:
+        raise ConfigError(f"{folder / LATEST} holds step {state['step']} but results.json describes step {steps}: "
+                          "they are not the same network (pass --checkpoint prev to use the previous checkpoint "
+                          "on purpose)")
+    return state

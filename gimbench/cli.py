@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from gimbench.atomic import WriteError
 from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
 from gimbench.config import (
     CONTEXTS,
@@ -43,7 +44,7 @@ from gimbench.run import probe_saved_run, resolve_config, run
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.grid import accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
-from gimbench.sweep.runner import run_sweep
+from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
 from gimbench.table import build_table
 
 
@@ -124,6 +125,9 @@ def make_parser() -> Parser:
     probe.add_argument("folder", help="a run folder (holding results.json and checkpoint.pt)")
     probe.add_argument("--device", choices=DEVICES, default="auto", help="where to extract features")
     probe.add_argument("--quiet", action="store_true", help="no progress, only the table")
+    probe.add_argument("--checkpoint", choices=("latest", "prev"), default="latest",
+                       help="latest: checkpoint.pt, only if it holds the step results.json describes; prev: "
+                            "checkpoint.prev.pt, whatever its step (results.json records which, probe_checkpoint)")
     table = sub.add_parser("table", help="train every method on the same data and compare probe accuracy")
     add_run_options(table)
     table.set_defaults(out=None)  # here --out is the table's folder (default reports/tables/<time>-<modality>)
@@ -146,6 +150,9 @@ def add_sweep_parser(sub) -> None:
     sweep = sub.add_parser("sweep", help="run every combination of comma-listed run options, each in a fresh process")
     add_run_options(sweep)
     sweep.set_defaults(out=None, run_options=accept_lists(sweep))
+    sweep.add_argument("--resume", metavar="FOLDER", default=None,
+                       help="continue the sweep in FOLDER with its recorded options: runs not complete are resumed "
+                            "from their checkpoints or run again (only --quiet may be given with it)")
     sweep.description = ("--out is the sweep folder (default reports/sweeps/<--name or UTC time>); --overwrite "
                          "reuses an existing one; --quiet hides the sweep's progress (runs are always quiet).")
 
@@ -232,7 +239,8 @@ def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
 
 
 def cmd_probe(args: argparse.Namespace, console: Console) -> int:
-    doc = probe_saved_run(Path(args.folder), device=args.device, on_probe=probe_progress(console, args.quiet))
+    doc = probe_saved_run(Path(args.folder), device=args.device, on_probe=probe_progress(console, args.quiet),
+                          which=args.checkpoint)
     console.print(probe_table(doc["probe"], [m["name"] for m in doc["modules"]]))
     console.print(f"updated {Path(args.folder) / 'results.json'}", style="dim", highlight=False)
     return 0
@@ -254,6 +262,8 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) -> int:
+    if args.resume is not None:
+        return cmd_sweep_resume(args, console)
     configs, swept = configurations(args, args.run_options)
     validate(configs, lambda values: resolve_config(checked_config(argparse.Namespace(**values))))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -261,8 +271,40 @@ def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) ->
     with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
         document = run_sweep(configs, folder, swept=swept, command=command, overwrite=args.overwrite,
                              on_start=progress.on_start, on_done=progress.on_done)
+    return sweep_ended(document, folder, console)
+
+
+def cmd_sweep_resume(args: argparse.Namespace, console: Console) -> int:
+    """``gimbench sweep --resume FOLDER``: the recorded sweep's configurations, those not complete run now."""
+    changed = [a.option_strings[0] for d, a in args.run_options.items()
+               if d != "quiet" and getattr(args, d) != a.default]
+    changed += [f"--{k}" for k in ("out", "name") if getattr(args, k) is not None]
+    if changed:
+        raise ConfigError(f"sweep --resume continues a sweep with its recorded options; {', '.join(changed)} "
+                          "cannot be given (only --quiet)")
+    folder = Path(args.resume)
+    if not folder.is_dir():
+        raise ConfigError(f"--resume {folder}: no such sweep folder")
+    document = read_sweep(folder)
+    recorded = document.get("command") or []
+    if recorded[1:2] != ["sweep"]:
+        raise ConfigError(f"{folder}/sweep.json records no gimbench sweep command to continue")
+    parsed = make_parser().parse_args(recorded[1:])
+    configs, _ = configurations(parsed, parsed.run_options)
+    with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
+        progress.done = sum(r["status"] == "complete" for r in document["runs"])
+        document = resume_sweep(configs, folder, document, on_start=progress.on_start, on_done=progress.on_done)
+    return sweep_ended(document, folder, console)
+
+
+def sweep_ended(document: dict, folder: Path, console: Console) -> int:
+    """Print the sweep's runs side by side; its exit status (128 + the signal that stopped it, if one did)."""
     console.print(side_by_side(*collect([folder])))
     console.print(f"sweep: {folder / 'sweep.json'}", highlight=False)
+    if document["status"] == "interrupted":
+        sys.stderr.write(f"gimbench: sweep interrupted by {document['signal']}; continue it with: "
+                         f"{document['resume_command']}\n")
+        return 128 + signal.Signals[document["signal"]]
     return 0 if all(r["status"] == "complete" for r in document["runs"]) else 1
 
 
@@ -336,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         if main_rank or e.result.status == "failed":
             sys.stderr.write(f"gimbench: {'' if e.result.status == 'interrupted' else 'failed: '}{e}\n")
         return e.exit_code
-    except PeerLost as e:
+    except (PeerLost, WriteError) as e:
         sys.stderr.write(f"gimbench: failed: {e}\n")
         return 1
     except KeyboardInterrupt:

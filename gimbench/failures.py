@@ -108,23 +108,40 @@ def _measured(profiler: Profiler) -> str:
 
 def out_of_memory(error: BaseException, where, names: list[str], step: int, batch_size: int,
                   profiler: Profiler) -> dict:
-    """The failure record of an out-of-memory error at ``where`` during ``step``."""
+    """The failure record of an out-of-memory error at ``where`` after ``step`` steps (the message counts from 1,
+    as the progress bar does: it names the step that failed)."""
     place, fields = _place(where, names)
     detail = one_line(error, 300)
-    message = (f"out of memory in {place} at step {step} (batch size {batch_size}); measured so far: "
+    message = (f"out of memory in {place} at step {step + 1} (batch size {batch_size}); measured so far: "
                f"{_measured(profiler)}. Try --find-max-batch, or a smaller --batch-size. ({detail})")
     return {"reason": "out-of-memory", "message": message, "step": step, **fields, "error": detail}
 
 
 def non_finite(error: NonFiniteLoss, names: list[str], checkpoint_step: int | None, folder) -> dict:
-    """The failure record of a NaN or infinite loss; names the last good checkpoint, if any."""
+    """The failure record of a NaN or infinite loss; names the last good checkpoint, if any. ``step`` in the
+    record is the steps completed before it; the message names the failing step counted from 1."""
     kept = (f"the last good checkpoint ({folder}/checkpoint.pt, step {checkpoint_step}) is kept"
             if checkpoint_step is not None else "no checkpoint was written before it (see --checkpoint-every)")
-    message = (f"loss of module {error.module} ({names[error.module]}) is {error.value} at step {error.step}; "
+    message = (f"loss of module {error.module} ({names[error.module]}) is {error.value} at step {error.step + 1}; "
                f"{kept}")
     return {"reason": "non-finite-loss", "message": message, "step": error.step, "module": error.module,
             "module_name": names[error.module], "phase": "loss", "loss": str(error.value),
             "checkpoint_step": checkpoint_step}
+
+
+def _kept(folder, checkpoint_step: int | None) -> str:
+    if checkpoint_step is None:
+        return "no checkpoint of this run was written"
+    return f"the last good checkpoint is {folder}/checkpoint.pt (step {checkpoint_step})"
+
+
+def write_failed(error: BaseException, step: int, folder, checkpoint_step: int | None, command: str | None) -> dict:
+    """The record of a run that could not write a file (``WriteError``: disk full, read-only, ...) after
+    ``step`` steps; it names the last good checkpoint and how to continue once the disk allows."""
+    how = f"; once it can be written, resume with: {command}" if command and checkpoint_step is not None else ""
+    message = f"{error} (after step {step}); {_kept(folder, checkpoint_step)}{how}"
+    return {"reason": "write-failed", "message": message, "step": step, "path": str(getattr(error, "path", "")),
+            "error": one_line(error), "checkpoint_step": checkpoint_step, "resume_command": command}
 
 
 def interrupted(signal_name: str, step: int, total: int, folder, command: str | None) -> dict:

@@ -62,9 +62,13 @@ def step_text(result: RunResult) -> Text:
     s, mem = result.step, result.step.memory
     overhead = "" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}%"
     unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
-    lines = [f"step: {s.time_ms:.1f} ms timed (IQR {s.time_ms_iqr:.1f}){unprofiled}{overhead} · "
-             f"{s.samples_per_second:.1f} samples/s · data {s.data_ms:.1f} ms{_wait_share(s.data_wait_ms)} · "
-             f"run {result.wall_seconds:.0f} s"]
+    data = f"data {_num(s.data_ms, '.1f')} ms{_wait_share(s.data_wait_ms)} · run {result.wall_seconds:.0f} s"
+    if s.time_ms is None:
+        lines = [f"step: no time ({s.time_note}) · {data}"]
+    else:
+        kind = "timed" if s.timed_steps else "unprofiled"
+        lines = [f"step: {s.time_ms:.1f} ms {kind} (IQR {s.time_ms_iqr:.1f}){unprofiled}{overhead} · "
+                 f"{s.samples_per_second:.1f} samples/s · {data}"]
     skipped = result.data.get("skipped") or {}
     if skipped:
         counts = ", ".join(f"{reason} {entry['count']}" for reason, entry in skipped.items())

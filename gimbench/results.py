@@ -41,7 +41,7 @@ class ModuleResult:
 class StepResult:
     """Whole-step figures. Times are medians (wall clock after a device sync), spreads are IQRs."""
 
-    time_ms: float | None  # timed steps (timers running); unprofiled steps if there were none; None: no steps
+    time_ms: float | None  # timed steps (timers running); unprofiled steps if there were none; None: neither
     time_ms_unprofiled: float | None  # steps that ran no meter at all
     timer_overhead: float | None  # time_ms / time_ms_unprofiled - 1
     samples_per_second: float | None  # from unprofiled steps where there are any
@@ -51,6 +51,7 @@ class StepResult:
     unprofiled_steps: int
     memory: dict = field(default_factory=dict)  # peak, resident, floor, cross-checks (flattened in JSON)
     data_wait_ms: dict = field(default_factory=dict)  # {"median", "mean", "max", "share"} (see data_wait)
+    time_note: str | None = None  # where the step times are not from timed steps: what they are from, or why none
 
 
 @dataclass
@@ -74,6 +75,7 @@ class RunResult:
     sessions: list[dict] = field(default_factory=list)  # {"start_step", "end_step", "wall_seconds", ...}
     max_batch: MaxBatch | None = None  # with --find-max-batch; null in JSON without it
     distributed: dict | None = None  # under torchrun: world size, backend, mode and every rank's row; else null
+    probe_checkpoint: dict | None = None  # set by `gimbench probe`: {"file", "step"} of the checkpoint it probed
 
     def to_json(self) -> dict:
         """The results.json document."""
@@ -102,13 +104,19 @@ def loss_summary(history: list[float | None]) -> dict:
 
 
 def step_result(history, kinds: list[str], batch_size: int, memory: dict) -> StepResult:
-    """Step figures from the trainer's history and the kind of every step (``None`` where no step ran)."""
-    if not history.seconds:
-        return StepResult(None, None, None, None, None, None, 0, 0, memory)
+    """Step figures from the trainer's history and the kind of every step. Times come from timed steps, else
+    from unprofiled ones (``time_note`` says so); never from warm-up or memory-tracked steps: with neither,
+    they are ``None`` and ``time_note`` says why."""
     timed = [t for t, k in zip(history.seconds, kinds, strict=True) if k == "timed"]
     plain = [t for t, k in zip(history.seconds, kinds, strict=True) if k == "plain"]
+    measured = timed or plain
+    if not measured:
+        note = (f"no step was timed: the {len(kinds)} steps run were all warm-up or memory-tracked"
+                if kinds else "no training step ran")
+        wait = data_wait(history, kinds) if history.seconds else {}
+        data_ms = wait.get("median")
+        return StepResult(None, None, None, None, None, data_ms, 0, 0, memory, wait, note)
     data = [t for t, k in zip(history.data_seconds, kinds, strict=True) if k != "warmup"] or history.data_seconds
-    measured = timed or plain or history.seconds
     median = statistics.median(measured)
     q = statistics.quantiles(measured, n=4) if len(measured) > 1 else [median] * 3
     unprofiled = statistics.median(plain) if plain else None
@@ -118,6 +126,7 @@ def step_result(history, kinds: list[str], batch_size: int, memory: dict) -> Ste
         samples_per_second=batch_size / (unprofiled or median), time_ms_iqr=(q[2] - q[0]) * 1e3,
         data_ms=statistics.median(data) * 1e3, timed_steps=len(timed), unprofiled_steps=len(plain), memory=memory,
         data_wait_ms=data_wait(history, kinds),
+        time_note=None if timed else f"no timed step: the times are those of {len(plain)} unprofiled steps",
     )
 
 

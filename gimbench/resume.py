@@ -15,6 +15,7 @@ from gimbench.config import ConfigError, RunConfig, recorded_config
 from gimbench.distributed.world import world_from_env
 from gimbench.results import RunResult, read_results
 from gimbench.run import resolve_config, train
+from gimbench.runfolder import RunLock
 from gimbench.trainer import StepRecord
 
 RESUME_REFUSED = "--resume continues runs of one process; runs of several (--nproc, torchrun) cannot be resumed yet"
@@ -68,6 +69,7 @@ def resume(
     folder = Path(folder)
     if world_from_env().distributed:
         raise ConfigError(RESUME_REFUSED)
-    state = checkpoint.load(folder)
-    cfg = resume_config(folder, state, changes)
-    return train(cfg, state=state, folder=folder, on_start=on_start, on_step=on_step, on_probe=on_probe)
+    with RunLock(folder):  # held until the run ends: one writer per run folder
+        state = checkpoint.load(folder)
+        cfg = resume_config(folder, state, changes)
+        return train(cfg, state=state, folder=folder, on_start=on_start, on_step=on_step, on_probe=on_probe)

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import time
@@ -19,12 +20,22 @@ from pathlib import Path
 import torch
 
 from gimbench import checkpoint
+from gimbench.atomic import WriteError
 from gimbench.config import ConfigError, RunConfig, one_line, recorded_config, resolve
 from gimbench.data import DATASETS, make_source
 from gimbench.distributed.runtime import Runtime, for_world, is_peer_failure, runtime_for
 from gimbench.distributed.world import joined, world_from_env
 from gimbench.environment import describe
-from gimbench.failures import Locator, NonFiniteLoss, RunEnded, interrupted, is_out_of_memory, non_finite, out_of_memory
+from gimbench.failures import (
+    Locator,
+    NonFiniteLoss,
+    RunEnded,
+    interrupted,
+    is_out_of_memory,
+    non_finite,
+    out_of_memory,
+    write_failed,
+)
 from gimbench.models import Network, build_network
 from gimbench.probe import probe
 from gimbench.profiling.profile import Profiler, plan
@@ -37,7 +48,7 @@ from gimbench.results import (
     step_result,
     write_json_atomic,
 )
-from gimbench.runfolder import create_run_folder
+from gimbench.runfolder import RunLock, create_run_folder
 from gimbench.session import Session
 from gimbench.stopping import Interrupted, StopSignals
 from gimbench.strategies import STRATEGIES, Strategy, make_strategy
@@ -131,9 +142,11 @@ def train(
     network = network_for(cfg, strategy, source.num_classes)
     device = runtime.device if runtime else torch.device(cfg.device)
     with joined(world, device):
-        folder = folder or (runtime.create_folder(cfg) if runtime else create_run_folder(cfg))
+        created, folder = folder is None, folder or (runtime.create_folder(cfg) if runtime else create_run_folder(cfg))
+        # One writer per run folder (a resume holds its lock already; under torchrun rank 0 writes for all).
         # From here on a signal ends the run with a checkpoint instead of killing it.
-        with StopSignals(announce=world.is_main) as stop:
+        lock = RunLock(folder) if created and world.is_main else contextlib.nullcontext()
+        with lock, StopSignals(announce=world.is_main) as stop:
             # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
             # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
             torch.use_deterministic_algorithms(device.type == "cpu")
@@ -165,9 +178,9 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
     if failure is None and runtime:
         failure = runtime.after_fit(trainer, lambda: network_for(cfg, trainer.strategy, source.num_classes))
     if failure is None:
-        session.save()
-        if stop.signal is not None and trainer.step < cfg.steps:
-            failure = stopped(session, stop)
+        failure = written(session, session.save)
+    if failure is None and stop.signal is not None and trainer.step < cfg.steps:
+        failure = stopped(session, stop)
     distributed = None
     if runtime:
         distributed, failure = runtime.block(rank_row(session, runtime), failure, trainer.step)
@@ -210,6 +223,8 @@ def guarded_fit(session: Session, locator: Locator, runtime: Runtime | None = No
         trainer.fit(session.cfg.steps)
     except NonFiniteLoss as e:
         return non_finite(e, names, session.checkpoint_step, session.folder)
+    except WriteError as e:  # a periodic checkpoint: the one before it is intact
+        return write_failure(session, e)
     except Exception as e:
         if runtime and is_peer_failure(e):
             return runtime.peer_lost(e, trainer.step)
@@ -219,11 +234,30 @@ def guarded_fit(session: Session, locator: Locator, runtime: Runtime | None = No
     return None
 
 
+def resume_command(session: Session) -> str | None:
+    """The command that continues the run (``None`` for runs of several processes, which cannot be resumed)."""
+    folder = str(Path(session.folder).absolute())
+    return shlex.join(["gimbench", "run", "--resume", folder]) if session.cfg.nproc == 1 else None
+
+
+def write_failure(session: Session, error: WriteError) -> dict:
+    """The failure record of a file the system refused to write, naming the last good checkpoint."""
+    return write_failed(error, session.trainer.step, session.folder, session.checkpoint_step, resume_command(session))
+
+
+def written(session: Session, write: Callable[[], None]) -> dict | None:
+    """Call ``write`` (a checkpoint, results.json); ``None``, or the failure record if the system refused it."""
+    try:
+        write()
+    except WriteError as e:
+        return write_failure(session, e)
+    return None
+
+
 def stopped(session: Session, stop: StopSignals) -> dict:
     """The record of a run a signal stopped, with the command that resumes it."""
-    command = (shlex.join(["gimbench", "run", "--resume", str(Path(session.folder).absolute())])
-               if session.cfg.nproc == 1 else None)
-    return interrupted(stop.signal.name, session.trainer.step, session.cfg.steps, session.folder, command)
+    return interrupted(stop.signal.name, session.trainer.step, session.cfg.steps, session.folder,
+                       resume_command(session))
 
 
 def finish(session: Session, source, failure: dict | None, probes: dict | None = None,
@@ -243,10 +277,12 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
         resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
         max_batch=session.max_batch, distributed=distributed,
     )
-    if session.writes:
-        write_json_atomic(session.folder / "results.json", result.to_json())
+    results = session.folder / "results.json"
+    unwritten = written(session, lambda: write_json_atomic(results, result.to_json())) if session.writes else None
     if farewell is not None:
         farewell()
+    if unwritten is not None:
+        raise RunEnded(replace(result, status="failed", failure=unwritten), unwritten["message"], 1)
     if failure is not None:
         code = 128 + signal.Signals[failure["signal"]] if status == "interrupted" else 1
         raise RunEnded(result, failure["message"], code)
@@ -254,24 +290,36 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
 
 
 def probe_saved_run(
-    folder: Path, *, device: str = "auto", on_probe: Callable[[str, int], None] = lambda task, module: None
+    folder: Path, *, device: str = "auto", on_probe: Callable[[str, int], None] = lambda task, module: None,
+    which: str = "latest",
 ) -> dict:
-    """Re-run the probes of a saved run from its checkpoint; updates and returns its results.json."""
-    doc = read_results(folder)
-    cfg = resolve_config(replace(recorded_config(doc.get("config"), f"{folder}/results.json"), device=device))
-    strategy = make_strategy(cfg)
-    source = make_source(cfg, labelled=strategy.needs_labels)
-    network = network_for(cfg, strategy, source.num_classes)
-    try:
-        # Probes read the encoder alone, so only its keys must all be there: a checkpoint whose heads lack
-        # state (written before the InfoNCE heads kept their generators) still probes.
-        loaded = network.load_state_dict(checkpoint.load(folder)["model"], strict=False)
-        wrong = [k for k in loaded.missing_keys + loaded.unexpected_keys if k.startswith("encoder.")]
-        if wrong:
-            raise RuntimeError(f"encoder keys missing or unexpected: {', '.join(wrong)}")
-    except (KeyError, RuntimeError) as e:
-        raise ConfigError(f"{folder}: the checkpoint does not match the run's configuration ({one_line(e)})") from None
-    target = torch.device(cfg.device)
-    doc["probe"] = probe_results(network.to(target), source, target, cfg.seed, on_probe)
-    write_json_atomic(Path(folder) / "results.json", doc)
+    """Re-run the probes of a saved run from its checkpoint; updates and returns its results.json.
+
+    ``which`` is ``latest`` (checkpoint.pt, refused unless it holds the step results.json describes) or
+    ``prev`` (checkpoint.prev.pt, whatever its step); results.json records which in ``probe_checkpoint``.
+    """
+    folder = Path(folder)
+    read_results(folder)  # a folder that holds no run is named as such before any lock is tried
+    with RunLock(folder):
+        doc = read_results(folder)
+        cfg = resolve_config(replace(recorded_config(doc.get("config"), f"{folder}/results.json"), device=device))
+        strategy = make_strategy(cfg)
+        source = make_source(cfg, labelled=strategy.needs_labels)
+        network = network_for(cfg, strategy, source.num_classes)
+        name = checkpoint.PREVIOUS if which == "prev" else checkpoint.LATEST
+        state = checkpoint.described(folder, doc.get("steps_completed"), name)
+        try:
+            # Probes read the encoder alone, so only its keys must all be there: a checkpoint whose heads lack
+            # state (written before the InfoNCE heads kept their generators) still probes.
+            loaded = network.load_state_dict(state["model"], strict=False)
+            wrong = [k for k in loaded.missing_keys + loaded.unexpected_keys if k.startswith("encoder.")]
+            if wrong:
+                raise RuntimeError(f"encoder keys missing or unexpected: {', '.join(wrong)}")
+        except (KeyError, RuntimeError) as e:
+            raise ConfigError(f"{folder}: the checkpoint does not match the run's configuration ({one_line(e)})") \
+                from None
+        target = torch.device(cfg.device)
+        doc["probe"] = probe_results(network.to(target), source, target, cfg.seed, on_probe)
+        doc["probe_checkpoint"] = {"file": name, "step": state["step"]}
+        write_json_atomic(folder / "results.json", doc)
     return doc

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,7 +138,8 @@ def test_nan_loss_fails_naming_module_and_step_and_keeps_the_last_good_checkpoin
     failure = ended.value.result.failure
     assert ended.value.exit_code == 1 and failure["reason"] == "non-finite-loss"
     assert (failure["module"], failure["step"], failure["loss"]) == (1, 2, "nan")
-    assert "module 1 (gru)" in str(ended.value) and "step 2" in str(ended.value)
+    # The message counts steps from 1, as the progress bar does: steps 1-2 were fine, step 3 gave the NaN.
+    assert "module 1 (gru) is nan at step 3;" in str(ended.value) and "step 2) is kept" in str(ended.value)
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert doc["status"] == "failed" and doc["steps_completed"] == 2
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 2
@@ -160,7 +162,7 @@ def test_out_of_memory_names_module_phase_and_memory_so_far(tmp_path, monkeypatc
     with pytest.raises(RunEnded) as ended:
         run(config(tmp_path, "run", "gim-per-module", 6, memory_steps=1))
     message, doc = str(ended.value), json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "module 1 (gru), phase forward at step 2" in message and "MiB over 1 memory-tracked steps" in message
+    assert "module 1 (gru), phase forward at step 3" in message and "MiB over 1 memory-tracked steps" in message
     assert "--find-max-batch" in message and "--batch-size" in message
     assert doc["status"] == "failed" and doc["failure"]["reason"] == "out-of-memory"
     assert doc["failure"]["phase"] == "forward" and doc["step"]["peak_memory_bytes"] > 0
@@ -305,3 +307,46 @@ def test_results_file_is_as_readable_as_any_new_file(tmp_path):
         os.umask(mask)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
     assert json.loads((tmp_path / "results.json").read_text()) == {"schema": "x"}
+
+
+def test_probe_refuses_a_checkpoint_results_json_does_not_describe(finished, capsys):
+    folder = finished
+    before = (folder / "results.json").read_text()
+    (folder / "checkpoint.pt").unlink()
+    code, err = cli(["probe", str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "checkpoint.pt does not exist" in err and "--checkpoint prev" in err
+    shutil.copy(folder / "checkpoint.prev.pt", folder / "checkpoint.pt")  # step 1, results.json says 2
+    code, err = cli(["probe", str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "holds step 1 but results.json describes step 2" in err
+    assert (folder / "results.json").read_text() == before
+
+
+def test_probe_of_the_previous_checkpoint_on_purpose_is_recorded(finished):
+    folder = finished
+    assert main(["probe", str(folder), "--checkpoint", "prev", "--quiet"]) == 0
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["probe_checkpoint"] == {"file": "checkpoint.prev.pt", "step": 1} and doc["probe"]
+    assert doc["steps_completed"] == 2  # what the run did; probe_checkpoint says what was probed
+
+
+def test_report_refuses_a_malformed_config_in_one_line(finished, tmp_path, capsys):
+    folder = finished
+    doc = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps(doc | {"config": 5}))
+    code, err = cli(["report", str(folder), "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "'config' is int, not a dict" in err
+
+
+def test_with_no_timed_step_step_times_are_null_and_say_why(tmp_path, capsys):
+    argv = ["run", "--preset", "tiny", "--device", "cpu", "--depth", "1", "--batch-size", "2", "--steps", "3",
+            "--warmup-steps", "1000", "--no-probe", "--quiet", "--out", str(tmp_path), "--name", "warm"]
+    assert main(argv) == 0
+    step = json.loads((tmp_path / "warm" / "results.json").read_text())["step"]
+    assert step["time_ms"] is None and step["samples_per_second"] is None and step["time_ms_iqr"] is None
+    assert step["time_note"] == "no step was timed: the 3 steps run were all warm-up or memory-tracked"
+    assert "step: no time (no step was timed" in capsys.readouterr().out
+    with pytest.raises(RunEnded) as ended:
+        run(config(tmp_path, "nan", "gim-per-module", 3, lr=1e30))
+    assert "is nan at step 2;" in str(ended.value)  # step 1 (warm-up) diverged, step 2 is the first NaN
+    failed = json.loads((tmp_path / "nan" / "results.json").read_text())["step"]
+    assert failed["time_ms"] is None and failed["samples_per_second"] is None and failed["time_note"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig
 from gimbench.results import ModuleResult, RunResult, StepResult, read_results
+from gimbench.sweep.runner import read_sweep, stale
 
 # Config fields that tell runs apart in labels, besides the strategy and the depth.
 VARYING = ("modality", "preset", "batch_size", "steps", "lr", "seed", "device", "data", "context", "nproc")
@@ -53,19 +53,28 @@ def result_from_doc(doc: dict, folder: Path) -> RunResult:
 
 
 def _read_sweep(folder: Path) -> tuple[dict, list[Entry]]:
-    path = folder / "sweep.json"
-    try:
-        sweep = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
-    if not str(sweep.get("schema", "")).startswith("gimbench.sweep/"):
-        raise ConfigError(f"{path} is not a gimbench sweep (no 'gimbench.sweep/' schema)")
+    sweep = read_sweep(folder)
     entries = []
     for record in sweep["runs"]:
         run = folder / record["folder"]
-        doc = read_results(run) if record["status"] == "complete" else None
+        doc = _checked(read_results(run), run) if record["status"] == "complete" else None
         entries.append(Entry(run, doc, record))
-    return sweep, entries
+    return sweep | {"stale": stale(folder, sweep)}, entries
+
+
+# What a report reads of every results.json, and the type it must have.
+SHAPE = {"status": str, "config": dict, "step": dict, "modules": list}
+
+
+def _checked(doc: dict, folder: Path) -> dict:
+    """``doc`` if it has what a report reads, else ``ConfigError`` naming the field."""
+    for key, kind in SHAPE.items():
+        if not isinstance(doc.get(key), kind):
+            raise ConfigError(f"{folder}/results.json: {key!r} is {type(doc.get(key)).__name__}, not a "
+                              f"{kind.__name__}: the file is damaged or not a gimbench run result")
+    if not isinstance(doc["config"].get("model"), str):
+        raise ConfigError(f"{folder}/results.json: its config records no model: the file is damaged")
+    return doc
 
 
 def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
@@ -79,7 +88,7 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
             sweeps.append(sweep | {"folder": str(path)})
             entries += found
         else:
-            entries.append(Entry(path, read_results(path)))
+            entries.append(Entry(path, _checked(read_results(path), path)))
     return entries, sweeps
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from gimbench.atomic import WriteError, refused
 from gimbench.config import ConfigError
 from gimbench.htmlreport import plots
 from gimbench.htmlreport.collect import Entry, labels, result_from_doc
@@ -61,17 +64,35 @@ def svg(table: Table, title: str) -> str:
 def report_folder(out: str | None, overwrite: bool) -> Path:
     """``--out`` or ``reports/report-<UTC time>``; an existing non-empty folder only with ``--overwrite``."""
     folder = Path(out) if out else Path("reports") / f"report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        if not overwrite or not folder.is_dir():
-            raise ConfigError(f"--out {folder}: exists and is not an empty folder (pass --overwrite to replace it)")
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    used = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+    if used and (not overwrite or not folder.is_dir()):
+        raise ConfigError(f"--out {folder}: exists and is not an empty folder (pass --overwrite to replace it)")
+    with refused_as_write_error(folder):
+        if used:
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextmanager
+def refused_as_write_error(folder: Path) -> Iterator[None]:
+    """A write the system refuses (read-only, full, no permission) becomes ``WriteError``: one line."""
+    try:
+        yield
+    except OSError as e:
+        if refused(e) is None or isinstance(e, WriteError):
+            raise
+        raise WriteError(Path(e.filename or folder), e) from None
 
 
 def write_report(entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> Path:
     """Write the report into ``folder``; returns the path of its index.html."""
     parts = sections(entries, sweeps)
+    with refused_as_write_error(folder):
+        return _write(parts, entries, sweeps, folder, sources)
+
+
+def _write(parts: list[Section], entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> Path:
     (folder / "tables").mkdir()
     (folder / "plots").mkdir()
     for section in parts:

@@ -75,7 +75,7 @@ def time_vs_depth(entries: list[Entry]) -> bytes:
     setting = _setting(entries, memory=False)
     figure, ax = _depth_axes(f"Step time vs depth, median of timed steps, IQR bars\n({setting})", "ms")
     for key, runs in _series(entries).items():
-        ax.errorbar([e.config["depth"] for e in runs], [e.doc["step"]["time_ms"] for e in runs],
+        ax.errorbar([e.config["depth"] for e in runs], [e.doc["step"]["time_ms"] or float("nan") for e in runs],
                     yerr=[e.doc["step"].get("time_ms_iqr") or 0 for e in runs], marker="o", capsize=3, label=key)
     _legend(ax)
     return png(figure)

@@ -16,7 +16,7 @@ def _probe_tasks(entries: list[Entry]) -> list[str]:
 
 def _row(entry: Entry, tasks: list[str]) -> list[str]:
     if entry.doc is None:
-        return ["failed", *("-" for _ in range(8 + len(tasks)))]
+        return [entry.record["status"], *("-" for _ in range(8 + len(tasks)))]
     step, probe = entry.doc["step"], entry.doc.get("probe") or {}
     return [entry.doc["status"], str(entry.config["depth"]), str(entry.config["batch_size"]),
             _num(step["time_ms"], ".1f"), _num(step.get("time_ms_iqr"), ".1f"),
@@ -39,13 +39,14 @@ def comparison_table(entries: list[Entry]) -> Table:
 
 
 def failures_table(entries: list[Entry]) -> Table | None:
-    """The sweep runs that failed, with exit code and error line; ``None`` when none did."""
+    """The sweep runs that did not complete (failed, interrupted, or cut off with their sweep), with exit code
+    and error line; ``None`` when every run completed."""
     failed = [(e, label) for e, label in zip(entries, labels(entries), strict=True) if e.doc is None]
     if not failed:
         return None
     table = _table("Failed runs", ["run", "exit code", "error", "log"])
     for entry, label in failed:
-        table.add_row(label, str(entry.record["exit_code"]), entry.record["error"],
+        table.add_row(label, str(entry.record["exit_code"]), entry.record["error"] or entry.record["status"],
                       str(entry.folder.parent.parent / entry.record["log"]))
     return table
 
@@ -81,12 +82,19 @@ def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
 
 
 def sweep_note(sweep: dict) -> str:
-    """One line on a sweep: its runs, its wall time against theirs, and its overhead."""
+    """One line on a sweep: its runs, its wall time against theirs, and its overhead; a sweep whose process
+    was killed (sweep.json still says running, nobody holds its lock) says so."""
     runs = sweep["runs"]
-    failed = sum(r["status"] != "complete" for r in runs)
+    interrupted = sum(r["status"] in ("interrupted", "running") for r in runs)
+    failed = sum(r["status"] != "complete" for r in runs) - interrupted
     overhead = sweep.get("overhead")
     share = "-" if overhead is None else f"{100 * overhead:+.1f}%"
-    return (f"sweep {sweep['folder']} ({sweep['status']}): {len(runs)} runs, {failed} failed; swept "
+    status = sweep["status"]
+    if sweep.get("stale"):
+        status = (f"running, but its process (pid {sweep.get('pid', '?')}) is gone: killed? "
+                  f"gimbench sweep --resume {sweep['folder']} continues it")
+    return (f"sweep {sweep['folder']} ({status}): {len(runs)} runs, {failed} failed"
+            f"{f', {interrupted} interrupted' if interrupted else ''}; swept "
             f"{'; '.join(f'{k} ' + ','.join(map(str, v)) for k, v in sweep['swept'].items()) or 'nothing'}; wall "
             f"{sweep.get('wall_seconds', 0):.1f} s against {sweep.get('runs_wall_seconds', 0):.1f} s for its run "
             f"processes (overhead {share})")

@@ -9,10 +9,10 @@ from gimbench.sweep.grid import Configuration
 
 
 def outcome(record: dict) -> str:
-    """'complete in 12.3 s' or 'failed (exit 2): <error line>'."""
+    """'complete in 12.3 s', 'failed (exit 2): <error line>' or 'interrupted (exit 130): <its line>'."""
     if record["status"] == "complete":
         return f"complete in {record['wall_seconds']:.1f} s"
-    return f"failed (exit {record['exit_code']}): {record['error']}"
+    return f"{record['status']} (exit {record['exit_code']}): {record['error']}"
 
 
 class SweepProgress:
