@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gimbench.atomic import WriteError
-from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
+from gimbench.benchcompare import compare, failure_line, load_memory, memory_table, parse_percent
 from gimbench.config import (
     CONTEXTS,
     DEFAULT_MICRO_BATCHES,
@@ -327,13 +327,15 @@ def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
     old, new = load_memory(Path(args.old)), load_memory(Path(args.new))
     rows = compare(old, new, limit)
     console.print(memory_table(rows, next(iter(new.values()))["memory_backend"]))
-    if old.keys() ^ new.keys():
-        console.print(f"{len(old.keys() ^ new.keys())} benchmark(s) in only one file, not compared", style="dim")
-    regressed = sum(r.regressed for r in rows)
-    if regressed:
-        sys.stderr.write(f"gimbench: memory regression: {regressed} of {len(rows)} benchmarks grew more than "
-                         f"{100 * limit:.1f}%\n")
-    return 1 if regressed else 0
+    for side, names in (("old", old.keys() - new.keys()), ("new", new.keys() - old.keys())):
+        if names:
+            console.print(f"only in the {side} file, not compared: "
+                          f"{', '.join(sorted(n.split('::')[-1] for n in names))}", style="dim", markup=False,
+                          highlight=False)
+    line = failure_line(rows)
+    if line:
+        sys.stderr.write(f"gimbench: {line}\n")
+    return 1 if line else 0
 
 
 def cmd_list(console: Console) -> int:

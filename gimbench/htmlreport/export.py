@@ -17,16 +17,23 @@ from gimbench.config import ConfigError
 from gimbench.htmlreport import plots
 from gimbench.htmlreport.collect import Entry, labels, result_from_doc
 from gimbench.htmlreport.page import Figure, Section, render
-from gimbench.htmlreport.tables import overview_tables, sweep_note
+from gimbench.htmlreport.tables import answer_tables, overview_tables, sweep_note
 from gimbench.report import memory_table, probe_table, step_text, time_table
 from gimbench.results import write_json_atomic
 
 SCHEMA = "gimbench.report/1"
 
 
+def answer(entries: list[Entry]) -> Section:
+    """The verdict per setting (its sentence as a note above the tables), repeats and environments."""
+    found = answer_tables(entries)
+    return Section("Verdict: each method against cpc", notes=[line for _, _, line in found if line],
+                   tables=[(name, t) for name, t, _ in found])
+
+
 def overview(entries: list[Entry], sweeps: list[dict]) -> Section:
     """Every run side by side, failures, the largest batches, and the plots over depth."""
-    section = Section("Runs side by side", notes=[sweep_note(s) for s in sweeps])
+    section = Section("All runs", notes=[sweep_note(s) for s in sweeps])
     section.tables = overview_tables(entries)
     if any(e.doc for e in entries):
         section.figures = [Figure("memory-vs-depth", "step peak memory vs depth", plots.memory_vs_depth(entries)),
@@ -50,7 +57,7 @@ def run_section(index: int, entry: Entry, label: str) -> Section:
 def sections(entries: list[Entry], sweeps: list[dict]) -> list[Section]:
     """The overview, then one section per completed run."""
     named = zip(entries, labels(entries), strict=True)
-    return [overview(entries, sweeps), *(run_section(i, e, label) for i, (e, label) in enumerate(named, 1) if e.doc)]
+    return [answer(entries), overview(entries, sweeps), *(run_section(i, e, label) for i, (e, label) in enumerate(named, 1) if e.doc)]
 
 
 def svg(table: Table, title: str) -> str:
