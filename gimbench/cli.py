@@ -67,22 +67,32 @@ GROUPS = ("method", "model", "data", "profiling", "output", "scale-out", "recove
 
 def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
     """Every ``RunConfig`` field as a kebab-case flag, with help and its default, in groups (returned by name)."""
+    # Flags are added in their first order (a sweep's product, and so its run numbering, follows it); the
+    # groups only arrange the help.
     d, g = RunConfig(), {name: p.add_argument_group(name) for name in GROUPS}
+    reference = ", ".join(f"{m} {n}" for m, n in REFERENCE_DEPTH.items())
+    steps = ", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items())
     g["method"].add_argument("--model", choices=sorted(STRATEGIES), default=d.model,
                              help=f"training method (default {d.model}; see gimbench list)")
-    g["method"].add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode,
-                             help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
     g["model"].add_argument("--modality", choices=MODALITIES, default=d.modality, help=f"default {d.modality}")
-    reference = ", ".join(f"{n} {m}" for m, n in REFERENCE_DEPTH.items())
     g["model"].add_argument("--depth", type=int, default=None,
                             help=f"gradient-isolated modules, 1-{MAX_DEPTH} (default: the reference, {reference})")
     g["model"].add_argument("--preset", choices=("auto", *PRESETS), default=d.preset,
                             help="layer sizes: paper, tiny, or auto = paper on CUDA, tiny on CPU (default auto)")
+    g["method"].add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode,
+                             help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
     g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
                             help="vision context network on the top module: auto = pixelcnn for cpc, none "
                                  "otherwise (default auto)")
-    steps = ", ".join(f"{m} {n}" for m, n in DEFAULT_STEPS.items())
     g["model"].add_argument("--steps", type=int, default=d.steps, help=f"training steps (default: {steps})")
+    g["profiling"].add_argument("--warmup-steps", type=int, default=d.warmup_steps,
+                                help=f"first steps, never measured (default {d.warmup_steps})")
+    g["profiling"].add_argument("--profile-steps", type=int, default=d.profile_steps,
+                                help="timed steps, each next to an unprofiled one to show the timers' cost "
+                                     f"(default {d.profile_steps})")
+    g["profiling"].add_argument("--memory-steps", type=int, default=d.memory_steps,
+                                help="memory-tracked steps per module, each after the module has trained once "
+                                     f"(slow, never timed; default {d.memory_steps})")
     g["model"].add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's)")
     g["model"].add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's)")
     g["model"].add_argument("--seed", type=int, default=d.seed,
@@ -99,31 +109,23 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["data"].add_argument("--workers", type=int, default=d.workers,
                            help=f"data loader worker processes (default {d.workers}: read batches in the training "
                                 "process)")
-    g["profiling"].add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                                help=f"first steps, never measured (default {d.warmup_steps})")
-    g["profiling"].add_argument("--profile-steps", type=int, default=d.profile_steps,
-                                help="timed steps, each next to an unprofiled one to show the timers' cost "
-                                     f"(default {d.profile_steps})")
-    g["profiling"].add_argument("--memory-steps", type=int, default=d.memory_steps,
-                                help="memory-tracked steps per module, each after the module has trained once "
-                                     f"(slow, never timed; default {d.memory_steps})")
-    g["profiling"].add_argument("--no-probe", dest="probe", action="store_false",
-                                help="skip the linear probes on every module after training (default: probe)")
-    g["profiling"].add_argument("--trace", action="store_true",
-                                help="write trace.json (Chrome/Perfetto) of one warm-up step with per-module "
-                                     "phases, and on CUDA memory_snapshot.pickle for memory_viz (default: off)")
-    g["profiling"].add_argument("--find-max-batch", action="store_true",
-                                help="search the largest batch size whose measured step peak fits --memory-budget, "
-                                     "then train at it (default: off)")
-    g["profiling"].add_argument("--memory-budget", default=None,
-                                help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers "
-                                     "of 1000, KiB/MiB/GiB of 1024; no default)")
     g["output"].add_argument("--out", default=d.out, help=f"folder that holds run folders (default {d.out})")
     g["output"].add_argument("--name", default=None,
                              help="run folder name (default: <UTC time>-<model>-<modality>-d<depth>)")
     g["output"].add_argument("--overwrite", action="store_true",
                              help="replace an existing run folder of the same --name (default: refuse)")
     g["output"].add_argument("--quiet", action="store_true", help="no progress bar, only the summary (default: off)")
+    g["profiling"].add_argument("--no-probe", dest="probe", action="store_false",
+                                help="skip the linear probes on every module after training (default: probe)")
+    g["recovery"].add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+                               help="write a checkpoint every N steps, keeping the last two (default 0: only at the "
+                                    "end or on a stop)")
+    g["profiling"].add_argument("--find-max-batch", action="store_true",
+                                help="search the largest batch size whose measured step peak fits --memory-budget, "
+                                     "then train at it (default: off)")
+    g["profiling"].add_argument("--memory-budget", default=None,
+                                help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers "
+                                     "of 1000, KiB/MiB/GiB of 1024; no default)")
     g["scale-out"].add_argument("--nproc", type=int, default=d.nproc, metavar="N",
                                 help="start N processes with torchrun (data parallel; or module-parallel with "
                                      f"--gim-mode module-parallel) (default {d.nproc})")
@@ -137,9 +139,9 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["scale-out"].add_argument("--micro-batches", type=int, default=None, metavar="M",
                                 help=f"pipelined cpc: micro-batches per batch (default {DEFAULT_MICRO_BATCHES}; "
                                      "must divide it)")
-    g["recovery"].add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
-                               help="write a checkpoint every N steps, keeping the last two (default 0: only at the "
-                                    "end or on a stop)")
+    g["profiling"].add_argument("--trace", action="store_true",
+                                help="write trace.json (Chrome/Perfetto) of one warm-up step with per-module "
+                                     "phases, and on CUDA memory_snapshot.pickle for memory_viz (default: off)")
     return g
 
 

@@ -111,7 +111,8 @@ def _wait_share(wait: dict) -> str:
 def step_text(result: RunResult) -> Text:
     """Whole-step time and memory in two lines."""
     s, mem = result.step, result.step.memory
-    overhead = "" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}%"
+    overhead = ("" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}% (timed vs unprofiled "
+                f"steps{', below noise' if s.timer_overhead < 0 else ''})")
     unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
     data = f"data {_num(s.data_ms, '.1f')} ms{_wait_share(s.data_wait_ms)} · run {result.wall_seconds:.0f} s"
     if s.time_ms is None:
@@ -130,7 +131,8 @@ def step_text(result: RunResult) -> Text:
         lines.append(f"step memory ({result.memory_backend}): peak {_mib(mem['peak_memory_bytes'])} MiB "
                      f"(tensors {_mib(mem.get('tracked_peak_bytes'))}, untracked {_mib(mem.get('untracked_bytes'))}) · "
                      f"resident before step {_mib(mem['resident_bytes'])} MiB · greedy floor "
-                     f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB")
+                     f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB (the whole "
+                     f"process: interpreter, torch, data; not the step's allocations)")
     return Text("\n".join(lines))
 
 

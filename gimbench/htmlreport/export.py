@@ -44,6 +44,9 @@ def overview(entries: list[Entry], sweeps: list[dict]) -> Section:
     if any(e.doc for e in entries):
         section.figures = [Figure("memory-vs-depth", "step peak memory vs depth", plots.memory_vs_depth(entries)),
                            Figure("time-vs-depth", "step time vs depth", plots.time_vs_depth(entries))]
+        timeline = plots.rank_timeline(entries, labels(entries))
+        if timeline is not None:
+            section.figures.append(Figure("rank-timeline", "per-rank step: compute and waiting", timeline))
     return section
 
 

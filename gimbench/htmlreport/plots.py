@@ -192,3 +192,24 @@ def probe_accuracy(entry: Entry, label: str) -> bytes | None:
     ax.grid(alpha=0.3)
     _legend(ax)
     return png(figure)
+
+
+def rank_timeline(entries: list[Entry], labels: list[str]) -> bytes | None:
+    """Per rank of every distributed run, its median step split into compute and waiting on peers (transfers
+    included: they are not measured apart); ``None`` without a distributed run."""
+    rows = [(f"{label} · rank {r['rank']}", (r.get("step") or {}).get("time_ms"), r.get("idle_fraction"))
+            for e, label in zip(entries, labels, strict=True) if e.doc and e.doc.get("distributed")
+            for r in e.doc["distributed"]["ranks"]]
+    rows = [(name, ms, idle or 0.0) for name, ms, idle in rows if ms]
+    if not rows:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
+    names = [name for name, _, _ in rows]
+    compute = [ms * (1 - idle) for _, ms, idle in rows]
+    ax.barh(names, compute, color="tab:blue", label="compute")
+    ax.barh(names, [ms * idle for _, ms, idle in rows], left=compute, color="tab:gray",
+            label="waiting on peers (transfers included)")
+    ax.set(title="Per-rank step: compute and waiting", xlabel="ms (median step)")
+    ax.invert_yaxis()
+    _legend(ax)
+    return png(figure)
