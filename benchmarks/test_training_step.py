@@ -42,17 +42,19 @@ def memory_info(stepper: Stepper) -> dict:
     return {"memory_backend": stepper.backend, "step_peak_bytes": stepper.step_peak(),
             "tracked_peak_bytes": step["tracked_peak_bytes"], "untracked_bytes": step["untracked_bytes"],
             "resident_bytes": step["resident_bytes"],
-            "floor_bytes": step["floor_bytes"], "module_peak_bytes": stepper.module_peaks()}
+            "floor_bytes": step["floor_bytes"], "module_peak_bytes": stepper.module_peaks(),
+            "module_names": list(stepper.network.names)}
 
 
 @pytest.mark.parametrize("model,mode,modality,depth", CASES)
-def test_training_step(benchmark, model, mode, modality, depth):
+def test_training_step(benchmark, record_memory, model, mode, modality, depth):
     cfg = resolve_config(RunConfig(model=model, gim_mode=mode, modality=modality, depth=depth, probe=False))
     stepper = Stepper(cfg)
     stepper.warm_up()  # one cycle: lazy initialisation and every module's optimizer state
     stepper.track_memory(floor=True)
     info = memory_info(stepper)
     assert info["step_peak_bytes"] > 0 and all(p and p > 0 for p in info["module_peak_bytes"])
+    record_memory(info)
     benchmark.group = f"{modality} depth {depth} ({cfg.preset}, {cfg.device})"
     benchmark.extra_info.update(info, method=method_name(model, mode), model=model, gim_mode=mode,
                                 modality=modality, depth=depth, preset=cfg.preset, device=cfg.device,

@@ -58,6 +58,17 @@ class Row:
     module: int | None  # index of the module with the largest relative growth
     module_change: float | None
     limit: float
+    module_name: str | None = None  # its name, where the benchmark recorded module_names
+
+    @property
+    def short_name(self) -> str:
+        """The test's name with its parameters, e.g. ``test_training_step[cpc-audio-d1]``."""
+        return self.name.split("::")[-1]
+
+    @property
+    def worst(self) -> str:
+        """The worst module as ``conv1`` (``0`` where the file has no module names), ``-`` without one."""
+        return "-" if self.module is None else self.module_name or str(self.module)
 
     @property
     def change(self) -> float:
@@ -83,7 +94,9 @@ def compare(old: dict[str, dict], new: dict[str, dict], limit: float) -> list[Ro
             raise ConfigError(f"{name}: memory measured by {a.get('memory_backend')} in the old file and by "
                               f"{b.get('memory_backend')} in the new one; the figures are not comparable")
         k, module_change = worst_module(a.get("module_peak_bytes"), b.get("module_peak_bytes"))
-        rows.append(Row(name, a["step_peak_bytes"], b["step_peak_bytes"], k, module_change, limit))
+        names = b.get("module_names") or []
+        rows.append(Row(name, a["step_peak_bytes"], b["step_peak_bytes"], k, module_change, limit,
+                        names[k] if k is not None and k < len(names) else None))
     if not rows:
         raise ConfigError("the two files have no benchmark in common")
     return rows
@@ -97,10 +110,24 @@ def memory_table(rows: list[Row], backend: str) -> Table:
     """Old and new step peaks, their change, the worst module's change, and the verdict."""
     limit = rows[0].limit
     table = Table(title=f"Memory: new vs old (MiB, {backend}; fail above {100 * limit:+.1f}%)", title_justify="left")
-    for column in ("benchmark", "old step peak", "new step peak", "change", "worst module", "module change", ""):
-        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for column in ("benchmark", "old peak", "new peak", "change", "worst module", "its change", ""):
+        text = column in ("benchmark", "worst module")
+        table.add_column(column, justify="left" if text else "right", overflow="fold", no_wrap=not text)
     for r in rows:
         verdict = Text("REGRESSION", "bold red") if r.regressed else Text("ok", "green")
-        table.add_row(r.name.split("::")[-1], f"{r.old / MIB:.2f}", f"{r.new / MIB:.2f}", _percent(r.change),
-                      "-" if r.module is None else str(r.module), _percent(r.module_change), verdict)
+        # Text, not a markup string: "[cpc-audio-d1]" would be read as a style tag and dropped.
+        table.add_row(Text(r.short_name), f"{r.old / MIB:.2f}", f"{r.new / MIB:.2f}", _percent(r.change),
+                      Text(r.worst), _percent(r.module_change), verdict)
     return table
+
+
+def failure_line(rows: list[Row]) -> str | None:
+    """The one line naming every regressed benchmark and what grew; ``None`` when none did."""
+    regressed = [r for r in rows if r.regressed]
+    if not regressed:
+        return None
+    what = "; ".join(f"{r.short_name} step {_percent(r.change)}"
+                     + ("" if r.module is None else f", module {r.worst} {_percent(r.module_change)}")
+                     for r in regressed)
+    return (f"memory regression: {len(regressed)} of {len(rows)} benchmarks grew more than "
+            f"{100 * rows[0].limit:.1f}%: {what}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -13,13 +15,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from gimbench import __version__
 from gimbench.atomic import WriteError
-from gimbench.benchcompare import compare, load_memory, memory_table, parse_percent
+from gimbench.benchcompare import compare, failure_line, load_memory, memory_table, parse_percent
 from gimbench.config import (
     CONTEXTS,
     DEFAULT_MICRO_BATCHES,
     DEFAULT_STEPS,
     DEVICES,
+    GIM_MODE_HELP,
     GIM_MODES,
     PIPELINES,
     TRAIN_SPLITS,
@@ -42,7 +46,7 @@ from gimbench.results import RunResult
 from gimbench.resume import RESUME_REFUSED, resume
 from gimbench.run import probe_saved_run, resolve_config, run
 from gimbench.strategies import STRATEGIES
-from gimbench.sweep.grid import accept_lists, configurations, validate
+from gimbench.sweep.grid import accept_lists, configurations, not_applying, validate
 from gimbench.sweep.progress import SweepProgress
 from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
 from gimbench.table import build_table
@@ -52,73 +56,101 @@ class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line and exit 2, never a usage dump or a traceback."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if self.prog.endswith(" run") and re.search(r"'[^']*,[^']*'", message):
+            message += "; gimbench run takes one value: gimbench sweep runs every value of a comma list"
         sys.stderr.write(f"gimbench: error: {message}\n")
         sys.exit(2)
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Every ``RunConfig`` field as a kebab-case flag, with help."""
-    d = RunConfig()
-    p.add_argument("--model", choices=sorted(STRATEGIES), default=d.model, help="training method")
-    p.add_argument("--modality", choices=MODALITIES, default=d.modality, help="audio (default) or vision")
-    p.add_argument("--depth", type=int, default=None,
-                   help=f"gradient-isolated modules, 1-{MAX_DEPTH} (default: reference, {REFERENCE_DEPTH})")
-    p.add_argument("--preset", choices=("auto", *PRESETS), default=d.preset,
-                   help="layer sizes: paper, tiny, or auto (paper on CUDA, tiny on CPU)")
-    p.add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode, help="greedy schedule (gim only)")
-    p.add_argument("--context", choices=CONTEXTS, default=d.context,
-                   help="vision context network on the top module: auto = pixelcnn for cpc, none otherwise")
-    p.add_argument("--steps", type=int, default=d.steps,
-                   help="training steps (default: " + ", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items()) + ")")
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="first steps, never measured")
-    p.add_argument("--profile-steps", type=int, default=d.profile_steps,
-                   help="timed steps (each next to an unprofiled one, to show the timers' cost)")
-    p.add_argument("--memory-steps", type=int, default=d.memory_steps,
-                   help="memory-tracked steps per module, each after the module has trained once (allocator "
-                        "and tensor tracker; slow, never timed)")
-    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for initialisation and sampling")
-    p.add_argument("--device", choices=DEVICES, default=d.device, help="where to train")
-    p.add_argument("--data", choices=sorted(DATASETS), default=d.data, help="dataset (synthetic: embedded)")
-    p.add_argument("--data-root", default=None, help="folder of a real dataset (see `gimbench data check`)")
-    p.add_argument("--train-split", choices=TRAIN_SPLITS, default=d.train_split,
-                   help="vision training images: auto = unlabeled (train for methods trained on labels)")
-    p.add_argument("--workers", type=int, default=d.workers,
-                   help="data loader worker processes (0: read batches in the training process)")
-    p.add_argument("--out", default=d.out, help="folder that holds run folders")
-    p.add_argument("--name", default=None,
-                   help="run folder name (default: <UTC time>-<model>-<modality>-d<depth>)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run folder of the same --name")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
-    p.add_argument("--no-probe", dest="probe", action="store_false",
-                   help="skip the linear probes on every module after training")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
-                   help="write a checkpoint every N steps, keeping the last two (0: only at the end or on a stop)")
-    p.add_argument("--find-max-batch", action="store_true",
-                   help="search the largest batch size whose measured step peak fits --memory-budget, then train at it")
-    p.add_argument("--memory-budget", default=None,
-                   help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers of 1000, "
-                        "KiB/MiB/GiB of 1024)")
-    p.add_argument("--nproc", type=int, default=d.nproc, metavar="N",
-                   help="start N processes with torchrun (data parallel; or module-parallel with "
-                        "--gim-mode module-parallel)")
-    p.add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
-                   help="module-parallel GIM: batches in flight between neighbouring ranks")
-    p.add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
-                   help="cpc on several processes: pipeline the encoder over them with torch.distributed.pipelining's "
-                        "GPipe or 1F1B schedule (none: data parallel)")
-    p.add_argument("--micro-batches", type=int, default=None, metavar="M",
-                   help=f"pipelined cpc: micro-batches per batch (default {DEFAULT_MICRO_BATCHES}; must divide it)")
+GROUPS = ("method", "model", "data", "profiling", "output", "scale-out", "recovery")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """Every ``RunConfig`` field as a kebab-case flag, with help and its default, in groups (returned by name)."""
+    # Flags are added in their first order (a sweep's product, and so its run numbering, follows it); the
+    # groups only arrange the help.
+    d, g = RunConfig(), {name: p.add_argument_group(name) for name in GROUPS}
+    reference = ", ".join(f"{m} {n}" for m, n in REFERENCE_DEPTH.items())
+    steps = ", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items())
+    g["method"].add_argument("--model", choices=sorted(STRATEGIES), default=d.model,
+                             help=f"training method (default {d.model}; see gimbench list)")
+    g["model"].add_argument("--modality", choices=MODALITIES, default=d.modality, help=f"default {d.modality}")
+    g["model"].add_argument("--depth", type=int, default=None,
+                            help=f"gradient-isolated modules, 1-{MAX_DEPTH} (default: the reference, {reference})")
+    g["model"].add_argument("--preset", choices=("auto", *PRESETS), default=d.preset,
+                            help="layer sizes: paper, tiny, or auto = paper on CUDA, tiny on CPU (default auto)")
+    g["method"].add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode,
+                             help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
+    g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
+                            help="vision context network on the top module: auto = pixelcnn for cpc, none "
+                                 "otherwise (default auto)")
+    g["model"].add_argument("--steps", type=int, default=d.steps, help=f"training steps (default: {steps})")
+    g["profiling"].add_argument("--warmup-steps", type=int, default=d.warmup_steps,
+                                help=f"first steps, never measured (default {d.warmup_steps})")
+    g["profiling"].add_argument("--profile-steps", type=int, default=d.profile_steps,
+                                help="timed steps, each next to an unprofiled one to show the timers' cost "
+                                     f"(default {d.profile_steps})")
+    g["profiling"].add_argument("--memory-steps", type=int, default=d.memory_steps,
+                                help="memory-tracked steps per module, each after the module has trained once "
+                                     f"(slow, never timed; default {d.memory_steps})")
+    g["model"].add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's)")
+    g["model"].add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's)")
+    g["model"].add_argument("--seed", type=int, default=d.seed,
+                            help=f"seed for initialisation and sampling (default {d.seed})")
+    g["model"].add_argument("--device", choices=DEVICES, default=d.device,
+                            help=f"where to train (default {d.device}: cuda if available)")
+    g["data"].add_argument("--data", choices=sorted(DATASETS), default=d.data,
+                           help=f"dataset (default {d.data}: embedded, generated in process)")
+    g["data"].add_argument("--data-root", default=None,
+                           help="folder of a real dataset (see `gimbench data check`; no default)")
+    g["data"].add_argument("--train-split", choices=TRAIN_SPLITS, default=d.train_split,
+                           help="vision training images: auto = unlabeled (train for methods trained on labels) "
+                                "(default auto)")
+    g["data"].add_argument("--workers", type=int, default=d.workers,
+                           help=f"data loader worker processes (default {d.workers}: read batches in the training "
+                                "process)")
+    g["output"].add_argument("--out", default=d.out, help=f"folder that holds run folders (default {d.out})")
+    g["output"].add_argument("--name", default=None,
+                             help="run folder name (default: <UTC time>-<model>-<modality>-d<depth>)")
+    g["output"].add_argument("--overwrite", action="store_true",
+                             help="replace an existing run folder of the same --name (default: refuse)")
+    g["output"].add_argument("--quiet", action="store_true", help="no progress bar, only the summary (default: off)")
+    g["profiling"].add_argument("--no-probe", dest="probe", action="store_false",
+                                help="skip the linear probes on every module after training (default: probe)")
+    g["recovery"].add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+                               help="write a checkpoint every N steps, keeping the last two (default 0: only at the "
+                                    "end or on a stop)")
+    g["profiling"].add_argument("--find-max-batch", action="store_true",
+                                help="search the largest batch size whose measured step peak fits --memory-budget, "
+                                     "then train at it (default: off)")
+    g["profiling"].add_argument("--memory-budget", default=None,
+                                help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers "
+                                     "of 1000, KiB/MiB/GiB of 1024; no default)")
+    g["scale-out"].add_argument("--nproc", type=int, default=d.nproc, metavar="N",
+                                help="start N processes with torchrun (data parallel; or module-parallel with "
+                                     f"--gim-mode module-parallel) (default {d.nproc})")
+    g["scale-out"].add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
+                                help=f"module-parallel GIM: batches in flight between neighbouring ranks "
+                                     f"(default {d.max_inflight})")
+    g["scale-out"].add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
+                                help="cpc on several processes: pipeline the encoder over them with "
+                                     "torch.distributed.pipelining's GPipe or 1F1B schedule (default none: data "
+                                     "parallel)")
+    g["scale-out"].add_argument("--micro-batches", type=int, default=None, metavar="M",
+                                help=f"pipelined cpc: micro-batches per batch (default {DEFAULT_MICRO_BATCHES}; "
+                                     "must divide it)")
+    g["profiling"].add_argument("--trace", action="store_true",
+                                help="write trace.json (Chrome/Perfetto) of one warm-up step with per-module "
+                                     "phases, and on CUDA memory_snapshot.pickle for memory_viz (default: off)")
+    return g
 
 
 def make_parser() -> Parser:
     parser = Parser(prog="gimbench", description="Greedy InfoMax vs end-to-end CPC: memory, time, accuracy.")
+    parser.add_argument("--version", action="version", version=f"gimbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run_parser = sub.add_parser("run", help="train one configuration and report it")
-    add_run_options(run_parser)
-    run_parser.add_argument("--resume", metavar="FOLDER", default=None,
+    add_run_options(run_parser)["recovery"].add_argument("--resume", metavar="FOLDER", default=None,
                             help="continue the run in FOLDER from its newest checkpoint (--steps TOTAL extends it)")
     sub.add_parser("list", help="list models, modalities, gim modes, datasets and presets")
     probe = sub.add_parser("probe", help="re-run the linear probes of a saved run from its checkpoint")
@@ -130,6 +162,7 @@ def make_parser() -> Parser:
                             "checkpoint.prev.pt, whatever its step (results.json records which, probe_checkpoint)")
     table = sub.add_parser("table", help="train every method on the same data and compare probe accuracy")
     add_run_options(table)
+    option(table, "--out").help = "the table's folder (default reports/tables/<UTC time>-<modality>)"
     table.set_defaults(out=None)  # here --out is the table's folder (default reports/tables/<time>-<modality>)
     data = sub.add_parser("data", help="real datasets on disk").add_subparsers(dest="action", required=True,
                                                                               parser_class=Parser)
@@ -146,9 +179,16 @@ def make_parser() -> Parser:
     return parser
 
 
+def option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
+    """The action of ``flag`` in ``parser``."""
+    return next(a for a in parser._actions if flag in a.option_strings)
+
+
 def add_sweep_parser(sub) -> None:
     sweep = sub.add_parser("sweep", help="run every combination of comma-listed run options, each in a fresh process")
     add_run_options(sweep)
+    option(sweep, "--out").help = "the sweep folder (default reports/sweeps/<--name or UTC time>)"
+    option(sweep, "--name").help = "the sweep folder's name under reports/sweeps (default: UTC time)"
     sweep.set_defaults(out=None, run_options=accept_lists(sweep))
     sweep.add_argument("--resume", metavar="FOLDER", default=None,
                        help="continue the sweep in FOLDER with its recorded options: runs not complete are resumed "
@@ -159,7 +199,8 @@ def add_sweep_parser(sub) -> None:
 
 def add_report_parser(sub) -> None:
     report = sub.add_parser("report", help="show run and sweep folders side by side; write an HTML report")
-    report.add_argument("folders", nargs="+", metavar="FOLDER", help="run folders and sweep folders")
+    report.add_argument("folders", nargs="+", metavar="FOLDER",
+                        help="run folders, sweep folders, or folders of run folders (such as reports/runs)")
     report.add_argument("--out", default=None, help="report folder (default reports/report-<UTC time>)")
     report.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     report.add_argument("--details", action="store_true", help="also print every run's module tables")
@@ -191,7 +232,7 @@ def with_progress(console: Console, quiet: bool, call: Callable[..., RunResult],
                           f"{'resuming' if resuming else 'run folder'} {folder}", highlight=False)
 
     with progress:
-        return call(on_start=started, on_step=progress, on_probe=progress.probing)
+        return call(on_start=started, on_step=progress, on_probe=progress.probing, on_probes=progress.set_probes)
 
 
 def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
@@ -225,6 +266,10 @@ def probe_progress(console: Console, quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
+    if args.resume is None:
+        refused = not_applying(vars(args), given_options(argv[1:]))
+        if refused:
+            raise ConfigError(refused)
     if args.nproc > 1 and not world_from_env().distributed:
         if args.resume is not None:
             raise ConfigError(RESUME_REFUSED)
@@ -327,13 +372,15 @@ def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
     old, new = load_memory(Path(args.old)), load_memory(Path(args.new))
     rows = compare(old, new, limit)
     console.print(memory_table(rows, next(iter(new.values()))["memory_backend"]))
-    if old.keys() ^ new.keys():
-        console.print(f"{len(old.keys() ^ new.keys())} benchmark(s) in only one file, not compared", style="dim")
-    regressed = sum(r.regressed for r in rows)
-    if regressed:
-        sys.stderr.write(f"gimbench: memory regression: {regressed} of {len(rows)} benchmarks grew more than "
-                         f"{100 * limit:.1f}%\n")
-    return 1 if regressed else 0
+    for side, names in (("old", old.keys() - new.keys()), ("new", new.keys() - old.keys())):
+        if names:
+            console.print(f"only in the {side} file, not compared: "
+                          f"{', '.join(sorted(n.split('::')[-1] for n in names))}", style="dim", markup=False,
+                          highlight=False)
+    line = failure_line(rows)
+    if line:
+        sys.stderr.write(f"gimbench: {line}\n")
+    return 1 if line else 0
 
 
 def cmd_list(console: Console) -> int:
@@ -346,7 +393,7 @@ def cmd_list(console: Console) -> int:
     for name in MODALITIES:
         table.add_row("modality", name, f"reference depth {REFERENCE_DEPTH[name]}")
     for name in GIM_MODES:
-        table.add_row("gim mode", name, "")
+        table.add_row("gim mode", name, GIM_MODE_HELP[name])
     for name in sorted(DATASETS):
         table.add_row("dataset", name, (DATASETS[name].__doc__ or "").strip().splitlines()[0])
     for name, specs in PRESETS.items():
@@ -361,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = make_parser().parse_args(argv)
     main_rank = world_from_env().is_main  # under torchrun only rank 0 prints (another rank's failure aside)
-    console = Console(quiet=not main_rank) if sys.stdout.isatty() else Console(width=160, quiet=not main_rank)
+    # Piped output is 160 wide unless COLUMNS says otherwise (rich reads COLUMNS itself).
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    console = Console(quiet=not main_rank) if wide else Console(width=160, quiet=not main_rank)
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console, argv),
                     "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),

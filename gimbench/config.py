@@ -18,6 +18,12 @@ from gimbench.models.presets import PRESETS
 from gimbench.sizes import parse_size
 
 GIM_MODES = ("per-module", "summed", "sequential", "module-parallel")
+GIM_MODE_HELP = {
+    "per-module": "each module's forward, loss, backward and step before the next; its graph freed at once",
+    "summed": "the reference schedule: every module's loss summed, one backward (all graphs alive at it)",
+    "sequential": "one module trains at a time for its share of the steps; those below run without autograd",
+    "module-parallel": "each process (--nproc) trains its own modules; batches flow rank to rank (--max-inflight)",
+}
 DEVICES = ("auto", "cpu", "cuda")
 CONTEXTS = ("auto", "none", "pixelcnn")
 TRAIN_SPLITS = ("auto", "unlabeled", "train")
@@ -78,6 +84,7 @@ class RunConfig:
     max_inflight: int = 2  # module-parallel GIM: batches a rank may run ahead of the next rank
     pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
+    trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""

@@ -24,12 +24,15 @@ class TrainingProgress:
         )
         self.task = None
         self.probe_task = None
+        self.probes: int | None = None  # known once the run has started (modules x probe tasks)
+        self.probed = 0
         self.plain = enabled and not console.is_terminal
 
     def __enter__(self) -> TrainingProgress:
         if self.enabled and not self.plain:
             self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, losses="", rate="")
+            # Until the run starts, say what happens: the model, data and run folder are being built.
+            self.task = self.bar.add_task("prepare", total=None, losses="building model and data", rate="")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -42,17 +45,23 @@ class TrainingProgress:
         """The run's total steps, once known (a resumed run's come from its checkpoint)."""
         self.total = total
         if self.task is not None:
-            self.bar.update(self.task, total=total)
+            self.bar.update(self.task, description="train", total=total, losses="first step", rate="")
+
+    def set_probes(self, total: int) -> None:
+        """How many (task, module) probes will run after training, once known."""
+        self.probes = total
 
     def probing(self, task: str, module: int) -> None:
         """Called as each (task, module) probe starts, after training."""
+        self.probed += 1
         text = f"{task} on module {module}"
         if self.task is not None:
             if self.probe_task is None:
-                self.probe_task = self.bar.add_task("probe", total=None, losses=text, rate="")
-            self.bar.update(self.probe_task, losses=text)
+                self.probe_task = self.bar.add_task("probe", total=self.probes, losses=text, rate="")
+            self.bar.update(self.probe_task, completed=self.probed - 1, losses=text)
         elif self.plain:
-            self.console.print(f"probe {text}", highlight=False)
+            of = f"{self.probed}/{self.probes} " if self.probes else ""
+            self.console.print(f"probe {of}{text}", highlight=False)
 
     def __call__(self, record: StepRecord) -> None:
         rate = f"{record.batch_size / record.seconds:.1f} samples/s"

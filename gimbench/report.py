@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -23,16 +23,67 @@ def _mib(value: int | None) -> str:
     return "-" if value is None else f"{value / MIB:.1f}"
 
 
+TEXT_COLUMNS = ("module", "run", "method", "setting", "runs", "device", "memory backend", "folder", "error", "log",
+                "batch sizes tried", "backend", "in phase")
+
+
 def _table(title: str, columns: list[str]) -> Table:
+    """A table whose numbers are never cut: number columns do not wrap, text columns fold to make room."""
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, justify="left" if column == "module" else "right")
+        text = column in TEXT_COLUMNS
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold" if text else "ellipsis")
     return table
+
+
+class Fitted:
+    """A table that, where the console is narrower than the table's narrowest layout, prints as several
+    tables of its columns, each repeating the first ``keep`` (``#``, ``module``), so that no number is cut."""
+
+    def __init__(self, table: Table, keep: int = 1) -> None:
+        self.table, self.keep = table, keep
+
+    def _need(self, i: int) -> int:
+        """Column ``i``'s width: its widest cell for a number column; a text column folds to 16 at most."""
+        c = self.table.columns[i]
+        widest = max(Text.from_markup(x).cell_len if isinstance(x, str) else Text(str(x)).cell_len
+                     for x in [c.header, *c.cells])
+        return widest if c.no_wrap else min(16, widest)
+
+    def _part(self, columns: list[int], title: str | None) -> Table:
+        part = Table(title=title, title_justify="left")
+        for i in columns:
+            c = self.table.columns[i]
+            part.add_column(c.header, justify=c.justify, no_wrap=c.no_wrap, overflow=c.overflow,
+                            min_width=None if c.no_wrap else self._need(i))
+        cells = [list(self.table.columns[i].cells) for i in columns]
+        for r, row in enumerate(self.table.rows):
+            part.add_row(*(col[r] for col in cells), style=row.style)
+        return part
+
+    def _fits(self, options: ConsoleOptions, columns: list[int]) -> bool:
+        return sum(self._need(i) + 3 for i in columns) + 1 <= options.max_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        every = list(range(len(self.table.columns)))
+        if self._fits(options, every):
+            yield self.table
+            return
+        keep, chunk, parts = every[:self.keep], [], []
+        for i in every[self.keep:]:
+            if chunk and not self._fits(options, keep + chunk + [i]):
+                parts.append(chunk)
+                chunk = []
+            chunk.append(i)
+        parts.append(chunk)
+        for n, chunk in enumerate(parts, 1):
+            yield self._part(keep + chunk, f"{self.table.title} ({n}/{len(parts)})")
 
 
 def time_table(result: RunResult) -> Table:
     """Per module: parameters, loss, and median ms per phase (IQR of the total)."""
-    table = _table("Modules: loss and time (median ms over timed steps)",
+    table = _table("Modules: parameters (with the module's loss head), loss, and time (median ms over timed steps)",
                    ["#", "module", "parameters", "loss first", "loss last", *PHASES, "total", "± IQR"])
     for m in result.modules:
         t, iqr = m.time_ms or {}, m.time_ms_iqr or {}
@@ -60,7 +111,8 @@ def _wait_share(wait: dict) -> str:
 def step_text(result: RunResult) -> Text:
     """Whole-step time and memory in two lines."""
     s, mem = result.step, result.step.memory
-    overhead = "" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}%"
+    overhead = ("" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}% (timed vs unprofiled "
+                f"steps{', below noise' if s.timer_overhead < 0 else ''})")
     unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
     data = f"data {_num(s.data_ms, '.1f')} ms{_wait_share(s.data_wait_ms)} · run {result.wall_seconds:.0f} s"
     if s.time_ms is None:
@@ -79,7 +131,8 @@ def step_text(result: RunResult) -> Text:
         lines.append(f"step memory ({result.memory_backend}): peak {_mib(mem['peak_memory_bytes'])} MiB "
                      f"(tensors {_mib(mem.get('tracked_peak_bytes'))}, untracked {_mib(mem.get('untracked_bytes'))}) · "
                      f"resident before step {_mib(mem['resident_bytes'])} MiB · greedy floor "
-                     f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB")
+                     f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB (the whole "
+                     f"process: interpreter, torch, data; not the step's allocations)")
     return Text("\n".join(lines))
 
 
@@ -150,11 +203,11 @@ def run_summary(result: RunResult) -> Group:
         f"{env['device']} ({env['device_name']})",
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")
-    parts = [head, time_table(result), memory_table(result), step_text(result)]
+    parts = [head, Fitted(time_table(result), 2), Fitted(memory_table(result), 2), step_text(result)]
     if result.max_batch is not None:
         parts.append(result.max_batch)
     if result.distributed:
-        parts.append(ranks_table([(f"{cfg['model']}{mode}", result.distributed, result.memory_backend)]))
+        parts.append(Fitted(ranks_table([(f"{cfg['model']}{mode}", result.distributed, result.memory_backend)])))
     if result.probe:
-        parts.append(probe_table(result.probe, [m.name for m in result.modules]))
+        parts.append(Fitted(probe_table(result.probe, [m.name for m in result.modules]), 2))
     return Group(*parts, where)

@@ -76,6 +76,7 @@ class RunResult:
     max_batch: MaxBatch | None = None  # with --find-max-batch; null in JSON without it
     distributed: dict | None = None  # under torchrun: world size, backend, mode and every rank's row; else null
     probe_checkpoint: dict | None = None  # set by `gimbench probe`: {"file", "step"} of the checkpoint it probed
+    trace: dict | None = None  # with --trace: {"file", "step", "events", "memory_snapshot", ...}; else null
 
     def to_json(self) -> dict:
         """The results.json document."""

@@ -58,7 +58,8 @@ def _check_same_run(folder: Path, recorded: object, saved: dict) -> None:
 def resume(
     folder: Path, *, on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None,
     on_step: Callable[[StepRecord], None] = lambda record: None,
-    on_probe: Callable[[str, int], None] = lambda task, module: None, **changes,
+    on_probe: Callable[[str, int], None] = lambda task, module: None,
+    on_probes: Callable[[int], None] = lambda total: None, **changes,
 ) -> RunResult:
     """Continue the run in ``folder`` from its newest checkpoint; ``changes`` are ``RESUMABLE`` options.
 
@@ -72,4 +73,5 @@ def resume(
     with RunLock(folder):  # held until the run ends: one writer per run folder
         state = checkpoint.load(folder)
         cfg = resume_config(folder, state, changes)
-        return train(cfg, state=state, folder=folder, on_start=on_start, on_step=on_step, on_probe=on_probe)
+        return train(cfg, state=state, folder=folder, on_start=on_start, on_step=on_step, on_probe=on_probe,
+                     on_probes=on_probes)

@@ -39,6 +39,7 @@ from gimbench.failures import (
 from gimbench.models import Network, build_network
 from gimbench.probe import probe
 from gimbench.profiling.profile import Profiler, plan
+from gimbench.profiling.trace import trace_block, trace_meter, with_trace
 from gimbench.results import (
     ModuleResult,
     RunResult,
@@ -77,9 +78,13 @@ def build(cfg: RunConfig, classes: int = 0) -> tuple[Network, Strategy]:
     return network_for(cfg, strategy, classes), strategy
 
 
-def probe_results(network: Network, source, device: torch.device, seed: int, on_probe) -> dict:
-    """The ``probe`` block of results.json: every task of the dataset on every module."""
-    results = probe(network, source.probe_tasks(), device, seed=seed, on_module=on_probe)
+def probe_results(network: Network, source, device: torch.device, seed: int, on_probe,
+                  on_probes: Callable[[int], None] = lambda total: None) -> dict:
+    """The ``probe`` block of results.json: every task of the dataset on every module; ``on_probes`` hears how
+    many (task, module) probes will run before the first starts."""
+    tasks = source.probe_tasks()
+    on_probes(len(tasks) * len(network))
+    results = probe(network, tasks, device, seed=seed, on_module=on_probe)
     return {task: asdict(result) for task, result in results.items()}
 
 
@@ -103,11 +108,13 @@ def run(
     cfg: RunConfig, *, on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None,
     on_step: Callable[[StepRecord], None] = lambda record: None,
     on_probe: Callable[[str, int], None] = lambda task, module: None, on_try: Callable = lambda t: None,
+    on_probes: Callable[[int], None] = lambda total: None,
 ) -> RunResult:
     """Train, measure, probe and write a run folder; returns the result (also in ``<folder>/results.json``).
 
     ``on_start`` hears the resolved config and folder, ``on_step`` every training step, ``on_probe``
-    every (task, module) probe as it starts, ``on_try`` every batch size tried by ``find_max_batch``
+    every (task, module) probe as it starts (``on_probes`` their number, before the first),
+    ``on_try`` every batch size tried by ``find_max_batch``
     (the run then trains at the batch size found, whatever ``batch_size`` says).
 
     Raises:
@@ -122,13 +129,15 @@ def run(
 
         max_batch = find_max_batch(cfg, on_try)
         cfg = replace(cfg, batch_size=max_batch.batch_size)
-    return train(cfg, on_start=on_start, on_step=on_step, on_probe=on_probe, started=started, max_batch=max_batch)
+    return train(cfg, on_start=on_start, on_step=on_step, on_probe=on_probe, started=started, max_batch=max_batch,
+                 on_probes=on_probes)
 
 
 def train(
     cfg: RunConfig, *, state: dict | None = None, folder: Path | None = None,
     on_start: Callable[[RunConfig, Path], None], on_step: Callable[[StepRecord], None],
     on_probe: Callable[[str, int], None], started: float | None = None, max_batch=None,
+    on_probes: Callable[[int], None] = lambda total: None,
 ) -> RunResult:
     """Run a resolved config: from scratch into a new folder, or from a checkpoint ``state`` in ``folder``.
     ``started`` is when the run began (before a batch-size search), ``max_batch`` that search's answer.
@@ -158,19 +167,22 @@ def train(
             isolate = None if runtime else partial(alone_peaks, strategy, network, trainer.optimizers, device=device)
             profiler = Profiler(kinds, network, trainer.optimizers, device, isolate=isolate,
                                 distributed=runtime is not None)
+            tracer = trace_meter(kinds, folder, network.names, device) if cfg.trace and world.is_main else None
             session = Session(cfg, folder, trainer, profiler, describe(device), started, max_batch=max_batch,
-                              writes=world.is_main)
+                              writes=world.is_main, tracer=tracer)
             if state is not None:
                 session.restore(state)
             on_start(cfg, folder)
-            return train_session(session, stop, source, on_step, on_probe, runtime)
+            return train_session(session, stop, source, on_step, on_probe, runtime, on_probes)
 
 
-def train_session(session: Session, stop: StopSignals, source, on_step, on_probe, runtime=None) -> RunResult:
+def train_session(session: Session, stop: StopSignals, source, on_step, on_probe, runtime=None,
+                  on_probes: Callable[[int], None] = lambda total: None) -> RunResult:
     """Train, checkpoint, probe and write results.json, turning signals and failures into results."""
     trainer, cfg = session.trainer, session.cfg
     locator = Locator()
-    trainer.meter_for = lambda step: locator.around(session.profiler.meter_for(step))
+    meter_for = with_trace(session.profiler.meter_for, session.tracer)
+    trainer.meter_for = lambda step: locator.around(meter_for(step))
     trainer.should_stop = runtime.engine.stop_rule(runtime, stop, trainer) if runtime else stop.requested
     trainer.after_batch = session.profiler.after_step
     trainer.on_step = lambda record: (on_step(record), session.after_step())
@@ -188,7 +200,7 @@ def train_session(session: Session, stop: StopSignals, source, on_step, on_probe
         farewell = runtime.farewell if runtime and runtime.ends_together(failure) else None
         return finish(session, source, failure, distributed=distributed, farewell=farewell)
     try:
-        probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe))
+        probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe), on_probes)
                   if cfg.probe else {})
     except Interrupted:
         return finish(session, source, stopped(session, stop), distributed=distributed)
@@ -276,6 +288,7 @@ def finish(session: Session, source, failure: dict | None, probes: dict | None =
         failure=failure, steps_completed=trainer.step, sessions=sessions,
         resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
         max_batch=session.max_batch, distributed=distributed,
+        trace=trace_block(session.tracer) if cfg.trace and session.writes else None,
     )
     results = session.folder / "results.json"
     unwritten = written(session, lambda: write_json_atomic(results, result.to_json())) if session.writes else None

@@ -46,6 +46,7 @@ class Session:
     checkpoint_step: int | None = None  # the step of the newest checkpoint written or loaded
     max_batch: object = None  # the batch-size search's MaxBatch (--find-max-batch), kept through resumes
     writes: bool = True  # False on torchrun's ranks other than 0: only rank 0 writes checkpoints
+    tracer: object = None  # with --trace: the TraceMeter of the traced step (gimbench.profiling.trace)
 
     def __post_init__(self) -> None:
         self.start_step = self.trainer.step

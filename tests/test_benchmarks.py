@@ -31,6 +31,8 @@ def test_suite_collects_and_runs_in_disable_mode():
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     passed, deselected = map(int, re.search(r"(\d+) passed, (\d+) deselected", done.stdout).groups())
     assert passed == 16 and passed + deselected == 43  # 7 methods x 2 modalities x 3 depths + MFCC (audio, d1)
+    summary = done.stdout.split("memory per training step", 1)[1]
+    assert "test_training_step[cpc-audio-d1]" in summary and "floor" in summary
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,11 @@ def test_bench_compare_fails_on_a_larger_step_or_module_peak(suite_json, tmp_pat
         new = doctored(suite_json, tmp_path / "new.json", grow)
         code, out, err = compare(capsys, suite_json, new, "--max-increase", "10%")
         assert code == 1 and "REGRESSION" in out and err.startswith("gimbench: memory regression: 1 of 2")
+        name = json.loads(new.read_text())["benchmarks"][0]["name"]
+        regressed = next(line for line in out.splitlines() if "REGRESSION" in line)
+        assert name in regressed and name in err and err.count("\n") == 1
+        if grow is grow_module:
+            assert f"module {json.loads(new.read_text())['benchmarks'][0]['extra_info']['module_names'][-1]} " in err
         assert compare(capsys, suite_json, new, "--max-increase", "25")[0] == 0
 
 

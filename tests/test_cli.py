@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gimbench
 from gimbench.cli import main
 from gimbench.config import DEFAULT_STEPS, GIM_MODES, RunConfig
 from gimbench.models import MODALITIES
@@ -102,6 +104,11 @@ BAD = [
     (["--data-root", "/nowhere"], "--data-root"),
     (["--model", "mfcc", "--modality", "vision"], "--model"),
     (["--model", "mfcc", "--depth", "3"], "--depth"),
+    (["--model", "cpc", "--gim-mode", "summed"], "--gim-mode"),  # a sweep drops it; a run refuses it
+    (["--model", "gim", "--pipeline", "gpipe"], "--pipeline"),
+    (["--gim-mode", "summed", "--max-inflight", "4"], "--max-inflight"),
+    (["--depth", "2,4"], "gimbench sweep"),
+    (["--model", "cpc,gim"], "gimbench sweep"),
 ]
 
 
@@ -147,3 +154,57 @@ def test_list_names_every_registry(capsys):
     text = capsys.readouterr().out
     for name in [*STRATEGIES, *MODALITIES, *GIM_MODES, "synthetic", "paper", "tiny"]:
         assert name in text
+    assert "one backward" in text and "without autograd" in text  # every gim mode is described
+
+
+def test_version_and_grouped_help_with_defaults(capsys):
+    assert exit_code(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"gimbench {gimbench.__version__}"
+    assert exit_code(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"\n{group}:\n" in out for group in ("method", "model", "data", "profiling", "output", "scale-out",
+                                                     "recovery"))
+    text = " ".join(out.split())
+    assert "audio 6, vision 3" in text and "{" not in text.split("--depth DEPTH")[-1].split("--preset")[0]
+
+
+def test_default_gim_mode_with_cpc_stays_valid(tmp_path):
+    """The default --gim-mode given explicitly (as scripts and RunConfig(model="cpc", gim_mode="per-module") do)
+    is not refused."""
+    folder = run_cli(tmp_path, "--model", "cpc", "--gim-mode", "per-module", "--steps", "2", "--depth", "1")
+    assert json.loads((folder / "results.json").read_text())["config"]["model"] == "cpc"
+
+
+def test_trace_writes_a_chrome_trace_with_one_event_per_module_phase(tmp_path):
+    folder = run_cli(tmp_path, "--model", "cpc", "--steps", "2", "--depth", "2", "--batch-size", "2",
+                     "--profile-steps", "0", "--memory-steps", "0", "--trace")
+    doc = json.loads((folder / "results.json").read_text())
+    trace = json.loads((folder / doc["trace"]["file"]).read_text())
+    assert isinstance(trace["traceEvents"], list) and any(e.get("cat") != "gimbench" for e in trace["traceEvents"])
+    phases = [(e["args"]["module"], e["args"]["phase"]) for e in trace["traceEvents"] if e.get("cat") == "gimbench"]
+    assert sorted(phases) == sorted({(k, p) for k in (0, 1) for p in ("forward", "backward", "optimizer")}
+                                    | {(1, "loss")})
+    assert all(e["ph"] == "X" and e["dur"] >= 0 for e in trace["traceEvents"] if e.get("cat") == "gimbench")
+    if doc["environment"]["device"] == "cpu":  # the CUDA snapshot: tests/test_cli.py::test_trace_cuda_snapshot
+        assert doc["trace"]["memory_snapshot"] is None and "skipped" in doc["trace"]["memory_snapshot_note"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the memory_viz snapshot is recorded on CUDA only")
+def test_trace_cuda_snapshot_loads_with_pytorchs_reader(tmp_path):
+    import pickle
+
+    from torch.cuda import _memory_viz
+
+    folder = run_cli(tmp_path, "--device", "cuda", "--steps", "2", "--depth", "2", "--memory-steps", "0",
+                     "--profile-steps", "0", "--trace")
+    doc = json.loads((folder / "results.json").read_text())
+    snapshot = pickle.loads((folder / doc["trace"]["memory_snapshot"]).read_bytes())
+    assert snapshot["segments"] and "<html" in _memory_viz.trace_plot(snapshot).lower()
+
+
+def test_piped_output_honours_columns():
+    env = os.environ | {"COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "gimbench", "list"], capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert out.returncode == 0 and max(map(len, out.stdout.splitlines())) <= 80

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import matplotlib.image
 import pytest
 from html_tables import read_html, table
+from rich.console import Console
 
 from gimbench.cli import main
 from gimbench.config import RunConfig
+from gimbench.htmlreport.collect import collect, result_from_doc
+from gimbench.htmlreport.tables import side_by_side
 from gimbench.run import run
 
 CHROMIUM = shutil.which("chromium")
@@ -21,20 +27,41 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def tiny_run(out, name: str, **options) -> None:
+    run(RunConfig(**{"model": "gim", "depth": 1, "seed": 0} | options, preset="tiny", device="cpu", steps=4,
+                  warmup_steps=1, profile_steps=1, memory_steps=1, batch_size=2, probe=False, quiet=True,
+                  out=str(out), name=name))
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     for depth in (1, 2):
-        run(RunConfig(model="gim", depth=depth, preset="tiny", device="cpu", steps=4, warmup_steps=1,
-                      profile_steps=1, memory_steps=1, batch_size=2, probe=False, quiet=True, out=str(out),
-                      name=f"d{depth}"))
+        tiny_run(out, f"d{depth}", depth=depth)
     return [out / "d1", out / "d2"]
 
 
 @pytest.fixture(scope="module")
-def report(runs, tmp_path_factory):
+def sweep_like(runs, tmp_path_factory):
+    """A small cpc/gim comparison with two seeds at depth 1 (and gim at depth 2) in one folder of run folders,
+    as ``gimbench run --out`` fills it; the gim runs are given a probe block by this test (probes are slow)."""
+    out = tmp_path_factory.mktemp("compare")
+    for folder in runs:
+        shutil.copytree(folder, out / f"gim-{folder.name}-s0")
+    tiny_run(out, "gim-d1-s1", seed=1)
+    for seed in (0, 1):
+        tiny_run(out, f"cpc-d1-s{seed}", model="cpc", seed=seed)
+    for folder in out.glob("gim-*"):
+        doc = json.loads((folder / "results.json").read_text())
+        doc["probe"] = {"speaker": {"per_module": [0.2, 0.4][:doc["config"]["depth"]], "chance": 0.05}}
+        (folder / "results.json").write_text(json.dumps(doc))
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(sweep_like, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report") / "r"
-    assert main(["report", *map(str, runs), "--out", str(folder)]) == 0
+    assert main(["report", str(sweep_like), "--out", str(folder)]) == 0
     return folder / "index.html"
 
 
@@ -54,15 +81,23 @@ def test_the_page_fetches_nothing(report):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it with apt-get as root)")
-def test_report_renders_in_headless_chromium_with_tables_and_plots(report, runs, tmp_path):
+def test_report_renders_in_headless_chromium_with_verdict_tables_and_plots(report, sweep_like, tmp_path):
     dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
     tables, images = read_html(dom)
+    verdict = {row["method"]: row for row in table(tables, "depth 1: against cpc")}
+    assert set(verdict) == {"cpc", "gim per-module"} and verdict["cpc"]["runs"] == verdict["gim per-module"]["runs"]
+    assert verdict["cpc"]["x peak"] == "1.00x" and verdict["gim per-module"]["Δ speaker"] == "-"  # cpc: no probe
+    assert re.search(r"depth 1: (no method saves memory against cpc|gim per-module needs least memory)", dom)
+    repeats = {row["method"]: row for row in table(tables, "Repeats") if row["setting"] == "depth 1"}
+    assert re.fullmatch(r"[\d.]+ \([\d.]+-[\d.]+\)", repeats["cpc"]["step ms"])  # mean (min-max) of 2 seeds
+    assert table(tables, "Environment")[0]["memory backend"] == "cpu-allocator"
     rows = table(tables, "Runs side by side")
-    for folder, row in zip(runs, rows, strict=True):
-        doc = json.loads((folder / "results.json").read_text())
-        assert row["peak"] == f"{doc['step']['peak_memory_bytes'] / 2**20:.1f}" and row["folder"] == str(folder)
-    assert len(tables) == 1 + 2 * len(runs) and all(len(t["rows"]) > 1 for t in tables)
-    assert len(images) == 2 + len(runs)
+    for row in rows:
+        doc = json.loads((Path(row["folder"]) / "results.json").read_text())
+        assert row["peak"] == f"{doc['step']['peak_memory_bytes'] / 2**20:.1f}"
+    alts = re.findall(r'<img alt="([^"]*)"', dom)
+    assert any("probe accuracy vs step peak memory" in a for a in alts)
+    assert any("methods on one scale" in a for a in alts) and "step peak memory vs depth" in alts
     for src in images:
         assert src.startswith("data:image/png;base64,")
         pixels = image(base64.b64decode(src.split(",", 1)[1]))
@@ -70,6 +105,28 @@ def test_report_renders_in_headless_chromium_with_tables_and_plots(report, runs,
     chromium(tmp_path, "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", report.as_uri())
     shot = image((tmp_path / "shot.png").read_bytes())
     assert shot.shape[:2] == (1600, 1200) and len({tuple(p) for p in shot[::8, ::8].reshape(-1, shot.shape[2])}) > 50
+
+
+def test_every_table_has_a_csv_that_matches_report_json(report):
+    doc = json.loads((report.parent / "report.json").read_text())
+    assert "comparison" in doc["tables"] and "verdict-1" in doc["tables"]
+    for path in doc["tables"].values():
+        header, *rows = list(csv.reader((report.parent / path).open()))
+        assert rows and all(len(r) == len(header) for r in rows)
+    header, *rows = list(csv.reader((report.parent / doc["tables"]["comparison"]).open()))
+    for row, entry in zip(rows, doc["runs"], strict=True):
+        row = dict(zip(header, row, strict=True))
+        assert row["folder"] == entry["folder"]
+        assert row["peak"] == f"{entry['results']['step']['peak_memory_bytes'] / 2**20:.1f}"
+
+
+def test_summary_and_report_fit_80_columns_without_cutting(sweep_like, runs):
+    console = Console(width=80, file=io.StringIO(), record=True)
+    console.print(side_by_side(*collect([sweep_like])))
+    doc = json.loads((runs[1] / "results.json").read_text())
+    console.print(result_from_doc(doc, runs[1]))
+    text = console.export_text()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80 and "with the module's loss head" in text
 
 
 def test_probe_and_largest_batch_blocks_are_shown(runs, tmp_path):
@@ -90,7 +147,7 @@ def test_probe_and_largest_batch_blocks_are_shown(runs, tmp_path):
         "run": "", "budget MiB": "64.0", "max batch": "48", "peak MiB at it": "60.0", "backend": "cpu-tensor-tracker",
         "batch sizes tried": "48, 64 (no)"}
     assert [r["speaker"] for r in table(tables, "Linear probes")] == ["25.0%", "50.0%", "5.0%"]
-    assert len(images) == 4 and (tmp_path / "r" / "plots" / "001-probe.png").is_file()
+    assert (tmp_path / "r" / "plots" / "001-probe.png").is_file()
 
 
 @pytest.mark.parametrize("make", [lambda p: None, lambda p: p.mkdir(),

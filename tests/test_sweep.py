@@ -63,7 +63,8 @@ def test_sweep_json_lists_every_run_with_its_outcome(sweep):
 
 def test_report_of_a_sweep_shows_every_configurations_figures(sweep, tmp_path, capsys):
     assert main(["report", str(sweep), "--out", str(tmp_path / "r")]) == 0
-    assert "cpc · d2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cpc · d2" in out and out.startswith("depth 1: against cpc")
     tables, images = read_html((tmp_path / "r" / "index.html").read_text())
     rows = {row["run"]: row for row in table(tables, "Runs side by side")}
     sweep_doc = json.loads((sweep / "sweep.json").read_text())
@@ -77,7 +78,8 @@ def test_report_of_a_sweep_shows_every_configurations_figures(sweep, tmp_path, c
         module_peaks = [f"{m['memory']['peak_bytes'] / MIB:.1f}" for m in results["modules"]]
         memory_tables = [t for t in tables if t["caption"].startswith("Modules: peak memory")]
         assert any([r[2] for r in t["rows"][1:]] == module_peaks for t in memory_tables)
-    assert len(images) == 2 + len(sweep_doc["runs"])  # memory and time vs depth, a breakdown per run
+    # memory and time vs depth, accuracy vs memory, module bars of both methods per setting (depth 1, depth 2)
+    assert len(images) == 3 + 2
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [r["results"]["step"]["peak_memory_bytes"] for r in report["runs"]] == [
         r["peak_memory_bytes"] for r in sweep_doc["runs"]]

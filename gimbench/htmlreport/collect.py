@@ -83,13 +83,26 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
     for path in map(Path, paths):
         if not path.is_dir():
             raise ConfigError(f"{path} is not a folder (give run folders or sweep folders)")
-        if (path / "sweep.json").is_file():
+        inside = run_folders(path)
+        if inside:
+            found, found_sweeps = collect(inside)
+            entries += found
+            sweeps += found_sweeps
+        elif (path / "sweep.json").is_file():
             sweep, found = _read_sweep(path)
             sweeps.append(sweep | {"folder": str(path)})
             entries += found
         else:
             entries.append(Entry(path, _checked(read_results(path), path)))
     return entries, sweeps
+
+
+def run_folders(path: Path) -> list[Path]:
+    """The run and sweep folders directly inside ``path`` (a folder such as ``reports/runs``), in name order;
+    none when ``path`` is itself a run or sweep folder."""
+    if (path / "results.json").exists() or (path / "sweep.json").exists():
+        return []
+    return sorted(p for p in path.iterdir() if (p / "results.json").is_file() or (p / "sweep.json").is_file())
 
 
 def _varying(entries: list[Entry]) -> list[str]:

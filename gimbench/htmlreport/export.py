@@ -16,21 +16,37 @@ from gimbench.atomic import WriteError, refused
 from gimbench.config import ConfigError
 from gimbench.htmlreport import plots
 from gimbench.htmlreport.collect import Entry, labels, result_from_doc
-from gimbench.htmlreport.page import Figure, Section, render
-from gimbench.htmlreport.tables import overview_tables, sweep_note
+from gimbench.htmlreport.groups import groups
+from gimbench.htmlreport.page import Figure, Section, csv_text, render
+from gimbench.htmlreport.tables import answer_tables, overview_tables, sweep_note
 from gimbench.report import memory_table, probe_table, step_text, time_table
 from gimbench.results import write_json_atomic
 
 SCHEMA = "gimbench.report/1"
 
 
+def answer(entries: list[Entry]) -> Section:
+    """The verdict per setting (its sentence as a note above the tables), repeats and environments, then the
+    comparative plots: accuracy against memory, and each setting's module bars on one scale."""
+    found = answer_tables(entries)
+    figures = [("accuracy-vs-memory", "probe accuracy vs step peak memory", plots.accuracy_vs_memory(entries)),
+               *((f"module-bars-{i}", f"{g.name}: module memory, methods on one scale", plots.module_bars(g))
+                 for i, g in enumerate(groups(entries), 1))]
+    return Section("Verdict: each method against cpc", notes=[line for _, _, line in found if line],
+                   tables=[(name, t) for name, t, _ in found],
+                   figures=[Figure(name, caption, data) for name, caption, data in figures if data is not None])
+
+
 def overview(entries: list[Entry], sweeps: list[dict]) -> Section:
     """Every run side by side, failures, the largest batches, and the plots over depth."""
-    section = Section("Runs side by side", notes=[sweep_note(s) for s in sweeps])
+    section = Section("All runs", notes=[sweep_note(s) for s in sweeps])
     section.tables = overview_tables(entries)
     if any(e.doc for e in entries):
         section.figures = [Figure("memory-vs-depth", "step peak memory vs depth", plots.memory_vs_depth(entries)),
                            Figure("time-vs-depth", "step time vs depth", plots.time_vs_depth(entries))]
+        timeline = plots.rank_timeline(entries, labels(entries))
+        if timeline is not None:
+            section.figures.append(Figure("rank-timeline", "per-rank step: compute and waiting", timeline))
     return section
 
 
@@ -41,16 +57,15 @@ def run_section(index: int, entry: Entry, label: str) -> Section:
     section.tables = [(f"{index:03d}-time", time_table(result)), (f"{index:03d}-memory", memory_table(result))]
     if result.probe:
         section.tables.append((f"{index:03d}-probe", probe_table(result.probe, [m.name for m in result.modules])))
-    figures = [(f"{index:03d}-memory-breakdown", "memory breakdown per module", plots.memory_breakdown(entry, label)),
-               (f"{index:03d}-probe", "probe accuracy per module", plots.probe_accuracy(entry, label))]
+    figures = [(f"{index:03d}-probe", "probe accuracy per module", plots.probe_accuracy(entry, label))]
     section.figures = [Figure(name, caption, data) for name, caption, data in figures if data is not None]
     return section
 
 
 def sections(entries: list[Entry], sweeps: list[dict]) -> list[Section]:
     """The overview, then one section per completed run."""
-    named = zip(entries, labels(entries), strict=True)
-    return [overview(entries, sweeps), *(run_section(i, e, label) for i, (e, label) in enumerate(named, 1) if e.doc)]
+    named = enumerate(zip(entries, labels(entries), strict=True), 1)
+    return [answer(entries), overview(entries, sweeps), *(run_section(i, e, label) for i, (e, label) in named if e.doc)]
 
 
 def svg(table: Table, title: str) -> str:
@@ -93,15 +108,17 @@ def write_report(entries: list[Entry], sweeps: list[dict], folder: Path, sources
 
 
 def _write(parts: list[Section], entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> Path:
-    (folder / "tables").mkdir()
-    (folder / "plots").mkdir()
+    for sub in ("tables", "plots", "csv"):
+        (folder / sub).mkdir()
     for section in parts:
         for name, table in section.tables:
             (folder / "tables" / f"{name}.svg").write_text(svg(table, f"gimbench report: {section.heading}"))
+            (folder / "csv" / f"{name}.csv").write_text(csv_text(table))
         for figure in section.figures:
             (folder / "plots" / f"{figure.name}.png").write_bytes(figure.data)
     write_json_atomic(folder / "report.json", {
         "schema": SCHEMA, "created": datetime.now(UTC).isoformat(timespec="seconds"), "sources": sources,
+        "tables": {name: f"csv/{name}.csv" for section in parts for name, _ in section.tables},
         "sweeps": sweeps, "runs": [{"folder": str(e.folder), "label": label, "sweep_record": e.record,
                                     "results": e.doc} for e, label in zip(entries, labels(entries), strict=True)]})
     index = folder / "index.html"

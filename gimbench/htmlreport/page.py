@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 from dataclasses import dataclass, field
 
 from rich.table import Table
@@ -41,17 +43,31 @@ def _plain(cell) -> str:
     return Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
 
 
-def _row(cells: list, align: list[str], tag: str) -> str:
-    tags = (f"<{tag}{a}>{html.escape(_plain(c))}</{tag}>" for a, c in zip(align, cells, strict=True))
+def _row(texts: list[str], align: list[str], tag: str) -> str:
+    tags = (f"<{tag}{a}>{html.escape(c)}</{tag}>" for a, c in zip(align, texts, strict=True))
     return "<tr>" + "".join(tags) + "</tr>"
+
+
+def cells(table: Table) -> list[list[str]]:
+    """The table's header and rows as plain text (markup and styles dropped), header first."""
+    columns = [list(c.cells) for c in table.columns]
+    return [[_plain(c.header) for c in table.columns],
+            *([_plain(col[r]) for col in columns] for r in range(table.row_count))]
+
+
+def csv_text(table: Table) -> str:
+    """The table as CSV: the header row, then one row per table row, cells as the report shows them."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(cells(table))
+    return out.getvalue()
 
 
 def html_table(table: Table) -> str:
     """A rich ``Table`` as an HTML table with the same title, headers, cells and left-justified columns."""
     align = [' class="left"' if c.justify == "left" else "" for c in table.columns]
-    columns = [list(c.cells) for c in table.columns]
-    head = _row([c.header for c in table.columns], align, "th")
-    body = "".join(_row([col[r] for col in columns], align, "td") for r in range(table.row_count))
+    head, *rows = cells(table)
+    head = _row(head, align, "th")
+    body = "".join(_row(row, align, "td") for row in rows)
     return (f"<table><caption>{html.escape(_plain(table.title or ''))}</caption>"
             f"<thead>{head}</thead><tbody>{body}</tbody></table>")
 

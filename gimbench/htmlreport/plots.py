@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-from collections import defaultdict
+import zlib
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from gimbench.htmlreport.collect import Entry, series_key  # noqa: E402
+from gimbench.htmlreport.collect import Entry  # noqa: E402
+from gimbench.htmlreport.groups import Group, Spread, series  # noqa: E402
 from gimbench.profiling.tracker import CATEGORIES  # noqa: E402
 
 MIB = 2**20
@@ -25,20 +25,26 @@ def png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _series(entries: list[Entry]) -> dict[str, list[Entry]]:
-    """Completed runs grouped into lines over depth, each sorted by depth."""
-    done = [e for e in entries if e.doc]
-    groups = defaultdict(list)
-    for e in done:
-        groups[series_key(e, done)].append(e)
-    return {k: sorted(v, key=lambda e: e.config["depth"]) for k, v in groups.items()}
+# One colour per method in every plot of every report (matplotlib's tab10); others get a stable one of tab20.
+COLOURS = {"cpc": "tab:blue", "gim per-module": "tab:orange", "gim summed": "tab:green",
+           "gim sequential": "tab:red", "gim module-parallel": "tab:purple", "supervised": "tab:brown",
+           "greedy-supervised": "tab:pink", "random": "tab:gray", "mfcc": "tab:olive"}
 
 
-def _depth_axes(title: str, ylabel: str):
+def colour(method: str) -> str:
+    """The method's colour; a pipelined cpc or module-parallel GIM keeps its family's."""
+    for name in sorted(COLOURS, key=len, reverse=True):
+        if method == name or method.startswith(f"{name} "):
+            return COLOURS[name]
+    return plt.get_cmap("tab20")(zlib.crc32(method.encode()) % 20)
+
+
+def _depth_axes(title: str, ylabel: str, depths: list[int]):
+    """Axes over depth with ticks at the measured depths only, y from zero."""
     figure, ax = plt.subplots(figsize=(7, 4.2))
     ax.set(title=title, xlabel="depth (gradient-isolated modules)", ylabel=ylabel)
     ax.grid(alpha=0.3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xticks(sorted(set(depths)))
     return figure, ax
 
 
@@ -56,46 +62,118 @@ def _legend(ax) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
-def memory_vs_depth(entries: list[Entry]) -> bytes:
-    """Step peak memory against depth, one line per strategy, its greedy floor dashed in the same colour."""
-    figure, ax = _depth_axes(f"Step peak memory vs depth\n({_setting(entries, memory=True)})", "MiB")
-    for key, runs in _series(entries).items():
-        depths = [e.config["depth"] for e in runs]
-        peak = [e.doc["step"].get("peak_memory_bytes") or float("nan") for e in runs]
-        floor = [e.doc["step"].get("floor_bytes") or float("nan") for e in runs]
-        (line,) = ax.plot(depths, [p / MIB for p in peak], marker="o", label=f"{key} peak")
-        ax.plot(depths, [f / MIB for f in floor], linestyle="--", marker="x", color=line.get_color(),
-                label=f"{key} floor")
+def _points(points: dict[int, list[Entry]], read) -> tuple[list[int], list[float], list[list[float]]]:
+    """x, the mean of ``read`` over each point's repeats, and the distance to their min and max (error bars)."""
+    xs, means, low, high = [], [], [], []
+    for x, runs in points.items():
+        spread = Spread.of([read(e.doc) for e in runs])
+        if spread is not None:
+            xs.append(x)
+            means.append(spread.mean)
+            low.append(spread.mean - spread.low)
+            high.append(spread.high - spread.mean)
+    return xs, means, [low, high]
+
+
+def _over_depth(entries: list[Entry], title: str, ylabel: str, lines: list[tuple[str, object, str]]) -> bytes:
+    """One line per series and per (suffix, read, style); repeats as mean with min-max bars; y from zero."""
+    found = series(entries, "depth")
+    depths = [d for points in found.values() for d in points]
+    figure, ax = _depth_axes(title, ylabel, depths)
+    for key, points in found.items():
+        method = next(iter(points.values()))[0].strategy
+        for suffix, read, style in lines:
+            xs, ys, bars = _points(points, read)
+            if xs:
+                ax.errorbar(xs, ys, yerr=bars, marker="o" if style == "-" else "x", linestyle=style, capsize=3,
+                            color=colour(method), label=f"{key}{suffix}")
+    ax.set_ylim(bottom=0)
     _legend(ax)
     return png(figure)
+
+
+def memory_vs_depth(entries: list[Entry]) -> bytes:
+    """Step peak memory against depth, one line per method and setting (runs differing only in step count
+    share a line), its greedy floor dashed in the same colour; repeats as mean with min-max bars."""
+    return _over_depth(entries, f"Step peak memory vs depth, min-max over seeds\n({_setting(entries, memory=True)})",
+                       "MiB", [(" peak", lambda d: _mib(d["step"].get("peak_memory_bytes")), "-"),
+                               (" floor", lambda d: _mib(d["step"].get("floor_bytes")), "--")])
 
 
 def time_vs_depth(entries: list[Entry]) -> bytes:
-    """Median step time (timed steps) against depth, IQR as error bars, one line per strategy."""
-    setting = _setting(entries, memory=False)
-    figure, ax = _depth_axes(f"Step time vs depth, median of timed steps, IQR bars\n({setting})", "ms")
-    for key, runs in _series(entries).items():
-        ax.errorbar([e.config["depth"] for e in runs], [e.doc["step"]["time_ms"] or float("nan") for e in runs],
-                    yerr=[e.doc["step"].get("time_ms_iqr") or 0 for e in runs], marker="o", capsize=3, label=key)
-    _legend(ax)
+    """Median step time (timed steps) against depth, one line per method and setting; repeats as mean with
+    min-max bars."""
+    return _over_depth(entries, f"Step time vs depth, median of timed steps, min-max over seeds\n"
+                                f"({_setting(entries, memory=False)})", "ms",
+                       [("", lambda d: d["step"].get("time_ms"), "-")])
+
+
+def _mib(value: int | None) -> float | None:
+    return None if value is None else value / MIB
+
+
+def module_bars(group: Group) -> bytes | None:
+    """Per module, what was live at its peak, stacked by category: every method of the setting side by side
+    on one shared MiB scale (first run of each); ``None`` without memory rows."""
+    cells = [c for c in group.cells if any(m.get("memory") for m in c.runs[0].doc["modules"])]
+    if not cells:
+        return None
+    figure, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells) + 1.5, 3.6), sharey=True, squeeze=False)
+    for ax, cell in zip(axes[0], cells, strict=True):
+        modules = [m for m in cell.runs[0].doc["modules"] if m.get("memory")]
+        names = [f"{m['index']} {m['name']}" for m in modules]
+        bottom = [0.0] * len(modules)
+        for shade, category in enumerate(CATEGORIES):
+            heights = [m["memory"].get(f"{category}_bytes", 0) / MIB for m in modules]
+            ax.bar(names, heights, bottom=bottom, label=category, color=plt.get_cmap("Set2")(shade))
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+        ax.set_title(cell.method, color=colour(cell.method), fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("MiB live at the module's peak")
+    figure.suptitle(f"{group.name}: live memory at each module's peak, one scale", fontsize=10)
+    _legend(axes[0][-1])
     return png(figure)
 
 
-def memory_breakdown(entry: Entry, label: str) -> bytes | None:
-    """Per module, what was live at its peak, stacked by category (MiB); ``None`` without memory rows."""
-    modules = [m for m in entry.doc["modules"] if m.get("memory")]
-    if not modules:
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (memory, accuracy) points no other point beats on both (less or equal memory, higher accuracy)."""
+    front, best = [], float("-inf")
+    for mem, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append((mem, acc))
+            best = acc
+    return front
+
+
+def accuracy_vs_memory(entries: list[Entry]) -> bytes | None:
+    """Last-module probe accuracy (first task) against step peak memory per run, Pareto front drawn; runs
+    without probes as ticks on the memory axis; ``None`` without a step peak."""
+    done = [e for e in entries if e.doc and e.doc["step"].get("peak_memory_bytes")]
+    if not done:
         return None
-    figure, ax = plt.subplots(figsize=(7, 3.6))
-    names = [f"{m['index']} {m['name']}" for m in modules]
-    bottom = [0.0] * len(modules)
-    for category in CATEGORIES:
-        heights = [m["memory"].get(f"{category}_bytes", 0) / MIB for m in modules]
-        ax.bar(names, heights, bottom=bottom, label=category)
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set(title=f"{label}: live memory at each module's peak", ylabel="MiB")
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    _legend(ax)
+    task = next((t for e in done for t in e.doc.get("probe") or {}), None)
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    probed = []
+    for e in done:
+        mem, probe = e.doc["step"]["peak_memory_bytes"] / MIB, (e.doc.get("probe") or {}).get(task)
+        if probe:
+            probed.append((mem, 100 * probe["per_module"][-1]))
+            ax.scatter(mem, probed[-1][1], color=colour(e.strategy), label=e.strategy, zorder=3)
+        else:
+            ax.plot(mem, 0, marker="|", markersize=14, color=colour(e.strategy), label=f"{e.strategy} (no probe)")
+    if probed:
+        front = pareto(probed)
+        ax.step([m for m, _ in front], [a for _, a in front], where="post", color="black", alpha=0.5,
+                linestyle=":", label="Pareto front")
+    ax.set(title=f"Probe accuracy ({task or 'no probe ran'}, last module) vs step peak memory",
+           xlabel="step peak memory (MiB)", ylabel="test accuracy %")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return png(figure)
 
 
@@ -112,5 +190,26 @@ def probe_accuracy(entry: Entry, label: str) -> bytes | None:
     ax.set(title=f"{label}: linear probe accuracy per module", xlabel="module", ylabel="test accuracy %")
     ax.set_xticks(range(len(entry.doc["modules"])), [f"{m['index']} {m['name']}" for m in entry.doc["modules"]])
     ax.grid(alpha=0.3)
+    _legend(ax)
+    return png(figure)
+
+
+def rank_timeline(entries: list[Entry], labels: list[str]) -> bytes | None:
+    """Per rank of every distributed run, its median step split into compute and waiting on peers (transfers
+    included: they are not measured apart); ``None`` without a distributed run."""
+    rows = [(f"{label} · rank {r['rank']}", (r.get("step") or {}).get("time_ms"), r.get("idle_fraction"))
+            for e, label in zip(entries, labels, strict=True) if e.doc and e.doc.get("distributed")
+            for r in e.doc["distributed"]["ranks"]]
+    rows = [(name, ms, idle or 0.0) for name, ms, idle in rows if ms]
+    if not rows:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
+    names = [name for name, _, _ in rows]
+    compute = [ms * (1 - idle) for _, ms, idle in rows]
+    ax.barh(names, compute, color="tab:blue", label="compute")
+    ax.barh(names, [ms * idle for _, ms, idle in rows], left=compute, color="tab:gray",
+            label="waiting on peers (transfers included)")
+    ax.set(title="Per-rank step: compute and waiting", xlabel="ms (median step)")
+    ax.invert_yaxis()
     _legend(ax)
     return png(figure)

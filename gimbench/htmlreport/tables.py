@@ -7,7 +7,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gimbench.htmlreport.collect import Entry, labels
-from gimbench.report import _mib, _num, _table, ranks_table
+from gimbench.htmlreport.groups import groups
+from gimbench.htmlreport.verdict import environment_table, repeats_table, verdict
+from gimbench.report import Fitted, _mib, _num, _table, ranks_table
 
 
 def _probe_tasks(entries: list[Entry]) -> list[str]:
@@ -30,11 +32,11 @@ def comparison_table(entries: list[Entry]) -> Table:
     last-module probe accuracy per task, and the run folder."""
     tasks = _probe_tasks(entries)
     table = _table("Runs side by side (step time in ms, memory in MiB)",
-                   ["run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "peak", "floor",
+                   ["#", "run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "peak", "floor",
                     "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
-    table.columns[0].justify = "left"
-    for entry, label in zip(entries, labels(entries), strict=True):
-        table.add_row(label, *_row(entry, tasks), str(entry.folder))
+    table.columns[1].justify = "left"
+    for number, (entry, label) in enumerate(zip(entries, labels(entries), strict=True), 1):
+        table.add_row(str(number), label, *_row(entry, tasks), str(entry.folder))
     return table
 
 
@@ -100,6 +102,15 @@ def sweep_note(sweep: dict) -> str:
             f"processes (overhead {share})")
 
 
+def answer_tables(entries: list[Entry]) -> list[tuple[str, Table, str | None]]:
+    """(name, table, sentence or ``None``): the verdict per setting, the repeats, the environments."""
+    tables = [*verdict(entries), ("repeats", repeats_table(groups(entries)), None)]
+    if any(e.doc for e in entries):
+        tables.append(("environment", environment_table(entries), None))
+    return [(name, t, line) for name, t, line in tables if t is not None]
+
+
 def side_by_side(entries: list[Entry], sweeps: list[dict]) -> Group:
-    """What ``gimbench report`` prints: a line per sweep, then the overview tables."""
-    return Group(*(Text(sweep_note(s)) for s in sweeps), *(t for _, t in overview_tables(entries)))
+    """What ``gimbench report`` prints: the verdict per setting, a line per sweep, then the overview tables."""
+    answer = [part for _, t, line in answer_tables(entries) for part in (Fitted(t), *([Text(line)] if line else []))]
+    return Group(*answer, *(Text(sweep_note(s)) for s in sweeps), *(Fitted(t, 2) for _, t in overview_tables(entries)))

@@ -32,6 +32,21 @@ DOES_NOT_APPLY: dict[str, Callable[[dict], bool]] = {
     "pipeline": lambda c: c.get("model", RunConfig.model) != "cpc",
     "micro_batches": lambda c: c.get("model", RunConfig.model) != "cpc" or c.get("pipeline") in (None, "none"),
 }
+# What each option of DOES_NOT_APPLY applies to, in words, for ``gimbench run``'s refusal.
+APPLIES_TO = {"gim_mode": "--model gim", "max_inflight": "--gim-mode module-parallel", "pipeline": "--model cpc",
+              "micro_batches": "a pipelined cpc (--model cpc --pipeline gpipe or 1f1b)"}
+
+
+def not_applying(values: dict, given: set[str]) -> str | None:
+    """For ``gimbench run``: the error line for the first option given with a value other than its default
+    that does not apply to the configuration (a sweep drops such options instead); ``None`` if none."""
+    for dest, what in APPLIES_TO.items():
+        if dest in given and values[dest] != getattr(RunConfig, dest) and DOES_NOT_APPLY[dest](values):
+            flag = f"--{dest.replace('_', '-')}"
+            return f"{flag} {values[dest]} applies to {what} only (this run is --model {values['model']}); drop it"
+    return None
+
+
 # Combinations that do not exist (the MFCC baseline is audio only): left out of a sweep that has others.
 DOES_NOT_EXIST: list[Callable[[dict], bool]] = [lambda c: c.get("model") == "mfcc" and c.get("modality") == "vision"]
 

@@ -1,0 +1,140 @@
+"""The answer first: per setting, every method against plain CPC, and one sentence computed from the numbers."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from gimbench.htmlreport.collect import Entry
+from gimbench.htmlreport.groups import Cell, Group, Spread, groups
+from gimbench.report import _table, module_span
+
+MIB = 2**20
+
+
+def peak(doc: dict) -> float | None:
+    return doc["step"].get("peak_memory_bytes")
+
+
+def floor(doc: dict) -> float | None:
+    return doc["step"].get("floor_bytes")
+
+
+def step_ms(doc: dict) -> float | None:
+    return doc["step"].get("time_ms")
+
+
+def rate(doc: dict) -> float | None:
+    return doc["step"].get("samples_per_second")
+
+
+def accuracy(task: str):
+    """Last-module test accuracy of probe ``task`` (a fraction), ``None`` without that probe."""
+    def read(doc: dict) -> float | None:
+        probe = (doc.get("probe") or {}).get(task)
+        return probe["per_module"][-1] if probe else None
+
+    return read
+
+
+def tasks(group: Group) -> list[str]:
+    return list(dict.fromkeys(t for c in group.cells for e in c.runs for t in e.doc.get("probe") or {}))
+
+
+def ratio(cell: Cell, base: Cell, read) -> str:
+    a, b = cell.spread(read), base.spread(read)
+    return "-" if a is None or b is None or not b.mean else f"{a.mean / b.mean:.2f}x"
+
+
+def difference(cell: Cell, base: Cell, read) -> str:
+    """Accuracy difference in percentage points."""
+    a, b = cell.spread(read), base.spread(read)
+    return "-" if a is None or b is None else f"{100 * (a.mean - b.mean):+.1f} pt"
+
+
+def _mean(spread: Spread | None, fmt: str, scale: float = 1.0) -> str:
+    return "-" if spread is None else format(spread.mean / scale, fmt)
+
+
+def verdict_table(group: Group) -> Table:
+    """One row per method of the setting: runs, mean peak and step time, and each figure against the
+    baseline (cpc where it is in the group): x for ratios, percentage points for last-module accuracy."""
+    base, names = group.baseline, tasks(group)
+    table = _table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method})",
+                   ["method", "runs", "peak", "x peak", "x floor", "step ms", "x time", "x rate",
+                    *(f"Δ {t}" for t in names)])
+    for cell in group.cells:
+        table.add_row(cell.method, str(len(cell.runs)), _mean(cell.spread(peak), ".1f", MIB),
+                      ratio(cell, base, peak), ratio(cell, base, floor), _mean(cell.spread(step_ms), ".1f"),
+                      ratio(cell, base, step_ms), ratio(cell, base, rate),
+                      *(difference(cell, base, accuracy(t)) for t in names))
+    return table
+
+
+def where_peak(cell: Cell) -> str:
+    """The module (and phase) holding the highest module peak of the cell's first run."""
+    rows = [m for m in cell.runs[0].doc["modules"] if (m.get("memory") or {}).get("peak_bytes")]
+    if not rows:
+        return ""
+    top = max(rows, key=lambda m: m["memory"]["peak_bytes"])
+    return f"; its peak sits at module {top['index']} {top['name']} ({top['memory'].get('peak_phase', '?')})"
+
+
+def sentence(group: Group) -> str:
+    """Which method needs least memory in the setting, by how much, at what step time, where its peak sits."""
+    measured = [c for c in group.cells if c.spread(peak)]
+    if not measured:
+        return f"{group.name}: no step peak measured."
+    base = group.baseline
+    best = min(measured, key=lambda c: c.spread(peak).mean)
+    mib = best.spread(peak).mean / MIB
+    if len(measured) == 1:
+        return f"{group.name}: only {best.method} ran; its step peak is {mib:.1f} MiB{where_peak(best)}."
+    if best is base:
+        others = [c for c in measured if c is not base]
+        nearest = min(others, key=lambda c: c.spread(peak).mean)
+        return (f"{group.name}: no method saves memory against {base.method}: it peaks at {mib:.1f} MiB, the "
+                f"least; the nearest, {nearest.method}, needs {ratio(nearest, base, peak)} that and "
+                f"{ratio(nearest, base, step_ms)} the step time{where_peak(base)}.")
+    saved = 1 - best.spread(peak).mean / base.spread(peak).mean if base.spread(peak) else None
+    against = "" if saved is None else f", {100 * saved:.0f}% less than {base.method}"
+    return (f"{group.name}: {best.method} needs least memory: {mib:.1f} MiB{against}, at "
+            f"{ratio(best, base, step_ms)} {base.method}'s step time{where_peak(best)}.")
+
+
+def repeats_table(found: list[Group]) -> Table | None:
+    """Where a method ran more than once in a setting (seeds): mean, 95% interval (3 repeats up) and range."""
+    rows = [(g, c) for g in found for c in g.cells if len(c.runs) > 1]
+    if not rows:
+        return None
+    table = _table("Repeats (seeds): mean ±95% interval (min-max)", ["setting", "method", "runs", "peak MiB",
+                                                                       "step ms"])
+    for group, cell in rows:
+        table.add_row(group.name, cell.method, str(len(cell.runs)), _spread(cell.spread(peak), MIB),
+                      _spread(cell.spread(step_ms)))
+    return table
+
+
+def _spread(spread: Spread | None, scale: float = 1.0) -> str:
+    return "-" if spread is None else spread.text(".1f", scale)
+
+
+def environment_table(entries: list[Entry]) -> Table:
+    """Each distinct environment (torch, device, commit, memory backend) and the runs (their numbers in the
+    table of all runs) measured in it."""
+    found: dict[tuple, list[int]] = {}
+    for number, entry in enumerate(entries, 1):
+        if entry.doc:
+            env = entry.doc.get("environment") or {}
+            key = (env.get("torch"), f"{env.get('device')} ({env.get('device_name')})",
+                   (env.get("git_commit") or "-")[:10], entry.doc.get("memory_backend"))
+            found.setdefault(key, []).append(number)
+    table = _table("Environment and memory backend", ["runs", "torch", "device", "commit", "memory backend"])
+    table.columns[0].justify = "left"
+    for key, runs in found.items():
+        table.add_row(module_span(runs), *map(str, key))
+    return table
+
+
+def verdict(entries: list[Entry]) -> list[tuple[str, Table, str]]:
+    """(name, table, sentence) per setting."""
+    return [(f"verdict-{i}", verdict_table(g), sentence(g)) for i, g in enumerate(groups(entries), 1)]
