@@ -156,8 +156,10 @@ def main() -> int:
                           profile_steps=max(1, (args.steps - 4) // 2), batch_size=args.batch_size, overwrite=True,
                           name=f"{modality}-{model}-{mode}")
             row = {"modality": modality, "depth": depth, "model": model, "gim_mode": mode, "device": args.device}
+            # sequential measures module k in the second step of its share: every share needs two steps or more
+            steps = max(args.steps, 3 * depth) if (model, mode) == ("gim", "sequential") else args.steps
             try:
-                row |= measure(RunConfig(device=args.device, steps=args.steps, **common))
+                row |= measure(RunConfig(device=args.device, steps=steps, **common))
                 row["problems"] = problems(row)
                 if args.cpu_compare and args.device == "cuda":
                     cpu = dict(common, warmup_steps=1, profile_steps=0, name=common["name"] + "-cpu")
