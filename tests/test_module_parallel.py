@@ -147,8 +147,8 @@ def test_sweep_runs_the_locking_comparison_as_three_runs():
 @pytest.mark.parametrize("args,says", [
     (["--gim-mode", "module-parallel"], "--gim-mode module-parallel spreads the modules over processes"),
     (["--gim-mode", "module-parallel", "--nproc", "5"], "5 processes cannot split 4 modules"),
-    (["--model", "gim", "--pipeline", "gpipe"], "--pipeline applies to --model cpc"),
-    (["--model", "cpc", "--micro-batches", "2"], "--micro-batches applies to a pipelined run"),
+    (["--model", "gim", "--pipeline", "gpipe"], "--pipeline gpipe applies to --model cpc only"),
+    (["--model", "cpc", "--micro-batches", "2"], "--micro-batches 2 applies to a pipelined cpc"),
     (["--model", "cpc", "--pipeline", "gpipe", "--nproc", "2", "--micro-batches", "3"], "must divide the batch"),
     (["--model", "cpc", "--pipeline", "1f1b", "--nproc", "2", "--micro-batches", "1"], "--micro-batches >= the"),
 ])

@@ -33,13 +33,13 @@ def test_a_run_probes_every_module(tmp_path, capsys, modality):
 
 
 def test_probe_command_probes_a_saved_run_without_changing_it(tmp_path, capsys):
-    folder = run_cli(tmp_path, "--depth", "2", "--steps", "3", "--batch-size", "2")
+    folder = run_cli(tmp_path, "--depth", "1", "--steps", "3", "--batch-size", "2")
     before = json.loads((folder / "results.json").read_text())
     assert before["probe"] == {}
     checkpoint = (folder / "checkpoint.pt").read_bytes()
     assert main(["probe", str(folder), "--device", "cpu", "--quiet"]) == 0
     after = json.loads((folder / "results.json").read_text())
-    check_probe_block(after["probe"], "audio", depth=2)
+    check_probe_block(after["probe"], "audio", depth=1)
     assert after["final_parameter_checksum"] == before["final_parameter_checksum"]
     assert (folder / "checkpoint.pt").read_bytes() == checkpoint
     assert "speaker" in capsys.readouterr().out
@@ -67,7 +67,7 @@ def test_probe_command_on_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
 
 
 def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
-    folder = run_cli(tmp_path, "--depth", "2", "--steps", "2", "--batch-size", "2")
+    folder = run_cli(tmp_path, "--depth", "1", "--steps", "2", "--batch-size", "2")
     path = folder / "checkpoint.pt"
     state = torch.load(path, weights_only=True)
     heads = [k for k in state["model"] if k.startswith("heads.") and k.endswith("_extra_state")]
@@ -86,7 +86,7 @@ def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
 def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys):
     out = tmp_path / "table"
     code = main(["table", "--modality", "audio", "--preset", "tiny", "--device", "cpu", "--steps", "2",
-                 "--depth", "2", "--batch-size", "2", "--warmup-steps", "1", "--quiet", "--out", str(out)])
+                 "--depth", "1", "--batch-size", "2", "--warmup-steps", "1", "--quiet", "--out", str(out)])
     assert code == 0
     doc = json.loads((out / "table.json").read_text())
     assert doc["schema"] == "gimbench.table/1" and doc["modality"] == "audio"
