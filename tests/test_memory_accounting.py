@@ -152,7 +152,7 @@ def test_cuda_watch_interval_and_step_peaks_from_readings():
     assert watch.peak(marks[1], marks[2]) == (30, 130)
     assert watch.peak(marks[1], marks[4]) == (30, 130)
     assert watch.peak(marks[3], marks[4]) == (25, 125)
-    assert watch.step_peak() == (30, 130)
+    assert watch.peak(marks[0], marks[5]) == (30, 130)  # the whole step, as the meter asks for it
     assert fake.resets == 7  # at the step's start and after every reading
 
 
@@ -274,7 +274,7 @@ def test_a_missing_nvml_is_a_note():
     assert sampler.peak_bytes is None and sampler.note.startswith("NVML unavailable: NVML Shared Library")
 
 
-def test_profiled_run_reports_allocator_figures_in_results(tmp_path):
+def test_profiled_run_reports_allocator_figures_and_no_floor_without_isolation():
     cfg, network, strategy = tiny("gim", "audio", depth=2)
     trainer = Trainer(network, strategy, RandomAudio(), CPU, cfg.batch_size, cfg.seed)
     profiler = Profiler(plan(3, 1, 0, 1), network, trainer.optimizers, CPU)

@@ -139,10 +139,6 @@ class CpuAllocatorWatch:
         end = self._mark_at[last] + 1
         return max([self.level_at(first), *self._levels[start:end]]), None
 
-    def step_peak(self) -> tuple[int, None]:
-        """Highest level over the whole step (before the first mark and after the last included)."""
-        return max([0, *self._levels]), None
-
 
 class TrackerOnlyWatch:
     """Marks that measure nothing: the meter then reports the tensor tracker's figures as the peaks."""
@@ -197,9 +193,6 @@ class CudaAllocatorWatch:
         so the readings after ``first`` cover every moment of the interval."""
         span = self.readings[first + 1 : last + 1] or [self.readings[last]]
         return max(r[0] for r in span), max(r[1] for r in span)
-
-    def step_peak(self) -> tuple[int, int]:
-        return max(r[0] for r in self.readings), max(r[1] for r in self.readings)
 
 
 def allocator_watch(device: torch.device, distributed: bool = False):
