@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gimbench.config import resolve_device
-from gimbench.environment import describe
+from gimbench.runs.environment import describe
 
 
 def pytest_benchmark_update_machine_info(config, machine_info: dict) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from gimbench import RunConfig, run
-from gimbench.results import write_json_atomic
+from gimbench.results.schema import write_json_atomic
 
 REFERENCE_DEPTHS = {"audio": 6, "vision": 3}
 METHODS = (("cpc", "per-module"), ("gim", "per-module"), ("gim", "summed"), ("gim", "sequential"))

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from interrupt_trials import run_trials  # beside this script
 
-from gimbench.runfolder import holder
+from gimbench.runs.folder import holder
 
 KILLS = ("SIGINT to the group", "SIGTERM", "SIGINT twice", "SIGKILL")
 STEPS = 40

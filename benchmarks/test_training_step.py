@@ -17,8 +17,8 @@ import pytest
 
 from gimbench.config import RunConfig
 from gimbench.models import MODALITIES
-from gimbench.run import resolve_config
-from gimbench.stepper import Stepper
+from gimbench.runs.run import resolve_config
+from gimbench.runs.stepper import Stepper
 
 METHODS = [("cpc", "per-module"), ("gim", "per-module"), ("gim", "summed"), ("gim", "sequential"),
            ("random", "per-module"), ("mfcc", "per-module"), ("supervised", "per-module"),

@@ -1,4 +1,4 @@
-"""Command-line front: a thin layer over ``gimbench.run`` and the registries."""
+"""Command-line front: a thin layer over ``gimbench.runs.run`` and the registries."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from gimbench import __version__
-from gimbench.atomic import WriteError
-from gimbench.benchcompare import compare, failure_line, load_memory, memory_table, parse_percent
 from gimbench.config import (
     CONTEXTS,
     DEFAULT_MICRO_BATCHES,
@@ -35,21 +33,23 @@ from gimbench.data.check import CHECKS, check_dataset
 from gimbench.distributed.launch import launch
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
-from gimbench.failures import RunEnded
-from gimbench.htmlreport.collect import collect, result_from_doc
-from gimbench.htmlreport.tables import side_by_side
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
-from gimbench.progress import TrainingProgress
-from gimbench.report import comparison_table, probe_table
-from gimbench.results import RunResult
-from gimbench.resume import RESUME_REFUSED, resume
-from gimbench.run import probe_saved_run, resolve_config, run
+from gimbench.report.benchcompare import compare, failure_line, load_memory, memory_table, parse_percent
+from gimbench.report.collect import collect, result_from_doc
+from gimbench.report.html_tables import side_by_side
+from gimbench.report.progress import TrainingProgress
+from gimbench.report.terminal import comparison_table, probe_table, run_summary
+from gimbench.results.atomic import WriteError
+from gimbench.results.schema import RunResult
+from gimbench.runs.failures import RunEnded
+from gimbench.runs.resume import RESUME_REFUSED, resume
+from gimbench.runs.run import probe_saved_run, resolve_config, run
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.grid import accept_lists, configurations, not_applying, validate
 from gimbench.sweep.progress import SweepProgress
 from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
-from gimbench.table import build_table
+from gimbench.sweep.table import build_table
 
 
 class Parser(argparse.ArgumentParser):
@@ -275,11 +275,11 @@ def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
             raise ConfigError(RESUME_REFUSED)
         return launch(checked_config(args), argv)
     if args.resume is None:
-        console.print(run_with_progress(checked_config(args), console))
+        console.print(run_summary(run_with_progress(checked_config(args), console)))
         return 0
     changes = {k: getattr(args, k) for k in given_options(argv[1:])}
     call = functools.partial(resume, Path(args.resume), **changes)
-    console.print(with_progress(console, args.quiet, call, resuming=True))
+    console.print(run_summary(with_progress(console, args.quiet, call, resuming=True)))
     return 0
 
 
@@ -354,7 +354,7 @@ def sweep_ended(document: dict, folder: Path, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from gimbench.htmlreport.export import report_folder, write_report  # matplotlib: ~1 s, for reports only
+    from gimbench.report.export import report_folder, write_report  # matplotlib: ~1 s, for reports only
 
     entries, sweeps = collect(args.folders)
     folder = report_folder(args.out, args.overwrite)
@@ -362,7 +362,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if args.details:
         for entry in entries:
             if entry.doc:
-                console.print(result_from_doc(entry.doc, entry.folder))
+                console.print(run_summary(result_from_doc(entry.doc, entry.folder)))
     console.print(f"report: {write_report(entries, sweeps, folder, args.folders)}", highlight=False)
     return 0
 

@@ -11,10 +11,17 @@ import torch
 
 from gimbench.data import Source
 from gimbench.data.loading import BatchStream
-from gimbench.failures import NonFiniteLoss
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.strategies import Strategy
+
+
+class NonFiniteLoss(Exception):
+    """A module's loss became NaN or infinite."""
+
+    def __init__(self, step: int, module: int, value: float) -> None:
+        super().__init__(f"loss {value} in module {module} at step {step}")
+        self.step, self.module, self.value = step, module, value
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gimbench.config import RunConfig
-from gimbench.run import build, resolve_config
+from gimbench.runs.run import build, resolve_config
 
 INPUT_SHAPES = {"audio": (1, 5120), "vision": (1, 64, 64)}
 

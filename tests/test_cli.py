@@ -15,7 +15,7 @@ import gimbench
 from gimbench.cli import main
 from gimbench.config import DEFAULT_STEPS, GIM_MODES, RunConfig
 from gimbench.models import MODALITIES
-from gimbench.run import resolve_config
+from gimbench.runs.run import resolve_config
 from gimbench.strategies import STRATEGIES
 
 SINGLE_PROCESS_MODES = [g for g in GIM_MODES if g != "module-parallel"]  # that one: tests/test_module_parallel.py

@@ -16,7 +16,7 @@ import torch
 
 from gimbench.cli import main
 from gimbench.config import ConfigError, RunConfig
-from gimbench.run import build, resolve_config, run
+from gimbench.runs.run import build, resolve_config, run
 
 TINY = ["--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--batch-size", "4", "--warmup-steps", "1",
         "--profile-steps", "1", "--memory-steps", "1"]

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gimbench.cli import main
-from gimbench.maxbatch import search
+from gimbench.runs.maxbatch import search
 from gimbench.sizes import parse_size
 
 RUN = ["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--model", "gim", "--depth", "2",

@@ -23,7 +23,7 @@ from gimbench.models import Network
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES
 from gimbench.profiling.profile import Profiler, plan
-from gimbench.run import resolve_config
+from gimbench.runs.run import resolve_config
 from gimbench.strategies import make_strategy
 from gimbench.strategies.alone import alone_peaks
 from gimbench.trainer import Trainer

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from gimbench.progress import TrainingProgress
+from gimbench.report.progress import TrainingProgress
 
 
 def test_plain_progress_counts_probes_against_their_total():

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from gimbench.cli import checked_config, main, make_parser
 from gimbench.config import ConfigError, RunConfig
-from gimbench.failures import RunEnded
-from gimbench.results import write_json_atomic
-from gimbench.resume import resume
-from gimbench.run import resolve_config, run
-from gimbench.runfolder import check_name
+from gimbench.results.schema import write_json_atomic
+from gimbench.runs.failures import RunEnded
+from gimbench.runs.folder import check_name
+from gimbench.runs.resume import resume
+from gimbench.runs.run import resolve_config, run
 
-RUN_MODULE = sys.modules["gimbench.run"]  # the package exports the function ``run`` under the same name
+RUN_MODULE = sys.modules["gimbench.runs.run"]  # the package exports the function ``run`` under the same name
 
 TINY = dict(preset="tiny", device="cpu", depth=2, batch_size=2, warmup_steps=1, profile_steps=1, memory_steps=0,
             probe=False, quiet=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from gimbench.config import RunConfig
-from gimbench.htmlreport.collect import Entry
-from gimbench.htmlreport.groups import Spread, groups, series
-from gimbench.htmlreport.plots import colour, pareto, rank_timeline
-from gimbench.htmlreport.verdict import sentence, verdict_table
+from gimbench.report.collect import Entry
+from gimbench.report.groups import Spread, groups, series
+from gimbench.report.plots import colour, pareto, rank_timeline
+from gimbench.report.verdict import sentence, verdict_table
 
 MIB = 2**20
 

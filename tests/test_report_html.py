@@ -18,9 +18,10 @@ from rich.console import Console
 
 from gimbench.cli import main
 from gimbench.config import RunConfig
-from gimbench.htmlreport.collect import collect, result_from_doc
-from gimbench.htmlreport.tables import side_by_side
-from gimbench.run import run
+from gimbench.report.collect import collect, result_from_doc
+from gimbench.report.html_tables import side_by_side
+from gimbench.report.terminal import run_summary
+from gimbench.runs.run import run
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -124,7 +125,7 @@ def test_summary_and_report_fit_80_columns_without_cutting(sweep_like, runs):
     console = Console(width=80, file=io.StringIO(), record=True)
     console.print(side_by_side(*collect([sweep_like])))
     doc = json.loads((runs[1] / "results.json").read_text())
-    console.print(result_from_doc(doc, runs[1]))
+    console.print(run_summary(result_from_doc(doc, runs[1])))
     text = console.export_text()
     assert "…" not in text and max(map(len, text.splitlines())) <= 80 and "with the module's loss head" in text
 

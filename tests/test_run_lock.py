@@ -14,12 +14,12 @@ import pytest
 
 from gimbench.cli import main
 from gimbench.config import RunConfig
-from gimbench.run import run
-from gimbench.runfolder import LOCK, FolderBusy, RunLock, holder
+from gimbench.runs.folder import LOCK, FolderBusy, RunLock, holder
+from gimbench.runs.run import run
 
 TINY = dict(preset="tiny", device="cpu", model="gim", depth=2, batch_size=2, warmup_steps=1, profile_steps=1,
             memory_steps=0, probe=False, quiet=True)
-HOLD = ("import sys, time; from gimbench.runfolder import RunLock\n"
+HOLD = ("import sys, time; from gimbench.runs.folder import RunLock\n"
         "with RunLock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(60)")
 
 

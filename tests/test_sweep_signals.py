@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from gimbench.runfolder import LOCK
+from gimbench.runs.folder import LOCK
 
 SWEEP = [sys.executable, "-m", "gimbench", "sweep", "--model", "gim", "--depth", "1,2", "--preset", "tiny",
          "--device", "cpu", "--steps", "30", "--batch-size", "16", "--warmup-steps", "1", "--profile-steps", "1",

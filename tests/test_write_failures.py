@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gimbench import atomic
-from gimbench.atomic import WriteError, write_atomic
 from gimbench.cli import main
 from gimbench.config import RunConfig
-from gimbench.failures import RunEnded
-from gimbench.resume import resume
-from gimbench.run import run
+from gimbench.results import atomic
+from gimbench.results.atomic import WriteError, write_atomic
+from gimbench.runs.failures import RunEnded
+from gimbench.runs.resume import resume
+from gimbench.runs.run import run
 
 TINY = dict(preset="tiny", device="cpu", model="gim", depth=2, batch_size=2, warmup_steps=1, profile_steps=1,
             memory_steps=0, probe=False, quiet=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from gimbench.config import RunConfig
 from gimbench.distributed.runtime import checked
-from gimbench.run import resolve_config
-from gimbench.runfolder import named_folder
+from gimbench.runs.folder import named_folder
+from gimbench.runs.run import resolve_config
 
 QUIET_CODES = (2, 130, 143)  # a config error, a stop by SIGINT/SIGTERM: rank 0 has said so itself
 

@@ -20,8 +20,8 @@ import torch.distributed as dist
 from gimbench.config import ConfigError, RunConfig, one_line
 from gimbench.distributed.engine import Engine, engine_for
 from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, device_of, gather_to_main
-from gimbench.results import StepResult, step_json
-from gimbench.runfolder import create_run_folder
+from gimbench.results.schema import StepResult, step_json
+from gimbench.runs.folder import create_run_folder
 
 
 def checked(cfg: RunConfig, size: int) -> None:

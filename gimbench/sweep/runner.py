@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gimbench.atomic import WriteError, refused
-from gimbench.checkpoint import LATEST, PREVIOUS
 from gimbench.config import ConfigError
-from gimbench.results import read_results, write_json_atomic
-from gimbench.runfolder import RunLock, holder
+from gimbench.results.atomic import WriteError, refused
+from gimbench.results.schema import read_results, write_json_atomic
+from gimbench.runs.checkpoint import LATEST, PREVIOUS
+from gimbench.runs.folder import RunLock, holder
 from gimbench.sweep.grid import Configuration
 from gimbench.sweep.signals import START_OPTIONS, ForwardSignals
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from gimbench.stopping import StopSignals
+from gimbench.runs.stopping import StopSignals
 
 GRACE_S = 60.0
 PR_SET_PDEATHSIG = 1

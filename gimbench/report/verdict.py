@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from gimbench.htmlreport.collect import Entry
-from gimbench.htmlreport.groups import Cell, Group, Spread, groups
-from gimbench.report import _table, module_span
+from gimbench.report.collect import Entry
+from gimbench.report.groups import Cell, Group, Spread, groups
+from gimbench.report.terminal import _table, module_span
 
 MIB = 2**20
 

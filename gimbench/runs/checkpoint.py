@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gimbench.atomic import write_atomic
 from gimbench.config import ConfigError, one_line
+from gimbench.results.atomic import write_atomic
 
 FORMAT = "gimbench.checkpoint/1"
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"

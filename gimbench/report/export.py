@@ -12,15 +12,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gimbench.atomic import WriteError, refused
 from gimbench.config import ConfigError
-from gimbench.htmlreport import plots
-from gimbench.htmlreport.collect import Entry, labels, result_from_doc
-from gimbench.htmlreport.groups import groups
-from gimbench.htmlreport.page import Figure, Section, csv_text, render
-from gimbench.htmlreport.tables import answer_tables, overview_tables, sweep_note
-from gimbench.report import memory_table, probe_table, step_text, time_table
-from gimbench.results import write_json_atomic
+from gimbench.report import plots
+from gimbench.report.collect import Entry, labels, result_from_doc
+from gimbench.report.groups import groups
+from gimbench.report.html_tables import answer_tables, overview_tables, sweep_note
+from gimbench.report.page import Figure, Section, csv_text, render
+from gimbench.report.terminal import memory_table, probe_table, step_text, time_table
+from gimbench.results.atomic import WriteError, refused
+from gimbench.results.schema import write_json_atomic
 
 SCHEMA = "gimbench.report/1"
 

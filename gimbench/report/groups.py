@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gimbench.htmlreport.collect import Entry
+from gimbench.report.collect import Entry
 
 # What a setting is made of; the method (strategy, its context network) and the seed are not in it.
 SETTING = ("modality", "preset", "batch_size", "steps", "lr", "device", "data", "nproc", "depth")

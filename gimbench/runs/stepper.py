@@ -1,5 +1,5 @@
 """Real training steps on demand, outside a run: the shared core of the benchmark suite and the
-batch-size search. It builds the network, data, strategy and trainer exactly as ``gimbench.run`` does
+batch-size search. It builds the network, data, strategy and trainer exactly as ``gimbench.runs.run`` does
 and measures memory with the run's own meters: a warm-up cycle first (every module trains once, so
 every optimizer's state exists), then one cycle of memory-tracked steps.
 """
@@ -14,7 +14,7 @@ from gimbench.config import RunConfig
 from gimbench.data import make_source
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
-from gimbench.run import network_for
+from gimbench.runs.run import network_for
 from gimbench.strategies import make_strategy
 from gimbench.strategies.alone import alone_peaks
 from gimbench.trainer import Trainer
@@ -41,7 +41,7 @@ class Stepper:
         source = make_source(self.cfg, labelled=strategy.needs_labels)
         self.network = network_for(self.cfg, strategy, source.num_classes)
         self.device = torch.device(self.cfg.device)
-        torch.use_deterministic_algorithms(self.device.type == "cpu")  # as in gimbench.run: same kernels
+        torch.use_deterministic_algorithms(self.device.type == "cpu")  # as in gimbench.runs.run: same kernels
         self.trainer = Trainer(self.network, strategy, source, self.device, self.cfg.batch_size, self.cfg.seed)
         self.isolate = lambda x, y: alone_peaks(strategy, self.network, self.trainer.optimizers, x, y, self.device)
         self.profiler = Profiler(["memory"] * self.cycle, self.network, self.trainer.optimizers, self.device)

@@ -16,8 +16,8 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gimbench.atomic import WriteError
 from gimbench.config import ConfigError, RunConfig, one_line
+from gimbench.results.atomic import WriteError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

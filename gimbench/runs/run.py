@@ -19,28 +19,16 @@ from pathlib import Path
 
 import torch
 
-from gimbench import checkpoint
-from gimbench.atomic import WriteError
 from gimbench.config import ConfigError, RunConfig, one_line, recorded_config, resolve
 from gimbench.data import DATASETS, make_source
 from gimbench.distributed.runtime import Runtime, for_world, is_peer_failure, runtime_for
 from gimbench.distributed.world import joined, world_from_env
-from gimbench.environment import describe
-from gimbench.failures import (
-    Locator,
-    NonFiniteLoss,
-    RunEnded,
-    interrupted,
-    is_out_of_memory,
-    non_finite,
-    out_of_memory,
-    write_failed,
-)
 from gimbench.models import Network, build_network
 from gimbench.probe import probe
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.profiling.trace import trace_block, trace_meter, with_trace
-from gimbench.results import (
+from gimbench.results.atomic import WriteError
+from gimbench.results.schema import (
     ModuleResult,
     RunResult,
     loss_summary,
@@ -49,12 +37,23 @@ from gimbench.results import (
     step_result,
     write_json_atomic,
 )
-from gimbench.runfolder import RunLock, create_run_folder
-from gimbench.session import Session
-from gimbench.stopping import Interrupted, StopSignals
+from gimbench.runs import checkpoint
+from gimbench.runs.environment import describe
+from gimbench.runs.failures import (
+    Locator,
+    RunEnded,
+    interrupted,
+    is_out_of_memory,
+    non_finite,
+    out_of_memory,
+    write_failed,
+)
+from gimbench.runs.folder import RunLock, create_run_folder
+from gimbench.runs.session import Session
+from gimbench.runs.stopping import Interrupted, StopSignals
 from gimbench.strategies import STRATEGIES, Strategy, make_strategy
 from gimbench.strategies.alone import alone_peaks
-from gimbench.trainer import StepRecord, Trainer
+from gimbench.trainer import NonFiniteLoss, StepRecord, Trainer
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -125,7 +124,7 @@ def run(
     cfg = for_world(resolve_config(cfg), world_from_env())
     started, max_batch = time.perf_counter(), None
     if cfg.find_max_batch:
-        from gimbench.maxbatch import find_max_batch  # imports this module's network_for
+        from gimbench.runs.maxbatch import find_max_batch  # imports this module's network_for
 
         max_batch = find_max_batch(cfg, on_try)
         cfg = replace(cfg, batch_size=max_batch.batch_size)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig
-from gimbench.results import ModuleResult, RunResult, StepResult, read_results
+from gimbench.results.schema import ModuleResult, RunResult, StepResult, read_results
 from gimbench.sweep.runner import read_sweep, stale
 
 # Config fields that tell runs apart in labels, besides the strategy and the depth.

@@ -10,17 +10,44 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import nn
 
-from gimbench.atomic import write_atomic
 from gimbench.config import ConfigError
-
-if TYPE_CHECKING:
-    from gimbench.maxbatch import MaxBatch
+from gimbench.results.atomic import write_atomic
 
 SCHEMA = "gimbench.run/1"
+MIB = 2**20
+
+
+@dataclass
+class Try:
+    """One batch size tried: its measured step peak (None where CUDA ran out of memory)."""
+
+    batch_size: int
+    peak_bytes: int | None
+    fits: bool
+
+    def __str__(self) -> str:
+        peak = "out of memory" if self.peak_bytes is None else f"step peak {self.peak_bytes / MIB:.1f} MiB"
+        return f"batch size {self.batch_size}: {peak}, {'fits' if self.fits else 'does not fit'}"
+
+
+@dataclass
+class MaxBatch:
+    """The search's answer; ``results.json``'s ``max_batch`` block."""
+
+    budget_bytes: int
+    batch_size: int
+    peak_bytes: int
+    backend: str
+    tried: list[Try] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> MaxBatch:
+        """The block as ``asdict`` wrote it (results.json, a checkpoint)."""
+        return cls(**{**doc, "tried": [Try(**t) for t in doc["tried"]]})
+
 
 
 @dataclass
@@ -84,11 +111,6 @@ class RunResult:
         body.pop("folder")
         body["step"] = step_json(self.step)
         return {"schema": SCHEMA, **body}
-
-    def __rich__(self):
-        from gimbench.report import run_summary
-
-        return run_summary(self)
 
 
 def step_json(step: StepResult) -> dict:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from gimbench.profiling.meter import PHASES
 from gimbench.profiling.tracker import CATEGORIES
-from gimbench.results import RunResult
+from gimbench.results.schema import MaxBatch, RunResult
 
 MIB = 2**20
 
@@ -205,9 +205,22 @@ def run_summary(result: RunResult) -> Group:
     where = Text(f"results: {result.folder}/results.json", style="dim")
     parts = [head, Fitted(time_table(result), 2), Fitted(memory_table(result), 2), step_text(result)]
     if result.max_batch is not None:
-        parts.append(result.max_batch)
+        parts.append(max_batch_summary(result.max_batch))
     if result.distributed:
         parts.append(Fitted(ranks_table([(f"{cfg['model']}{mode}", result.distributed, result.memory_backend)])))
     if result.probe:
         parts.append(Fitted(probe_table(result.probe, [m.name for m in result.modules]), 2))
     return Group(*parts, where)
+
+
+def max_batch_summary(found: MaxBatch) -> Group:
+    """The batch-size search's answer and every size it tried."""
+    head = Text(f"largest batch within {found.budget_bytes / MIB:.1f} MiB: {found.batch_size} "
+                f"(step peak {found.peak_bytes / MIB:.1f} MiB, {found.backend})", style="bold")
+    table = Table(title="Batch sizes tried", title_justify="left")
+    for column in ("batch size", "step peak MiB", "fits"):
+        table.add_column(column, justify="right")
+    for t in sorted(found.tried, key=lambda t: t.batch_size):
+        peak = "out of memory" if t.peak_bytes is None else f"{t.peak_bytes / MIB:.1f}"
+        table.add_row(str(t.batch_size), peak, Text("yes", "green") if t.fits else Text("no", "red"))
+    return Group(head, table)

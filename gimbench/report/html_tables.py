@@ -6,10 +6,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gimbench.htmlreport.collect import Entry, labels
-from gimbench.htmlreport.groups import groups
-from gimbench.htmlreport.verdict import environment_table, repeats_table, verdict
-from gimbench.report import Fitted, _mib, _num, _table, ranks_table
+from gimbench.report.collect import Entry, labels
+from gimbench.report.groups import groups
+from gimbench.report.terminal import Fitted, _mib, _num, _table, ranks_table
+from gimbench.report.verdict import environment_table, repeats_table, verdict
 
 
 def _probe_tasks(entries: list[Entry]) -> list[str]:

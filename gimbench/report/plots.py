@@ -10,9 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from gimbench.htmlreport.collect import Entry  # noqa: E402
-from gimbench.htmlreport.groups import Group, Spread, series  # noqa: E402
 from gimbench.profiling.tracker import CATEGORIES  # noqa: E402
+from gimbench.report.collect import Entry  # noqa: E402
+from gimbench.report.groups import Group, Spread, series  # noqa: E402
 
 MIB = 2**20
 

@@ -12,10 +12,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gimbench import checkpoint
 from gimbench.config import ConfigError, RunConfig, one_line
 from gimbench.profiling import saved
 from gimbench.profiling.profile import Profiler
+from gimbench.results.schema import MaxBatch
+from gimbench.runs import checkpoint
 from gimbench.trainer import History, Trainer
 
 
@@ -44,7 +45,7 @@ class Session:
     started: float = field(default_factory=time.perf_counter)  # when this session began building the run
     earlier: list[dict] = field(default_factory=list)  # the sessions before this one
     checkpoint_step: int | None = None  # the step of the newest checkpoint written or loaded
-    max_batch: object = None  # the batch-size search's MaxBatch (--find-max-batch), kept through resumes
+    max_batch: MaxBatch | None = None  # the batch-size search's MaxBatch (--find-max-batch), kept through resumes
     writes: bool = True  # False on torchrun's ranks other than 0: only rank 0 writes checkpoints
     tracer: object = None  # with --trace: the TraceMeter of the traced step (gimbench.profiling.trace)
 
@@ -68,8 +69,6 @@ class Session:
             self.profiler.kinds[: t.step] = _kinds(state["kinds"], t.step)
             self.earlier = list(state["sessions"])
             if state.get("max_batch") is not None:
-                from gimbench.maxbatch import MaxBatch  # it imports gimbench.run, which imports this module
-
                 self.max_batch = MaxBatch.from_json(state["max_batch"])
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
             raise ConfigError(f"{self.folder}: the checkpoint does not fit the run's configuration ({one_line(e)})") \

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gimbench.config import RunConfig
-from gimbench.results import RunResult, write_json_atomic
+from gimbench.results.schema import RunResult, write_json_atomic
 
 SCHEMA = "gimbench.table/1"
 METHODS = {
@@ -47,7 +47,7 @@ def build_table(
 
     Returns the table document and the folder holding it and the runs.
     """
-    from gimbench.run import run
+    from gimbench.runs.run import run
 
     run_one = run_one or run
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

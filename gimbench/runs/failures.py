@@ -14,16 +14,9 @@ import torch
 from gimbench.config import one_line
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
+from gimbench.trainer import NonFiniteLoss
 
 MIB = 2**20
-
-
-class NonFiniteLoss(Exception):
-    """A module's loss became NaN or infinite."""
-
-    def __init__(self, step: int, module: int, value: float) -> None:
-        super().__init__(f"loss {value} in module {module} at step {step}")
-        self.step, self.module, self.value = step, module, value
 
 
 class RunEnded(Exception):

@@ -1,7 +1,7 @@
 """``--find-max-batch``: the largest batch size whose measured step peak fits a memory budget.
 
 Each try builds the run's network and trainer at one batch size and takes a few real training steps:
-one warm-up cycle, then one schedule cycle of memory-tracked steps (``gimbench.stepper``). On the CPU
+one warm-up cycle, then one schedule cycle of memory-tracked steps (``gimbench.runs.stepper``). On the CPU
 a try fits when the allocator-level step peak (every byte the CPU allocator handed out, kernels' scratch
 included) is within the budget. On CUDA the caching allocator is
 capped at the budget (``torch.cuda.set_per_process_memory_fraction``) and a try fits when its steps
@@ -16,16 +16,13 @@ import gc
 import os
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import torch
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 
 from gimbench.config import ConfigError, RunConfig
+from gimbench.results.schema import MaxBatch, Try
+from gimbench.runs.stepper import Stepper
 from gimbench.sizes import parse_size
-from gimbench.stepper import Stepper
 
 MIB = 2**20
 
@@ -38,44 +35,6 @@ def check_budget(budget: int, device: torch.device, flag: str = "--memory-budget
                           f"of memory, which the CPU tries would allocate")
 
 
-@dataclass
-class Try:
-    """One batch size tried: its measured step peak (None where CUDA ran out of memory)."""
-
-    batch_size: int
-    peak_bytes: int | None
-    fits: bool
-
-    def __str__(self) -> str:
-        peak = "out of memory" if self.peak_bytes is None else f"step peak {self.peak_bytes / MIB:.1f} MiB"
-        return f"batch size {self.batch_size}: {peak}, {'fits' if self.fits else 'does not fit'}"
-
-
-@dataclass
-class MaxBatch:
-    """The search's answer; ``results.json``'s ``max_batch`` block."""
-
-    budget_bytes: int
-    batch_size: int
-    peak_bytes: int
-    backend: str
-    tried: list[Try] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, doc: dict) -> MaxBatch:
-        """The block as ``asdict`` wrote it (results.json, a checkpoint)."""
-        return cls(**{**doc, "tried": [Try(**t) for t in doc["tried"]]})
-
-    def __rich__(self) -> Group:
-        head = Text(f"largest batch within {self.budget_bytes / MIB:.1f} MiB: {self.batch_size} "
-                    f"(step peak {self.peak_bytes / MIB:.1f} MiB, {self.backend})", style="bold")
-        table = Table(title="Batch sizes tried", title_justify="left")
-        for column in ("batch size", "step peak MiB", "fits"):
-            table.add_column(column, justify="right")
-        for t in sorted(self.tried, key=lambda t: t.batch_size):
-            peak = "out of memory" if t.peak_bytes is None else f"{t.peak_bytes / MIB:.1f}"
-            table.add_row(str(t.batch_size), peak, Text("yes", "green") if t.fits else Text("no", "red"))
-        return Group(head, table)
 
 
 @contextmanager

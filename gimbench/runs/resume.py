@@ -10,12 +10,12 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from gimbench import checkpoint
 from gimbench.config import ConfigError, RunConfig, recorded_config
 from gimbench.distributed.world import world_from_env
-from gimbench.results import RunResult, read_results
-from gimbench.run import resolve_config, train
-from gimbench.runfolder import RunLock
+from gimbench.results.schema import RunResult, read_results
+from gimbench.runs import checkpoint
+from gimbench.runs.folder import RunLock
+from gimbench.runs.run import resolve_config, train
 from gimbench.trainer import StepRecord
 
 RESUME_REFUSED = "--resume continues runs of one process; runs of several (--nproc, torchrun) cannot be resumed yet"

@@ -1,0 +1,1 @@
+"""The results contract (results.json) and writing files so that a crash never leaves half of one."""

@@ -1,0 +1,1 @@
+"""One run's lifecycle: build its parts, fit, gather, probe and write its folder; checkpoints, resume, failures."""
