@@ -21,16 +21,13 @@ from gimbench.config import (
     DEFAULT_MICRO_BATCHES,
     DEFAULT_STEPS,
     DEVICES,
-    GIM_MODE_HELP,
-    GIM_MODES,
-    PIPELINES,
     TRAIN_SPLITS,
     ConfigError,
     RunConfig,
+    resolve,
 )
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
-from gimbench.distributed.launch import launch
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
@@ -43,10 +40,11 @@ from gimbench.report.terminal import comparison_table, probe_table, run_summary
 from gimbench.results.atomic import WriteError
 from gimbench.results.schema import RunResult
 from gimbench.runs.failures import RunEnded
+from gimbench.runs.launch import launch
 from gimbench.runs.resume import RESUME_REFUSED, resume
-from gimbench.runs.run import probe_saved_run, resolve_config, run
+from gimbench.runs.run import probe_saved_run, run
 from gimbench.strategies import STRATEGIES
-from gimbench.sweep.grid import accept_lists, configurations, not_applying, validate
+from gimbench.sweep.grid import accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
 from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
 from gimbench.sweep.table import build_table
@@ -79,7 +77,7 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
                             help=f"gradient-isolated modules, 1-{MAX_DEPTH} (default: the reference, {reference})")
     g["model"].add_argument("--preset", choices=("auto", *PRESETS), default=d.preset,
                             help="layer sizes: paper, tiny, or auto = paper on CUDA, tiny on CPU (default auto)")
-    g["method"].add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode,
+    g["method"].add_argument("--gim-mode", choices=list(STRATEGIES["gim"].variants), default=d.gim_mode,
                              help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
     g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
                             help="vision context network on the top module: auto = pixelcnn for cpc, none "
@@ -132,7 +130,7 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["scale-out"].add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
                                 help=f"module-parallel GIM: batches in flight between neighbouring ranks "
                                      f"(default {d.max_inflight})")
-    g["scale-out"].add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
+    g["scale-out"].add_argument("--pipeline", choices=list(STRATEGIES["cpc"].variants), default=d.pipeline,
                                 help="cpc on several processes: pipeline the encoder over them with "
                                      "torch.distributed.pipelining's GPipe or 1F1B schedule (default none: data "
                                      "parallel)")
@@ -212,13 +210,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
 
 
-def checked_config(args: argparse.Namespace) -> RunConfig:
-    cfg = config_from_args(args)
-    if cfg.data_root is not None and cfg.data == "synthetic":
-        raise ConfigError("--data-root is for real datasets; --data synthetic is generated in process")
-    if cfg.find_max_batch and cfg.batch_size is not None:
-        raise ConfigError("--batch-size and --find-max-batch exclude each other: the search picks the batch size")
-    return cfg
+
+def resolve_for_launch(cfg: RunConfig) -> RunConfig:
+    """``cfg`` resolved for the processes it asks for (``--nproc``), as the launcher will start them."""
+    return resolve(cfg, cfg.nproc)
 
 
 def with_progress(console: Console, quiet: bool, call: Callable[..., RunResult], resuming: bool = False) -> RunResult:
@@ -266,16 +261,12 @@ def probe_progress(console: Console, quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
-    if args.resume is None:
-        refused = not_applying(vars(args), given_options(argv[1:]))
-        if refused:
-            raise ConfigError(refused)
     if args.nproc > 1 and not world_from_env().distributed:
         if args.resume is not None:
             raise ConfigError(RESUME_REFUSED)
-        return launch(checked_config(args), argv)
+        return launch(config_from_args(args), argv)
     if args.resume is None:
-        console.print(run_summary(run_with_progress(checked_config(args), console)))
+        console.print(run_summary(run_with_progress(config_from_args(args), console)))
         return 0
     changes = {k: getattr(args, k) for k in given_options(argv[1:])}
     call = functools.partial(resume, Path(args.resume), **changes)
@@ -294,7 +285,7 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
 def cmd_table(args: argparse.Namespace, console: Console) -> int:
     out = args.out
     args.out = RunConfig.out
-    base = checked_config(args)
+    base = config_from_args(args)
     document, folder = build_table(base, out=out, run_one=lambda cfg: run_with_progress(cfg, console))
     console.print(comparison_table(document))
     console.print(f"table: {folder / 'table.json'}", highlight=False)
@@ -310,7 +301,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) ->
     if args.resume is not None:
         return cmd_sweep_resume(args, console)
     configs, swept = configurations(args, args.run_options)
-    validate(configs, lambda values: resolve_config(checked_config(argparse.Namespace(**values))))
+    validate(configs, lambda values: resolve_for_launch(config_from_args(argparse.Namespace(**values))))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(args.out) if args.out else Path("reports/sweeps") / (args.name or stamp)
     with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
@@ -392,10 +383,10 @@ def cmd_list(console: Console) -> int:
         table.add_row("model", name, strategy.description)
     for name in MODALITIES:
         table.add_row("modality", name, f"reference depth {REFERENCE_DEPTH[name]}")
-    for name in GIM_MODES:
-        table.add_row("gim mode", name, GIM_MODE_HELP[name])
+    for name, strategy in STRATEGIES["gim"].variants.items():
+        table.add_row("gim mode", name, strategy.description)
     for name in sorted(DATASETS):
-        table.add_row("dataset", name, (DATASETS[name].__doc__ or "").strip().splitlines()[0])
+        table.add_row("dataset", name, DATASETS[name].description)
     for name, specs in PRESETS.items():
         a, v = specs["audio"], specs["vision"]
         table.add_row("preset", name, f"audio {a.channels} ch, GRU {a.hidden}, crop {a.crop_samples}; "

@@ -1,29 +1,28 @@
 """The run configuration: one dataclass, validated with errors that name the flag.
 
 ``RunConfig`` holds what the user asked for (``None`` = choose for me); ``resolve`` turns it into a
-fully specified config for a device (preset, depth, batch size, context filled in) or raises
-``ConfigError`` with a one-line message naming the flag and the allowed values.
+fully specified config for a device and a number of processes (preset, depth, batch size, context filled
+in) or raises ``ConfigError`` with a one-line message naming the flag and the allowed values. It is the
+one place every option is checked: the CLI, the Python API, the launcher and resume all call it. What a
+method allows it reads from the strategy's own description (``gimbench.strategies.base``) and what a
+dataset needs from the dataset registry, never from comparisons of names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import torch
 
-from gimbench.distributed.world import world_from_env
+from gimbench.data import DATASETS
+from gimbench.errors import ConfigError, one_line
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
 from gimbench.models.presets import PRESETS
-from gimbench.sizes import parse_size
+from gimbench.strategies import STRATEGIES, Strategy
 
-GIM_MODES = ("per-module", "summed", "sequential", "module-parallel")
-GIM_MODE_HELP = {
-    "per-module": "each module's forward, loss, backward and step before the next; its graph freed at once",
-    "summed": "the reference schedule: every module's loss summed, one backward (all graphs alive at it)",
-    "sequential": "one module trains at a time for its share of the steps; those below run without autograd",
-    "module-parallel": "each process (--nproc) trains its own modules; batches flow rank to rank (--max-inflight)",
-}
+__all__ = ["ConfigError", "RunConfig", "one_line", "parse_size", "recorded_config", "resolve"]
 DEVICES = ("auto", "cpu", "cuda")
 CONTEXTS = ("auto", "none", "pixelcnn")
 TRAIN_SPLITS = ("auto", "unlabeled", "train")
@@ -34,20 +33,33 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # Vision: at 300 steps (2,400 images) GIM and CPC were still below random features on the class
 # probe, at 1000 they lead by 9 points.
 DEFAULT_STEPS = {"audio": 2000, "vision": 1000}
-PIPELINES = ("none", "gpipe", "1f1b")  # end-to-end CPC pipelined over torchrun's processes (gimbench.distributed)
 DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 MAX_LR = 1e30  # Adam divides lr by 1 - beta1 (0.1) at the first step; above ~3e37 that overflows float32
 
 
-class ConfigError(ValueError):
-    """A user mistake in the configuration; its message is one line, naming the flag."""
+UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+         "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
 
 
-def one_line(error: BaseException, limit: int = 200) -> str:
-    """``Type: message`` of an error as one line of at most ``limit`` characters, for a ConfigError's reason."""
-    return " ".join(f"{type(error).__name__}: {error}".split())[:limit]
+def parse_size(text: str) -> int:
+    """Bytes in ``text``: KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB powers of 1024, a bare
+    number is bytes; units are case-insensitive.
+
+    Raises:
+        ValueError: with a one-line message for anything else, or a size of zero bytes.
+    """
+    match = SIZE.fullmatch(str(text))
+    unit = match.group(2).upper() if match else None
+    if unit not in UNITS:
+        raise ValueError(f"{text!r} is not a size; use e.g. 512MiB, 8GiB or 1.5GB "
+                         f"(KB/MB/GB = powers of 1000, KiB/MiB/GiB = powers of 1024)")
+    size = int(float(match.group(1)) * UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"{text!r} is zero bytes; the budget must be larger")
+    return size
 
 
 @dataclass(frozen=True)
@@ -161,29 +173,119 @@ def _check_depth(cfg: RunConfig, depth: int, preset: str) -> None:
             raise ConfigError(f"--depth {depth}: sequences become shorter than {steps} prediction steps")
 
 
-def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunConfig:
-    """A copy of ``cfg`` with every ``auto``/``None`` filled in, or ``ConfigError``.
+def flag(name: str) -> str:
+    """The command-line flag of a RunConfig field."""
+    return "--" + name.replace("_", "-")
+
+
+def method_options() -> dict[str, str]:
+    """Every option that applies to some methods only, with what it applies to in words."""
+    where: dict[str, list[str]] = {}
+    for name, method in sorted(STRATEGIES.items()):
+        if method.choice:
+            where.setdefault(method.choice, []).append(f"--model {name}")
+        for value, strategy in method.variants.items():
+            for option in strategy.options:
+                where.setdefault(option, []).append(strategy.called or (
+                    f"{flag(method.choice)} {value}" if method.choice else f"--model {name}"))
+    return {option: " or ".join(dict.fromkeys(what)) for option, what in where.items()}
+
+
+def applies(option: str, cfg: RunConfig) -> bool:
+    """Whether ``option`` (a RunConfig field) means anything for ``cfg``'s model, variant and modality."""
+    if option == "context":
+        return cfg.modality == "vision"
+    method = STRATEGIES.get(cfg.model)
+    if method is None:
+        return True
+    strategy = method.variants.get(getattr(cfg, method.choice) if method.choice else "")
+    if option == "depth":
+        return strategy is None or strategy.depth is None
+    if option not in method_options():
+        return True
+    return strategy is not None and option in method.options(cfg) or option == method.choice
+
+
+def _refuse_options_not_applying(cfg: RunConfig) -> None:
+    """An option set (away from its default) for a method it means nothing to is refused, not recorded."""
+    for option, what in method_options().items():
+        value = getattr(cfg, option)
+        if value != getattr(RunConfig, option) and not applies(option, cfg):
+            raise ConfigError(f"{flag(option)} {value} applies to {what} only (this run is --model {cfg.model}); "
+                              "drop it")
+
+
+def _check_data(cfg: RunConfig, strategy: type[Strategy]) -> None:
+    dataset = DATASETS[cfg.data]
+    if dataset.modality is not None and cfg.modality != dataset.modality:
+        raise ConfigError(f"--data {cfg.data} is a dataset of {dataset.modality}; use --modality {dataset.modality}")
+    if dataset.needs_root and cfg.data_root is None:
+        raise ConfigError(f"--data {cfg.data} needs --data-root PATH (see `gimbench data check --help`)")
+    if not dataset.needs_root and cfg.data_root is not None:
+        raise ConfigError(f"--data-root is for real datasets; --data {cfg.data} is generated in process")
+    if cfg.train_split != "auto" and cfg.modality != "vision":
+        raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
+    if cfg.train_split == "unlabeled" and strategy.loss == "classifier":
+        raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
+
+
+def _check_processes(cfg: RunConfig, strategy: type[Strategy], processes: int, depth: int, batch_size: int) -> None:
+    """The options of a run on ``processes`` processes, and of strategies that spread modules over them."""
+    if processes == 1 and cfg.nproc > 1:
+        raise ConfigError(f"--nproc {cfg.nproc}: start the run with `gimbench run --nproc {cfg.nproc}` or torchrun "
+                          "(the Python API runs one process)")
+    if processes > 1 and cfg.nproc not in (1, processes):
+        raise ConfigError(f"--nproc {cfg.nproc}: torchrun started {processes} processes")
+    if processes > 1 and cfg.find_max_batch:
+        raise ConfigError("--find-max-batch searches with one process: run it with --nproc 1, then train with "
+                          "--nproc N and --batch-size set to N times the size it found")
+    if strategy.spreads:
+        what = f"{flag(STRATEGIES[cfg.model].choice)} {getattr(cfg, STRATEGIES[cfg.model].choice)}"
+        if processes < 2:
+            raise ConfigError(f"{what} spreads the modules over processes: run it with --nproc N (N >= 2) or torchrun")
+        if processes > depth:
+            raise ConfigError(f"{what}: {processes} processes cannot split {depth} modules (use --nproc <= --depth)")
+        for option in ("checkpoint_every", "find_max_batch"):
+            if getattr(cfg, option):
+                raise ConfigError(f"{flag(option)} is not supported with {what}")
+    elif processes > 1 and batch_size % processes:
+        raise ConfigError(f"--batch-size {batch_size} is the global batch of the {processes} processes "
+                          f"(--nproc); it must be divisible by {processes}")
+
+
+def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> RunConfig:
+    """A copy of ``cfg`` with every ``auto``/``None`` filled in and ``nproc`` set to ``processes``, or ``ConfigError``.
 
     Args:
         cfg: what the user asked for.
-        models: registered model (strategy) names.
-        datasets: registered dataset names.
+        processes: how many processes will train it: torchrun's world size, or ``--nproc`` where the launcher
+            checks a run before starting them; 1 for a run in this process.
+        recorded: ``cfg`` is one a run recorded (resume, probe), already resolved once: its batch size may be
+            the one ``--find-max-batch`` found.
     """
     _check_types(cfg)
-    _choice("--model", cfg.model, models)
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ConfigError(f"--nproc: {processes!r} is not a number of processes")
+    _choice("--model", cfg.model, sorted(STRATEGIES))
+    method = STRATEGIES[cfg.model]
+    if method.choice:
+        _choice(flag(method.choice), getattr(cfg, method.choice), list(method.variants))
+    strategy = method.variant(cfg)
     _choice("--modality", cfg.modality, MODALITIES)
-    _choice("--gim-mode", cfg.gim_mode, GIM_MODES)
+    if cfg.modality not in strategy.modalities:
+        raise ConfigError(f"--model {cfg.model} is for --modality {' or '.join(strategy.modalities)}")
     _choice("--preset", cfg.preset, ("auto", *PRESETS))
     _choice("--context", cfg.context, CONTEXTS)
-    _choice("--data", cfg.data, datasets)
+    _choice("--data", cfg.data, sorted(DATASETS))
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
-    _choice("--pipeline", cfg.pipeline, PIPELINES)
-    if cfg.train_split != "auto" and cfg.modality != "vision":
-        raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
+    _refuse_options_not_applying(cfg)
+    _check_data(cfg, strategy)
     _check_numbers(cfg)
     if cfg.find_max_batch != (cfg.memory_budget is not None):
         raise ConfigError("--find-max-batch and --memory-budget go together: the search needs a budget, "
                           "and the budget is only used by the search")
+    if cfg.find_max_batch and cfg.batch_size is not None and not recorded:
+        raise ConfigError("--batch-size and --find-max-batch exclude each other: the search picks the batch size")
     if cfg.memory_budget is not None:
         try:
             parse_size(cfg.memory_budget)
@@ -192,57 +294,29 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     device = resolve_device(cfg.device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]
-    if cfg.model == "mfcc":
-        if cfg.modality != "audio":
-            raise ConfigError("--model mfcc is an audio baseline; use --modality audio")
-        if cfg.depth not in (None, 1):
-            raise ConfigError("--depth: --model mfcc has one module (the MFCC front end); use --depth 1 or omit it")
-        depth = 1
+    if strategy.depth is not None:
+        if cfg.depth not in (None, strategy.depth):
+            raise ConfigError(f"--depth: --model {cfg.model} has {strategy.depth} module(s); use --depth "
+                              f"{strategy.depth} or omit it")
+        depth = strategy.depth
     _check_depth(cfg, depth, preset)
     steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS[cfg.modality]
-    if cfg.gim_mode == "sequential" and cfg.model == "gim" and steps < depth:
-        raise ConfigError(f"--gim-mode sequential needs --steps >= --depth ({depth}), got {steps}")
+    if steps < strategy.cycle(depth):
+        raise ConfigError(f"{flag(method.choice or 'model')} {getattr(cfg, method.choice or 'model')} needs "
+                          f"--steps >= --depth ({depth}), got {steps}")
     context = cfg.context
     if context == "auto":
-        context = "pixelcnn" if cfg.modality == "vision" and cfg.model == "cpc" else "none"
+        context = strategy.vision_context if cfg.modality == "vision" else "none"
     if context == "pixelcnn" and cfg.modality != "vision":
         raise ConfigError("--context pixelcnn applies to --modality vision only (audio's context is the GRU)")
     spec = PRESETS[preset][cfg.modality]
     batch_size = cfg.batch_size or spec.batch_size
-    micro_batches = spread_over_processes(cfg, depth, batch_size)
-    return dataclasses.replace(cfg, device=device, preset=preset, depth=depth, context=context, steps=steps,
-                               batch_size=batch_size, lr=cfg.lr or spec.lr, micro_batches=micro_batches)
-
-
-def spread_over_processes(cfg: RunConfig, depth: int, batch_size: int) -> int | None:
-    """Checks the options of modes that spread modules over processes; returns the resolved ``--micro-batches``.
-
-    Module-parallel GIM and pipelined CPC need at least two processes (``--nproc``, or torchrun's world) and
-    at most one per module; a pipeline cuts each batch into equal micro-batches.
-    """
-    if cfg.pipeline != "none" and cfg.model != "cpc":
-        raise ConfigError("--pipeline applies to --model cpc (GIM spreads its modules with --gim-mode module-parallel)")
-    if cfg.micro_batches is not None and cfg.pipeline == "none":
-        raise ConfigError("--micro-batches applies to a pipelined run (--pipeline gpipe or 1f1b)")
-    flag = f"--pipeline {cfg.pipeline}" if cfg.pipeline != "none" else (
-        "--gim-mode module-parallel" if (cfg.model, cfg.gim_mode) == ("gim", "module-parallel") else None)
-    if flag is None:
-        return None
-    world = world_from_env()
-    size = world.size if world.distributed else cfg.nproc
-    if size < 2:
-        raise ConfigError(f"{flag} spreads the modules over processes: run it with --nproc N (N >= 2) or torchrun")
-    if size > depth:
-        raise ConfigError(f"{flag}: {size} processes cannot split {depth} modules (use --nproc <= --depth)")
-    for option, value in (("--checkpoint-every", cfg.checkpoint_every), ("--find-max-batch", cfg.find_max_batch)):
-        if value:
-            raise ConfigError(f"{option} is not supported with {flag}")
-    if cfg.pipeline == "none":
-        return None
-    micro = DEFAULT_MICRO_BATCHES if cfg.micro_batches is None else cfg.micro_batches
-    _positive("--micro-batches", micro)
-    if batch_size % micro:
-        raise ConfigError(f"--micro-batches {micro} must divide the batch size ({batch_size})")
-    if cfg.pipeline == "1f1b" and micro < size:
-        raise ConfigError(f"--pipeline 1f1b needs --micro-batches >= the number of processes ({size}), got {micro}")
-    return micro
+    _check_processes(cfg, strategy, processes, depth, batch_size)
+    micro_batches = cfg.micro_batches
+    if micro_batches is None and applies("micro_batches", cfg):
+        micro_batches = DEFAULT_MICRO_BATCHES
+    resolved = dataclasses.replace(cfg, device=device, preset=preset, depth=depth, context=context, steps=steps,
+                                   batch_size=batch_size, lr=cfg.lr or spec.lr, micro_batches=micro_batches,
+                                   nproc=processes)
+    strategy.check(resolved, processes)
+    return resolved

@@ -7,9 +7,14 @@ codes along time, vision InfoNCE predicts grid rows below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Every rank's rows of a data-parallel batch, and where this rank's start (gimbench.distributed.data_parallel).
+Gather = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
 
 
 def info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
@@ -31,15 +36,15 @@ class SampledNegatives(nn.Module):
       in a step: module-parallel GIM, where other processes run the other modules, draws exactly the
       negatives the single-process schedule draws. The generator's state is the head's extra state, so
       it travels in ``state_dict`` and checkpoints.
-    - **Whole batch.** Under data parallelism ``batch_group`` is the process group whose ranks split the
-      batch in equal slices; the head gathers every rank's rows (the gather carries gradients back to
-      their owners) and draws over the global batch, as one process would, keeping its own slice's draws.
+    - **Whole batch.** Under data parallelism, where ranks split the batch in equal slices, the head is
+      called with a ``gather`` function that returns every rank's rows (the gather carries gradients back
+      to their owners) and where this rank's start; it draws over the global batch, as one process would,
+      keeping its own slice's draws.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-        self.batch_group = None  # a torch.distributed group when data-parallel ranks split the batch
 
     def draw(self, high: int, size: tuple[int, ...], device: torch.device) -> torch.Tensor:
         """Uniform integers in [0, high) of ``size`` from this head's generator, on ``device``. To a GPU they go
@@ -50,15 +55,10 @@ class SampledNegatives(nn.Module):
             return drawn.to(device)
         return drawn.pin_memory().to(device, non_blocking=True)
 
-    def whole_batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+    @staticmethod
+    def whole_batch(rows: torch.Tensor, gather: Gather | None) -> tuple[torch.Tensor, int]:
         """Every rank's ``rows`` concatenated along dim 0, and where this rank's start; ``(rows, 0)`` alone."""
-        if self.batch_group is None:
-            return rows, 0
-        import torch.distributed as dist
-        from torch.distributed.nn.functional import all_gather
-
-        parts = all_gather(rows.contiguous(), group=self.batch_group)
-        return torch.cat(parts), dist.get_rank(self.batch_group) * len(rows)
+        return (rows, 0) if gather is None else gather(rows)
 
     def get_extra_state(self) -> torch.Tensor:
         return self.generator.get_state()
@@ -86,12 +86,13 @@ class AudioInfoNCE(SampledNegatives):
         self.predictor = nn.Linear(context_dim, code_dim * steps, bias=False)
 
     def forward(
-        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None
+        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None,
+        gather: Gather | None = None,
     ) -> torch.Tensor:
         """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar. Labels are not used."""
         codes = (module_input if self.codes_from_input else module_output).transpose(1, 2)
         b, length, c = codes.shape
-        everyone, first = self.whole_batch(codes)
+        everyone, first = self.whole_batch(codes, gather)
         width = length if self.window is None else min(self.window, length)
         start = int(self.draw(length - width + 1, (), torch.device("cpu"))) if width < length else 0
         drawn = self.draw(len(everyone) * length, (len(everyone), width, self.negatives), codes.device)
@@ -153,7 +154,8 @@ class VisionInfoNCE(SampledNegatives):
         self.predictors = nn.ModuleList(nn.Conv2d(channels, channels, 1, bias=False) for _ in range(steps))
 
     def forward(
-        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None
+        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None,
+        gather: Gather | None = None,
     ) -> torch.Tensor:
         """Loss of per-patch maps (B*P, C, h, w); scalar. Labels are not used."""
         pooled = module_output.mean(dim=(2, 3))  # (B*P, C)
@@ -162,7 +164,7 @@ class VisionInfoNCE(SampledNegatives):
         context = codes if self.context is None else self.context(codes.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         weights = torch.stack([p.weight[:, :, 0, 0] for p in self.predictors])  # (K, C_out, C_in)
         predicted = torch.einsum("bhwc,kcd->bkhwd", context, weights)
-        everyone, first = self.whole_batch(pooled)
+        everyone, first = self.whole_batch(pooled, gather)
         drawn = self.draw(len(everyone), (len(everyone) // (g * g), g, g, self.negatives), pooled.device)
         local = drawn[first // (g * g) : first // (g * g) + len(codes)]
         negative = torch.einsum("bkhwd,bhwnd->bkhwn", predicted, everyone[local])

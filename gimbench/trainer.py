@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ import torch
 
 from gimbench.data import Source
 from gimbench.data.loading import BatchStream
+from gimbench.device import clock
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.strategies import Strategy
@@ -44,27 +44,30 @@ class History:
     data_seconds: list[float] = field(default_factory=list)
 
 
-def device_sync(device: torch.device) -> Callable[[], None]:
-    """A function that waits for the device's queued work; a no-op on the CPU."""
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+@dataclass(frozen=True)
+class Parts:
+    """What a run trains, built once from its config (``gimbench.runs.build``); a distributed engine wraps them
+    (slices the data, wraps the strategy, keeps this rank's modules) before the ``Trainer`` is made."""
+
+    network: Network
+    strategy: Strategy
+    source: Source
+    optimizers: list  # one per module; None for a module with nothing to train
+    device: torch.device
 
 
 @dataclass
 class Trainer:
-    """Runs ``steps`` steps of ``strategy`` on batches from ``source``.
+    """Runs ``steps`` steps of the parts' strategy on batches from their source.
 
     ``meter_for(step)`` picks the meter each step reports to (the null meter unless profiling
     asks otherwise), so measurement never runs on steps it does not measure; ``after_batch`` hears
     each step's batch once the step is done (profiling measures the greedy floor on it). ``step``, ``generator``
     (the data position) and ``history`` carry over between ``fit`` calls and through checkpoints.
+    Everything it calls is given at construction; nothing outside changes it afterwards.
     """
 
-    network: Network
-    strategy: Strategy
-    source: Source
-    device: torch.device
+    parts: Parts
     batch_size: int
     seed: int
     meter_for: Callable[[int], Meter] = lambda step: NULL_METER
@@ -74,11 +77,39 @@ class Trainer:
     after_batch: Callable[[int, torch.Tensor, torch.Tensor], None] = lambda step, x, y: None  # (step, batch)
 
     def __post_init__(self) -> None:
-        self.network.to(self.device).train()
-        self.optimizers = self.strategy.make_optimizers(self.network)
+        self.network.train()
         self.generator = torch.Generator().manual_seed(self.seed)
         self.history = History()
         self.step = 0  # steps done
+
+    @property
+    def network(self) -> Network:
+        return self.parts.network
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.parts.strategy
+
+    @property
+    def source(self) -> Source:
+        return self.parts.source
+
+    @property
+    def optimizers(self) -> list:
+        return self.parts.optimizers
+
+    @property
+    def device(self) -> torch.device:
+        return self.parts.device
+
+    def restore(self, step: int, history: History, data_position: torch.Tensor) -> None:
+        """Continue from a checkpoint: ``step`` steps done, what they observed, the data generator's state."""
+        self.step, self.history = step, history
+        self.generator.set_state(data_position)
+
+    def rewind(self, step: int) -> None:
+        """Make ``step`` the next step to run (the benchmark stepper cycles through one schedule)."""
+        self.step = step
 
     def fit(self, steps: int) -> History:
         """Train until ``steps`` steps are done or ``should_stop()``; returns what was observed.
@@ -94,19 +125,17 @@ class Trainer:
 
     def _fit(self, steps: int, batches: BatchStream) -> History:
         optimizers, history = self.optimizers, self.history
-        sync = device_sync(self.device)
+        now = clock(self.device)  # reads after the device's queued work is done
         while self.step < steps and not self.should_stop():
             step = self.step
-            t0 = time.perf_counter()
+            t0 = now()
             x, y = next(batches)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            sync()
-            t1 = time.perf_counter()
+            t1 = now()
             meter = self.meter_for(step)
             with meter.step():
                 losses = self.strategy.step(self.network, optimizers, x, meter, step, labels=y)
-            sync()
-            t2 = time.perf_counter()
+            t2 = now()
             values = [None if loss is None else float(loss) for loss in losses]
             for k, value in enumerate(values):
                 if value is not None and not math.isfinite(value):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gimbench.config import RunConfig
-from gimbench.runs.run import build, resolve_config
+from gimbench.runs.build import build
+from gimbench.runs.run import resolve_config
 
 INPUT_SHAPES = {"audio": (1, 5120), "vision": (1, 64, 64)}
 
@@ -14,8 +15,8 @@ INPUT_SHAPES = {"audio": (1, 5120), "vision": (1, 64, 64)}
 def tiny(model: str = "gim", modality: str = "audio", **options):
     """(resolved config, network, strategy) at the tiny preset on CPU."""
     cfg = resolve_config(RunConfig(model=model, modality=modality, preset="tiny", device="cpu", **options))
-    network, strategy = build(cfg)
-    return cfg, network, strategy
+    parts = build(cfg)
+    return cfg, parts.network, parts.strategy
 
 
 def batch(modality: str, size: int = 4, seed: int = 0) -> torch.Tensor:

@@ -13,11 +13,12 @@ import torch
 
 import gimbench
 from gimbench.cli import main
-from gimbench.config import DEFAULT_STEPS, GIM_MODES, RunConfig
+from gimbench.config import DEFAULT_STEPS, RunConfig
 from gimbench.models import MODALITIES
 from gimbench.runs.run import resolve_config
 from gimbench.strategies import STRATEGIES
 
+GIM_MODES = list(STRATEGIES["gim"].variants)
 SINGLE_PROCESS_MODES = [g for g in GIM_MODES if g != "module-parallel"]  # that one: tests/test_module_parallel.py
 RUNS = [(m, mod, g) for m in sorted(STRATEGIES) for mod in MODALITIES
         for g in (SINGLE_PROCESS_MODES if m == "gim" else ("per-module",)) if (m, mod) != ("mfcc", "vision")]

@@ -16,7 +16,8 @@ import torch
 
 from gimbench.cli import main
 from gimbench.config import ConfigError, RunConfig
-from gimbench.runs.run import build, resolve_config, run
+from gimbench.runs.build import build
+from gimbench.runs.run import resolve_config, run
 
 TINY = ["--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--batch-size", "4", "--warmup-steps", "1",
         "--profile-steps", "1", "--memory-steps", "1"]
@@ -64,8 +65,8 @@ def test_data_parallel_matches_one_process(tmp_path, model, start):
     assert split.keys() == whole.keys()
     trained = [k for k in whole if whole[k].is_floating_point()]
     assert trained and all(torch.allclose(split[k], whole[k], atol=1e-5) for k in trained)
-    initial, _ = build(resolve_config(RunConfig(model=model, depth=3, preset="tiny", device="cpu", batch_size=4)))
-    start = initial.state_dict()
+    initial = build(resolve_config(RunConfig(model=model, depth=3, preset="tiny", device="cpu", batch_size=4)))
+    start = initial.network.state_dict()
     assert sum(not torch.allclose(whole[k], start[k], atol=1e-4) for k in trained) > len(trained) // 2  # trained
 
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from gimbench.cli import main
+from gimbench.config import parse_size
 from gimbench.runs.maxbatch import search
-from gimbench.sizes import parse_size
 
 RUN = ["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--model", "gim", "--depth", "2",
        "--steps", "2", "--warmup-steps", "1", "--profile-steps", "0", "--memory-steps", "1"]

@@ -20,7 +20,7 @@ from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.nvml import NvmlSampler, device_handle
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.profiling.tracker import CATEGORIES, TensorTracker
-from gimbench.trainer import Trainer
+from gimbench.trainer import Parts, Trainer
 
 SCRATCH = 3 * 2**20  # bytes the op below allocates inside its kernel and frees before returning
 
@@ -276,9 +276,10 @@ def test_a_missing_nvml_is_a_note():
 
 def test_profiled_run_reports_allocator_figures_and_no_floor_without_isolation():
     cfg, network, strategy = tiny("gim", "audio", depth=2)
-    trainer = Trainer(network, strategy, RandomAudio(), CPU, cfg.batch_size, cfg.seed)
-    profiler = Profiler(plan(3, 1, 0, 1), network, trainer.optimizers, CPU)
-    trainer.meter_for = profiler.meter_for
+    optimizers = strategy.make_optimizers(network)
+    profiler = Profiler(plan(3, 1, 0, 1), network, optimizers, CPU)
+    trainer = Trainer(Parts(network, strategy, RandomAudio(), optimizers, CPU), cfg.batch_size, cfg.seed,
+                      meter_for=profiler.meter_for)
     trainer.fit(3)
     step = profiler.step_memory()
     assert profiler.backend == "cpu-allocator"

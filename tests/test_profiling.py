@@ -26,7 +26,7 @@ from gimbench.profiling.profile import Profiler, plan
 from gimbench.runs.run import resolve_config
 from gimbench.strategies import make_strategy
 from gimbench.strategies.alone import alone_peaks
-from gimbench.trainer import Trainer
+from gimbench.trainer import Parts, Trainer
 
 CPU = torch.device("cpu")
 F32 = 4  # bytes per float32 element
@@ -85,9 +85,10 @@ class RandomAudio:
 def profiled_fit(model: str, mode: str, kinds: list[str], depth: int = 3):
     """Train tiny audio through a Trainer with a Profiler; (profiler, history, network)."""
     cfg, network, strategy = tiny(model, "audio", gim_mode=mode, depth=depth)
-    trainer = Trainer(network, strategy, RandomAudio(), CPU, cfg.batch_size, cfg.seed)
-    profiler = Profiler(kinds, network, trainer.optimizers, CPU)
-    trainer.meter_for = profiler.meter_for
+    optimizers = strategy.make_optimizers(network)
+    profiler = Profiler(kinds, network, optimizers, CPU)
+    trainer = Trainer(Parts(network, strategy, RandomAudio(), optimizers, CPU), cfg.batch_size, cfg.seed,
+                      meter_for=profiler.meter_for)
     torch.manual_seed(cfg.seed)
     history = trainer.fit(len(kinds))
     return profiler, history, network
@@ -303,11 +304,12 @@ def test_plan_respects_order_and_counts_for_every_small_run():
 def floors_and_peaks(model: str, mode: str, steps: int = 9, depth: int = 3):
     """A tiny audio run's profiler with memory steps over the whole schedule and the floor measured."""
     cfg, network, strategy = tiny(model, "audio", gim_mode=mode, depth=depth, steps=steps)
-    trainer = Trainer(network, strategy, RandomAudio(), CPU, cfg.batch_size, cfg.seed)
+    optimizers = strategy.make_optimizers(network)
     kinds = plan(steps, 1, 0, 1, trains=lambda step: strategy.trained_at(step, depth))
-    profiler = Profiler(kinds, network, trainer.optimizers, CPU,
-                        isolate=partial(alone_peaks, strategy, network, trainer.optimizers, device=CPU))
-    trainer.meter_for, trainer.after_batch = profiler.meter_for, profiler.after_step
+    profiler = Profiler(kinds, network, optimizers, CPU,
+                        isolate=partial(alone_peaks, strategy, network, optimizers, device=CPU))
+    trainer = Trainer(Parts(network, strategy, RandomAudio(), optimizers, CPU), cfg.batch_size, cfg.seed,
+                      meter_for=profiler.meter_for, after_batch=profiler.after_step)
     torch.manual_seed(cfg.seed)
     trainer.fit(steps)
     return profiler
@@ -344,7 +346,8 @@ def test_floor_measurement_leaves_training_untouched(deterministic):
     measured = floors_and_peaks("gim", "per-module", steps=4)
     assert measured.isolated is not None
     cfg, network, strategy = tiny("gim", "audio", depth=3, steps=4)
-    trainer = Trainer(network, strategy, RandomAudio(), CPU, cfg.batch_size, cfg.seed)
+    trainer = Trainer(Parts(network, strategy, RandomAudio(), strategy.make_optimizers(network), CPU),
+                      cfg.batch_size, cfg.seed)
     torch.manual_seed(cfg.seed)
     trainer.fit(4)
     for (name, a), (_, b) in zip(measured.network.named_parameters(), network.named_parameters(), strict=True):

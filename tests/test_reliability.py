@@ -18,7 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gimbench.cli import checked_config, main, make_parser
+from gimbench.cli import config_from_args, main, make_parser
 from gimbench.config import ConfigError, RunConfig
 from gimbench.results.schema import write_json_atomic
 from gimbench.runs.failures import RunEnded
@@ -26,7 +26,7 @@ from gimbench.runs.folder import check_name
 from gimbench.runs.resume import resume
 from gimbench.runs.run import resolve_config, run
 
-RUN_MODULE = sys.modules["gimbench.runs.run"]  # the package exports the function ``run`` under the same name
+BUILD_MODULE = sys.modules["gimbench.runs.build"]  # where every run builds its network
 
 TINY = dict(preset="tiny", device="cpu", depth=2, batch_size=2, warmup_steps=1, profile_steps=1, memory_steps=0,
             probe=False, quiet=True)
@@ -116,7 +116,7 @@ def test_sigint_mid_run_leaves_a_resumable_run(tmp_path, capsys):
 
 def poison(monkeypatch, module: int, from_call: int, effect):
     """Make encoder module ``module`` call ``effect(output)`` from its ``from_call``-th forward on."""
-    build = RUN_MODULE.network_for
+    build = BUILD_MODULE.network_for
     calls = [0]
 
     def hook(_module, _inputs, output):
@@ -128,7 +128,7 @@ def poison(monkeypatch, module: int, from_call: int, effect):
         network.encoder[module].register_forward_hook(hook)
         return network
 
-    monkeypatch.setattr(RUN_MODULE, "network_for", network_for)
+    monkeypatch.setattr(BUILD_MODULE, "network_for", network_for)
 
 
 def test_nan_loss_fails_naming_module_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -275,7 +275,7 @@ VALUES = st.one_of(
 
 def parse_and_resolve(argv: list[str]) -> RunConfig:
     """What ``gimbench run ARGV`` does before it creates anything: parse, check, resolve, check the name."""
-    cfg = resolve_config(checked_config(make_parser().parse_args(["run", *argv])))
+    cfg = resolve_config(config_from_args(make_parser().parse_args(["run", *argv])))
     if cfg.name is not None:
         check_name(cfg.name)
     return cfg

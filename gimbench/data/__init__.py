@@ -10,12 +10,13 @@ read from ``--data-root`` and never downloaded; what they leave out is counted i
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
-from gimbench.config import ConfigError, RunConfig
 from gimbench.data.problems import Skips
 from gimbench.models.presets import PRESETS
 from gimbench.probe import ProbeTask
@@ -112,26 +113,28 @@ class SyntheticVision:
         return {"train_split": self.train_split, "train_examples": len(self.images.images)}
 
 
-def vision_train_split(cfg: RunConfig, labelled: bool) -> str:
-    """The image split training draws from: ``--train-split``, or by default unlabeled (train if ``labelled``)."""
+def vision_train_split(cfg, labelled: bool) -> str:
+    """The image split training draws from: ``--train-split``, or by default unlabeled (train if ``labelled``);
+    ``config.resolve`` has refused the unlabeled split for a method that trains on labels."""
     if cfg.train_split == "auto":
         return "train" if labelled else "unlabeled"
-    if cfg.train_split == "unlabeled" and labelled:
-        raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
     return cfg.train_split
 
 
-def data_root(cfg: RunConfig, modality: str) -> Path:
-    """``--data-root`` of a real dataset, checked against the modality."""
-    if cfg.modality != modality:
-        raise ConfigError(f"--data {cfg.data} is a dataset of {modality}; use --modality {modality}")
-    if cfg.data_root is None:
-        raise ConfigError(f"--data {cfg.data} needs --data-root PATH (see `gimbench data check --help`)")
-    return Path(cfg.data_root)
+@dataclass(frozen=True)
+class Dataset:
+    """A registered ``--data``: how to build its source for a resolved config, and what ``config.resolve`` checks."""
+
+    build: Callable[..., Source]  # (cfg, labelled) -> Source
+    modality: str | None  # the modality it holds; None: both (generated to order)
+    needs_root: bool  # read from --data-root
+
+    @property
+    def description(self) -> str:
+        return (self.build.__doc__ or "").strip().splitlines()[0]
 
 
-@DATASETS.register("synthetic")
-def synthetic(cfg: RunConfig, labelled: bool = False) -> Source:
+def _synthetic(cfg, labelled: bool = False) -> Source:
     """The embedded default: generated in process from a fixed seed, no files."""
     spec = PRESETS[cfg.preset][cfg.modality]
     if cfg.modality == "audio":
@@ -139,23 +142,25 @@ def synthetic(cfg: RunConfig, labelled: bool = False) -> Source:
     return SyntheticVision(spec.crop, vision_train_split(cfg, labelled))
 
 
-@DATASETS.register("stl10")
-def stl10(cfg: RunConfig, labelled: bool = False) -> Source:
+def _stl10(cfg, labelled: bool = False) -> Source:
     """STL-10 binary release from --data-root: grayscale, unlabeled split for training, train/test probes."""
     from gimbench.data.stl10 import Stl10
 
-    root = data_root(cfg, "vision")
-    return Stl10(root, PRESETS[cfg.preset]["vision"].crop, vision_train_split(cfg, labelled))
+    return Stl10(Path(cfg.data_root), PRESETS[cfg.preset]["vision"].crop, vision_train_split(cfg, labelled))
 
 
-@DATASETS.register("librispeech")
-def librispeech(cfg: RunConfig, labelled: bool = False) -> Source:
+def _librispeech(cfg, labelled: bool = False) -> Source:
     """LibriSpeech train-clean-100 with the CPC splits and phone labels from --data-root."""
     from gimbench.data.librispeech import LibriSpeech
 
-    return LibriSpeech(data_root(cfg, "audio"), PRESETS[cfg.preset]["audio"].crop_samples)
+    return LibriSpeech(Path(cfg.data_root), PRESETS[cfg.preset]["audio"].crop_samples)
 
 
-def make_source(cfg: RunConfig, *, labelled: bool = False) -> Source:
+DATASETS.register("synthetic")(Dataset(_synthetic, modality=None, needs_root=False))
+DATASETS.register("stl10")(Dataset(_stl10, modality="vision", needs_root=True))
+DATASETS.register("librispeech")(Dataset(_librispeech, modality="audio", needs_root=True))
+
+
+def make_source(cfg, *, labelled: bool = False) -> Source:
     """The training source for a resolved config; ``labelled`` when the method trains on labels."""
-    return DATASETS[cfg.data](cfg, labelled)
+    return DATASETS[cfg.data].build(cfg, labelled)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gimbench.config import ConfigError
+from gimbench.errors import ConfigError
 
 EXAMPLES = 5  # paths kept per reason
 

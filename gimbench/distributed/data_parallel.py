@@ -4,9 +4,9 @@ Each trainable part a module owns (``encoder[k]``, head k) is wrapped in its own
 ``DistributedDataParallel``, so module k's gradients are all-reduced as soon as its backward finishes
 (under ``gim`` per-module, before module k+1 runs). The strategy receives a ``DataParallelView`` in
 place of the network; the trainer, checkpoints, probes and checksums keep the plain network (its
-state_dict has no ``module.`` prefixes). The InfoNCE heads draw negatives over the gathered global
-batch (``batch_group``), so with the same global batch and seed N processes train the same parameters
-as one, up to float rounding.
+state_dict has no ``module.`` prefixes). The InfoNCE heads are handed a gather function
+(``gather_batch``) and draw negatives over the gathered global batch, so with the same global batch and
+seed N processes train the same parameters as one, up to float rounding.
 
 Data is not sharded: every rank draws the whole global batch with the run's seeded generator and keeps
 its slice, which is what makes the runs equal; the cost shows in each rank's ``data_wait_ms``.
@@ -15,13 +15,14 @@ its slice, which is what makes the runs equal; the cost shows in each rank's ``d
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import RunConfig
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.losses import SampledNegatives
 
@@ -34,6 +35,29 @@ def _parallel(module: nn.Module, device: torch.device, trained: bool) -> nn.Modu
                                    broadcast_buffers=False)
 
 
+def gather_batch(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Every rank's ``rows`` concatenated along dim 0 (the gather carries gradients back to their owners), and
+    where this rank's rows start."""
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(rows.contiguous())), dist.get_rank() * len(rows)
+
+
+class Gathering(nn.Module):
+    """A loss head called with ``gather_batch``: it draws its negatives over the global batch."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, module_input: torch.Tensor, module_output: torch.Tensor, labels=None) -> torch.Tensor:
+        return self.head(module_input, module_output, labels, gather=gather_batch)
+
+
+def _head(head: nn.Module) -> nn.Module:
+    return Gathering(head) if isinstance(head, SampledNegatives) else head
+
+
 class DataParallelView:
     """The network as strategies see it under data parallelism: the same interface as ``Network``
     (``encoder``, ``head(k)``, ``names``, ``len``, ``owned_parameters``), each part of a trained module
@@ -42,7 +66,8 @@ class DataParallelView:
     def __init__(self, network, device: torch.device, trained: list[bool]) -> None:
         self.network, self.names = network, network.names
         self.encoder = [_parallel(module, device, trained[k]) for k, module in enumerate(network.encoder)]
-        self.heads = {k: _parallel(network.head(k), device, trained[k]) for k in range(len(network)) if network.head(k)}
+        self.heads = {k: _parallel(_head(network.head(k)), device, trained[k]) for k in range(len(network))
+                      if network.head(k)}
 
     def __len__(self) -> int:
         return len(self.network)
@@ -98,18 +123,11 @@ class SlicedSource:
 class DataParallel(Engine):
     mode = "data-parallel"
 
-    def check(self, cfg: RunConfig, size: int) -> None:
-        if cfg.batch_size % size:
-            raise ConfigError(f"--batch-size {cfg.batch_size} is the global batch of the {size} processes "
-                              f"(--nproc); it must be divisible by {size}")
-
-    def prepare(self, trainer, world, device) -> None:
-        trainer.source = SlicedSource(trainer.source, world.rank, world.size)
-        for module in trainer.network.modules():
-            if isinstance(module, SampledNegatives):
-                module.batch_group = dist.group.WORLD
-        trained = [optimizer is not None for optimizer in trainer.optimizers]
-        trainer.strategy = DataParallelStrategy(trainer.strategy, DataParallelView(trainer.network, device, trained))
+    def wrap(self, parts, world):
+        trained = [optimizer is not None for optimizer in parts.optimizers]
+        view = DataParallelView(parts.network, parts.device, trained)
+        return replace(parts, source=SlicedSource(parts.source, world.rank, world.size),
+                       strategy=DataParallelStrategy(parts.strategy, view))
 
     def local_batch(self, cfg: RunConfig, world) -> int:
         return cfg.batch_size // world.size

@@ -1,7 +1,8 @@
 """Distributed modes, registered by the name results.json's ``distributed.mode`` records.
 
-A run under torchrun trains with the engine of its mode. The engine adapts the run's trainer to the
-world (wraps the strategy, slices the data, or replaces the loop) and says what each rank's row holds;
+A run under torchrun trains with the engine of its mode. The engine wraps the run's parts for the world
+before the trainer is made (wraps the strategy, slices the data, keeps this rank's modules) and says what
+each rank's row holds;
 everything else (run folder, stop agreement, gathering rows, results) is the run plumbing's
 (``gimbench.distributed.runtime``), shared by every mode.
 """
@@ -27,11 +28,9 @@ class Engine:
     mode = ""
     agreed_failures = AGREED_FAILURES
 
-    def check(self, cfg: RunConfig, size: int) -> None:
-        """``ConfigError`` when ``cfg`` cannot run on ``size`` processes (also checked by the launcher)."""
-
-    def prepare(self, trainer, world, device) -> None:
-        """Adapt a freshly built ``Trainer`` (and its source, strategy) to this rank of ``world``."""
+    def wrap(self, parts, world):
+        """The run's ``Parts`` (``gimbench.trainer``) as this rank of ``world`` trains them."""
+        return parts
 
     def modules(self, network, world) -> list[int]:
         """The indices of the modules this rank trains."""
@@ -45,25 +44,12 @@ class Engine:
         """Share of this rank's step wall time spent waiting on peers; ``None`` where not measured."""
         return None
 
-    def stop_rule(self, runtime, stop, trainer) -> Callable[[], bool]:
+    def stop_rule(self, runtime, stop, parts) -> Callable[[], bool]:
         """What the trainer asks before each step: by default a stop any rank received, agreed on by all."""
         return runtime.agreed_stop(stop)
 
-    def after_fit(self, trainer, build: Callable) -> None:
-        """After training (complete or stopped, every rank at the same step): put together on rank 0 what the
-        run's results describe; ``build()`` makes a fresh network of the run's configuration."""
-
-
-def mode_of(cfg: RunConfig) -> str:
-    """The distributed mode a config asks for when it runs on several processes."""
-    if cfg.model == "cpc" and cfg.pipeline != "none":
-        return f"pipeline-{cfg.pipeline}"
-    return "module-parallel" if cfg.model == "gim" and cfg.gim_mode == "module-parallel" else "data-parallel"
-
-
-def engine_for(cfg: RunConfig) -> Engine:
-    """The engine of the config's mode."""
-    import gimbench.distributed.data_parallel  # noqa: F401  (registers data-parallel)
-    import gimbench.distributed.spread_engine  # noqa: F401  (registers module-parallel, pipeline-*)
-
-    return ENGINES[mode_of(cfg)]()
+    def after_fit(self, trainer, build: Callable):
+        """After training (complete or stopped, every rank at the same step): on rank 0, the whole trained network
+        the run's results describe when this rank holds only part of it (``build()`` makes a fresh network of the
+        run's configuration); ``None`` when the trainer's network is the whole one."""
+        return None

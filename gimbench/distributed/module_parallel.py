@@ -28,8 +28,7 @@ from gimbench.distributed.stages import SpreadStrategy
 from gimbench.distributed.world import World
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import train_module
-from gimbench.strategies.greedy import SCHEDULES
+from gimbench.strategies.base import STRATEGIES, train_module
 
 MAX_DIMS = 8  # the header holds the number of dimensions and up to this many sizes
 TAIL = 2  # numbers after each activation: the last step, the stopping signal
@@ -119,15 +118,26 @@ class ModuleParallel(SpreadStrategy):
     own or on one another rank reported.
     """
 
-    description = "GIM, module-parallel: each rank trains its modules on what the rank below sends (torchrun)"
+    description = ("GIM, module-parallel: each process (--nproc) trains its own modules;"
+                   " batches flow rank to rank (--max-inflight)")
 
-    def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
-        super().__init__(cfg, loss, world)
+    options = ("max_inflight",)
+
+    def __init__(self, cfg, world: World | None = None) -> None:
+        super().__init__(cfg, world)
         self.inbox: Inbox | None = None
         self.board: StopBoard | None = None
         self.outbox = Outbox(self.world.rank + 1, cfg.max_inflight) if self.world.rank + 1 < self.world.size else None
         self.local_stop: Callable[[], int] = lambda: 0  # the signal number this process received, 0 for none
         self.next_step, self.last, self.signal = 0, cfg.steps - 1, 0
+
+    @classmethod
+    def engine(cls, cfg) -> str:
+        return "module-parallel"
+
+    def listen(self, local_stop: Callable[[], int]) -> None:
+        """Where to read the signal number this process received (0 for none) before each step."""
+        self.local_stop = local_stop
 
     def should_stop(self) -> bool:
         """Whether the step the trainer is about to run is past the last one rank 0 decided to run."""
@@ -167,4 +177,4 @@ class ModuleParallel(SpreadStrategy):
         return h
 
 
-SCHEDULES["module-parallel"] = ModuleParallel
+STRATEGIES["gim"].add("module-parallel", ModuleParallel)

@@ -15,13 +15,11 @@ import torch
 from torch import nn
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
-from gimbench.distributed.stages import BusyClock, SpreadStrategy
-from gimbench.distributed.world import World
 from gimbench.models import Network
+from gimbench.profiling.busy import BusyClock
 from gimbench.profiling.meter import NULL_METER, Meter
-from gimbench.strategies.base import optimizer_step
 
-SCHEDULES = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
+PIPELINE_SCHEDULES = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
 
 
 class StageModules(nn.Module):
@@ -71,43 +69,8 @@ def _sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return output.sum()
 
 
-class PipelinedCPC(SpreadStrategy):
-    """CPC whose encoder is cut into one pipeline stage per rank; this rank holds and steps its stage only."""
-
-    description = "end-to-end CPC pipelined over torchrun's processes (--pipeline gpipe or 1f1b)"
-
-    def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
-        super().__init__(cfg, loss, world)
-        self.schedule = None
-        self.modules: StageModules | None = None
-
-    def heads_on(self, depth: int) -> list[int]:
-        return [depth - 1]
-
-    def _build(self, network: Network, device: torch.device) -> None:
-        last = self.world.rank == self.world.size - 1
-        self.modules = StageModules(network, self.owned, last)
-        stage = MeasuredStage(self.modules, self.clock, stage_index=self.world.rank, num_stages=self.world.size,
-                              device=device)
-        self.schedule = SCHEDULES[self.cfg.pipeline](stage, n_microbatches=self.cfg.micro_batches, loss_fn=_sum)
-
-    def step(
-        self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
-        labels: torch.Tensor | None = None,
-    ) -> list[torch.Tensor | None]:
-        if self.schedule is None:
-            self._build(network, x.device)
-        self.clock.begin_step()
-        self.modules.meter = meter
-        target = torch.zeros(self.cfg.micro_batches, device=x.device)  # one slot per micro-batch's loss
-        losses: list[torch.Tensor] = []
-        self.schedule.step(*((x,) if self.world.rank == 0 else ()), target=target, losses=losses,
-                           return_outputs=False)
-        for k in self.owned:
-            with self.clock.busy(), meter.phase(k, "optimizer"):
-                optimizer_step(optimizers[k])
-        self.modules.meter = NULL_METER
-        result: list[torch.Tensor | None] = [None] * len(network)
-        if losses:
-            result[-1] = torch.stack(losses).mean().detach()
-        return result
+def pipeline_schedule(network: Network, owned: list[int], world, device: torch.device, clock: BusyClock, cfg):
+    """This rank's stage of the pipeline and the schedule that runs it (``--pipeline``, ``--micro-batches``)."""
+    modules = StageModules(network, owned, last=world.rank == world.size - 1)
+    stage = MeasuredStage(modules, clock, stage_index=world.rank, num_stages=world.size, device=device)
+    return modules, PIPELINE_SCHEDULES[cfg.pipeline](stage, n_microbatches=cfg.micro_batches, loss_fn=_sum)

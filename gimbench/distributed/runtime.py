@@ -11,39 +11,23 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from gimbench.config import ConfigError, RunConfig, one_line
-from gimbench.distributed.engine import Engine, engine_for
-from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, device_of, gather_to_main
+from gimbench.distributed import data_parallel, spread_engine  # noqa: F401  (register their engines)
+from gimbench.distributed.engine import ENGINES, Engine
+from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, gather_to_main, joined
 from gimbench.results.schema import StepResult, step_json
-from gimbench.runs.folder import create_run_folder
+from gimbench.strategies import strategy_class
 
 
-def checked(cfg: RunConfig, size: int) -> None:
-    """``ConfigError`` when a resolved ``cfg`` cannot run on ``size`` processes (the launcher checks this before
-    starting them, every rank again)."""
-    if size == 1:
-        return
-    if cfg.find_max_batch:
-        raise ConfigError("--find-max-batch searches with one process: run it with --nproc 1, then train with "
-                          "--nproc N and --batch-size set to N times the size it found")
-    engine_for(cfg).check(cfg, size)
-
-
-def for_world(cfg: RunConfig, world: World) -> RunConfig:
-    """A resolved ``cfg`` for a run on ``world``, with ``nproc`` its size, or ``ConfigError``."""
-    if not world.distributed and cfg.nproc > 1:
-        raise ConfigError(f"--nproc {cfg.nproc}: start the run with `gimbench run --nproc {cfg.nproc}` or torchrun "
-                          "(the Python API runs one process)")
-    if world.distributed and cfg.nproc not in (1, world.size):
-        raise ConfigError(f"--nproc {cfg.nproc}: torchrun started {world.size} processes")
-    checked(cfg, world.size)
-    return replace(cfg, nproc=world.size)
+def engine_for(cfg: RunConfig) -> Engine:
+    """The engine of the mode the config's strategy runs in on several processes."""
+    return ENGINES[strategy_class(cfg).engine(cfg)]()
 
 
 class PeerLost(Exception):
@@ -59,12 +43,34 @@ class Runtime:
     device: torch.device
     timeout_s: float = DEFAULT_TIMEOUT_S
 
+    isolates = False  # the greedy floor is measured by single-process runs only
+
     @property
     def main(self) -> bool:
         return self.world.is_main
 
-    def create_folder(self, cfg: RunConfig) -> Path:
-        """Rank 0 creates the run folder and sends its path (or its ``ConfigError``) to every rank.
+    def joined(self):
+        """Inside, this process is a member of the run's process group."""
+        return joined(self.world, self.device, self.timeout_s)
+
+    def wrap(self, parts):
+        """The run's parts as this rank trains them (``Engine.wrap``)."""
+        return self.engine.wrap(parts, self.world)
+
+    def stop_rule(self, stop, parts) -> Callable[[], bool]:
+        """What the trainer asks before each step (``Engine.stop_rule``)."""
+        return self.engine.stop_rule(self, stop, parts)
+
+    def failure_of(self, error: BaseException, step: int) -> dict | None:
+        """The ``peer-lost`` failure record of an error a lost peer caused; ``None`` for any other error."""
+        return self.peer_lost(error, step) if is_peer_failure(error) else None
+
+    def gather(self, row: Callable[[Runtime], dict], failure: dict | None, step: int):
+        """The ``distributed`` block (see ``block``) of every rank's ``row(self)``."""
+        return self.block(row(self), failure, step)
+
+    def create_folder(self, create: Callable[[], Path]) -> Path:
+        """Rank 0 creates the run folder with ``create()`` and sends its path (or its ``ConfigError``) to every rank.
 
         Raises:
             PeerLost: when a rank is gone before the run could start.
@@ -72,7 +78,7 @@ class Runtime:
         message: list = [None]
         if self.main:
             try:
-                message = [("ok", str(create_run_folder(cfg)))]
+                message = [("ok", str(create()))]
             except ConfigError as e:
                 message = [("error", str(e))]
         try:
@@ -137,15 +143,15 @@ class Runtime:
             if not is_peer_failure(e):
                 raise
 
-    def after_fit(self, trainer, build: Callable) -> dict | None:
-        """The engine's ``after_fit`` (see ``Engine``); a peer lost meanwhile is a ``peer-lost`` failure record."""
+    def after_fit(self, trainer, build: Callable) -> tuple:
+        """The engine's ``after_fit`` (see ``Engine``): (the whole trained network or ``None``, ``None``); a peer
+        lost meanwhile gives ``(None, its peer-lost failure record)``."""
         try:
-            self.engine.after_fit(trainer, build)
+            return self.engine.after_fit(trainer, build), None
         except Exception as e:
             if not is_peer_failure(e):
                 raise
-            return self.peer_lost(e, trainer.step)
-        return None
+            return None, self.peer_lost(e, trainer.step)
 
     def peer_lost(self, error: BaseException, step: int) -> dict:
         """The failure record of a collective that failed because a peer died or did not answer in time."""
@@ -160,10 +166,3 @@ def is_peer_failure(error: BaseException) -> bool:
     return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and any(
         text in str(error) for text in ("Connection closed by peer", "Connection reset by peer", "Timed out",
                                         "timed out", "Broken pipe")))
-
-
-def runtime_for(cfg: RunConfig, world: World) -> Runtime | None:
-    """The runtime of a resolved, ``checked`` config on ``world``; ``None`` for a single process."""
-    if not world.distributed:
-        return None
-    return Runtime(world, engine_for(cfg), device_of(world, cfg.device))

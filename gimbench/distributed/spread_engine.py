@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from gimbench.distributed.engine import ENGINES, Engine
@@ -25,9 +26,9 @@ class SpreadEngine(Engine):
     def __init__(self, mode: str) -> None:
         self.mode = mode
 
-    def prepare(self, trainer, world, device) -> None:
-        trainer.strategy.local(trainer.network)
-        trainer.optimizers = trainer.strategy.make_optimizers(trainer.network)  # for this rank's modules only
+    def wrap(self, parts, world):
+        network = parts.strategy.local(parts.network)
+        return replace(parts, network=network, optimizers=parts.strategy.make_optimizers(network))  # its own only
 
     def modules(self, network, world) -> list[int]:
         return module_groups(len(network), world.size)[world.rank]
@@ -39,20 +40,19 @@ class SpreadEngine(Engine):
             busy, wall = busy[skip:], wall[skip:]
         return max(0.0, 1 - sum(busy) / sum(wall)) if sum(wall) > 0 else None
 
-    def after_fit(self, trainer, build: Callable) -> None:
+    def after_fit(self, trainer, build: Callable):
         full = build() if trainer.strategy.world.is_main else None
         whole = trainer.strategy.whole_network(trainer.network, full)
-        if whole is not None:
-            trainer.network = whole.to(trainer.device)
+        return None if whole is None else whole.to(trainer.device)
 
 
 class ModuleParallelEngine(SpreadEngine):
     """Module-parallel GIM stops without a collective: rank 0 decides and its decision travels with the data
     (see ``gimbench.distributed.module_parallel``)."""
 
-    def stop_rule(self, runtime, stop, trainer) -> Callable[[], bool]:
-        strategy = trainer.strategy
-        strategy.local_stop = lambda: 0 if stop.signal is None else int(stop.signal)
+    def stop_rule(self, runtime, stop, parts) -> Callable[[], bool]:
+        strategy = parts.strategy
+        strategy.listen(lambda: 0 if stop.signal is None else int(stop.signal))
 
         def requested() -> bool:
             if strategy.signal and stop.signal is None:  # rank 0 stopped the run: record the signal it got

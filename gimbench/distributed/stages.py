@@ -8,15 +8,12 @@ rank 0 receives every other rank's modules and holds the whole trained network a
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
 from gimbench.distributed.world import World, gather_to_main, world_from_env
 from gimbench.models import Network
+from gimbench.profiling.busy import BusyClock
 from gimbench.strategies.base import Strategy
 
 
@@ -66,34 +63,13 @@ def reassemble(world: World, network: Network, owned: list[int], full: Network |
     return full
 
 
-class BusyClock:
-    """Seconds this rank spends computing in each step; the rest of the step it waits on its peers."""
-
-    def __init__(self, device: torch.device) -> None:
-        from gimbench.trainer import device_sync  # the trainer imports the strategies, which import this
-
-        self.sync = device_sync(device)  # waits for the device's queued work, so a clock read covers it
-        self.steps: list[float] = []
-
-    def begin_step(self) -> None:
-        self.steps.append(0.0)
-
-    @contextmanager
-    def busy(self) -> Iterator[None]:
-        self.sync()
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.sync()
-            self.steps[-1] += time.perf_counter() - start
-
-
 class SpreadStrategy(Strategy):
     """A strategy whose modules are spread over torchrun's processes: this rank trains ``owned`` only."""
 
-    def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
-        super().__init__(cfg, loss)
+    spreads = True
+
+    def __init__(self, cfg, world: World | None = None) -> None:
+        super().__init__(cfg)
         self.world = world or world_from_env()
         self.owned = module_groups(cfg.depth, self.world.size)[self.world.rank]
         self.clock = BusyClock(torch.device(cfg.device))

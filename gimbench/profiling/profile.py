@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gimbench.device import empty_cache
 from gimbench.profiling.allocator import backend_name
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES, Meter
@@ -85,8 +86,7 @@ class Profiler:
             except torch.OutOfMemoryError as e:  # a measurement beside training: it fails alone
                 self.isolated = None
                 self.floor_note = f"not measured: out of memory training a module alone ({str(e).splitlines()[0]})"
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
+                empty_cache(self.device)
 
     def module_time(self, k: int) -> dict:
         """Median ms per phase over the timed steps that ran module k, with spreads."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from gimbench.device import sync
 from gimbench.profiling.meter import IntervalMeter, Key
 
 TRACE = "trace.json"
@@ -37,14 +38,14 @@ class TraceMeter(IntervalMeter):
 
     def __init__(self, folder: Path, names: list[str], device: torch.device, step: int) -> None:
         self.folder, self.names, self.device, self.step_index = Path(folder), names, device, step
+        self.wait = sync(device)
         self.cuda = device.type == "cuda"
         self.intervals: list[tuple[Key, int, int]] = []
         self.record: dict | None = None
         self._start = 0
 
     def _now(self) -> int:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)  # the phase's kernels belong inside its span
+        self.wait()  # the phase's kernels belong inside its span
         return time.time_ns()
 
     def _begin(self) -> None:

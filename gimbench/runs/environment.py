@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from gimbench.device import name as device_name
+
 
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo, or what ``platform`` knows."""
@@ -33,12 +35,11 @@ def git_commit() -> str | None:
 
 def describe(device: torch.device) -> dict:
     """The environment block of results.json."""
-    cuda = device.type == "cuda"
     return {
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
+        "device_name": device_name(device, cpu_name),
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),

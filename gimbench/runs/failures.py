@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 import torch
 
 from gimbench.config import one_line
+from gimbench.device import allocator_line
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
 from gimbench.trainer import NonFiniteLoss
@@ -92,10 +93,8 @@ def _measured(profiler: Profiler) -> str:
     if memory.get("peak_memory_bytes") is not None:
         figures.append(f"step peak {memory['peak_memory_bytes'] / MIB:.1f} MiB over "
                        f"{memory['memory_steps']} memory-tracked steps ({profiler.backend})")
-    if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        figures.append(f"CUDA allocator peak {torch.cuda.max_memory_allocated(device) / MIB:.1f} MiB "
-                       f"of {total / MIB:.0f} MiB on the device")
+    if (line := allocator_line(device)) is not None:
+        figures.append(line)
     return "; ".join(figures) or "no memory figures measured yet (it came before the memory-tracked steps)"
 
 

@@ -19,10 +19,9 @@ from contextlib import contextmanager
 
 import torch
 
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import ConfigError, RunConfig, parse_size
 from gimbench.results.schema import MaxBatch, Try
 from gimbench.runs.stepper import Stepper
-from gimbench.sizes import parse_size
 
 MIB = 2**20
 

@@ -10,12 +10,12 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from gimbench.config import ConfigError, RunConfig, recorded_config
+from gimbench.config import ConfigError, RunConfig, recorded_config, resolve
 from gimbench.distributed.world import world_from_env
 from gimbench.results.schema import RunResult, read_results
 from gimbench.runs import checkpoint
 from gimbench.runs.folder import RunLock
-from gimbench.runs.run import resolve_config, train
+from gimbench.runs.run import Listeners, Run
 from gimbench.trainer import StepRecord
 
 RESUME_REFUSED = "--resume continues runs of one process; runs of several (--nproc, torchrun) cannot be resumed yet"
@@ -29,7 +29,8 @@ def resume_config(folder: Path, state: dict, changes: dict) -> RunConfig:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise ConfigError(f"--resume continues {folder} with its recorded options; {flags} cannot be changed "
                           "(only --steps, --checkpoint-every, --quiet and --no-probe)")
-    cfg = resolve_config(dataclasses.replace(recorded_config(state["config"], f"{folder} checkpoint"), **changes))
+    recorded = dataclasses.replace(recorded_config(state["config"], f"{folder} checkpoint"), **changes)
+    cfg = resolve(recorded, recorded.nproc, recorded=True)
     if cfg.nproc > 1:
         raise ConfigError(f"{folder} was trained by {cfg.nproc} processes: {RESUME_REFUSED}")
     done = state["step"]
@@ -73,5 +74,5 @@ def resume(
     with RunLock(folder):  # held until the run ends: one writer per run folder
         state = checkpoint.load(folder)
         cfg = resume_config(folder, state, changes)
-        return train(cfg, state=state, folder=folder, on_start=on_start, on_step=on_step, on_probe=on_probe,
-                     on_probes=on_probes)
+        listeners = Listeners(on_start, on_step, on_probe, on_probes)
+        return Run(cfg, listeners, state=state, folder=folder).execute()

@@ -13,22 +13,22 @@ import shlex
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from gimbench.config import ConfigError, RunConfig, one_line, recorded_config, resolve
-from gimbench.data import DATASETS, make_source
-from gimbench.distributed.runtime import Runtime, for_world, is_peer_failure, runtime_for
-from gimbench.distributed.world import joined, world_from_env
-from gimbench.models import Network, build_network
+from gimbench.distributed.runtime import Runtime
+from gimbench.distributed.world import world_from_env
+from gimbench.models import Network
 from gimbench.probe import probe
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.profiling.trace import trace_block, trace_meter, with_trace
 from gimbench.results.atomic import WriteError
 from gimbench.results.schema import (
+    MaxBatch,
     ModuleResult,
     RunResult,
     loss_summary,
@@ -38,6 +38,7 @@ from gimbench.results.schema import (
     write_json_atomic,
 )
 from gimbench.runs import checkpoint
+from gimbench.runs.build import build, network_for
 from gimbench.runs.environment import describe
 from gimbench.runs.failures import (
     Locator,
@@ -49,32 +50,17 @@ from gimbench.runs.failures import (
     write_failed,
 )
 from gimbench.runs.folder import RunLock, create_run_folder
+from gimbench.runs.maxbatch import find_max_batch
+from gimbench.runs.processes import processes_for
 from gimbench.runs.session import Session
 from gimbench.runs.stopping import Interrupted, StopSignals
-from gimbench.strategies import STRATEGIES, Strategy, make_strategy
 from gimbench.strategies.alone import alone_peaks
-from gimbench.trainer import NonFiniteLoss, StepRecord, Trainer
+from gimbench.trainer import NonFiniteLoss, Parts, StepRecord, Trainer
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with every choice made, or ``ConfigError``."""
-    return resolve(cfg, models=list(STRATEGIES), datasets=list(DATASETS))
-
-
-def network_for(cfg: RunConfig, strategy: Strategy, classes: int = 0) -> Network:
-    """The network of a resolved config and its strategy, initialised from the seed; ``classes`` is
-    the number of training labels, used by supervised methods' heads."""
-    torch.manual_seed(cfg.seed)
-    return build_network(
-        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=strategy.heads_on(cfg.depth),
-        context=cfg.context, classes=classes if strategy.needs_labels else 0, encoder=strategy.encoder,
-    )
-
-
-def build(cfg: RunConfig, classes: int = 0) -> tuple[Network, Strategy]:
-    """The network and strategy of a resolved config."""
-    strategy = make_strategy(cfg)
-    return network_for(cfg, strategy, classes), strategy
+    """``cfg`` resolved for the processes this one belongs to (torchrun's world, or itself), or ``ConfigError``."""
+    return resolve(cfg, world_from_env().size)
 
 
 def probe_results(network: Network, source, device: torch.device, seed: int, on_probe,
@@ -103,6 +89,16 @@ def module_results(network: Network, losses: list[list[float | None]], profiler:
     ]
 
 
+@dataclass(frozen=True)
+class Listeners:
+    """What the caller of a run hears: the resolved config and folder, every step, the probes."""
+
+    on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None
+    on_step: Callable[[StepRecord], None] = lambda record: None
+    on_probe: Callable[[str, int], None] = lambda task, module: None
+    on_probes: Callable[[int], None] = lambda total: None
+
+
 def run(
     cfg: RunConfig, *, on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None,
     on_step: Callable[[StepRecord], None] = lambda record: None,
@@ -113,97 +109,121 @@ def run(
 
     ``on_start`` hears the resolved config and folder, ``on_step`` every training step, ``on_probe``
     every (task, module) probe as it starts (``on_probes`` their number, before the first),
-    ``on_try`` every batch size tried by ``find_max_batch``
-    (the run then trains at the batch size found, whatever ``batch_size`` says).
+    ``on_try`` every batch size tried by ``find_max_batch`` (the run then trains at the batch size found).
 
     Raises:
         ConfigError: for invalid options (the message names the flag).
         RunEnded: when a signal stopped the run or it failed (NaN loss, out of memory); its results
             are written with status "interrupted" or "failed" before this is raised.
     """
-    cfg = for_world(resolve_config(cfg), world_from_env())
+    cfg = resolve_config(cfg)
     started, max_batch = time.perf_counter(), None
     if cfg.find_max_batch:
-        from gimbench.runs.maxbatch import find_max_batch  # imports this module's network_for
-
         max_batch = find_max_batch(cfg, on_try)
         cfg = replace(cfg, batch_size=max_batch.batch_size)
-    return train(cfg, on_start=on_start, on_step=on_step, on_probe=on_probe, started=started, max_batch=max_batch,
-                 on_probes=on_probes)
+    listeners = Listeners(on_start, on_step, on_probe, on_probes)
+    return Run(cfg, listeners, started=started, max_batch=max_batch).execute()
 
 
-def train(
-    cfg: RunConfig, *, state: dict | None = None, folder: Path | None = None,
-    on_start: Callable[[RunConfig, Path], None], on_step: Callable[[StepRecord], None],
-    on_probe: Callable[[str, int], None], started: float | None = None, max_batch=None,
-    on_probes: Callable[[int], None] = lambda total: None,
-) -> RunResult:
-    """Run a resolved config: from scratch into a new folder, or from a checkpoint ``state`` in ``folder``.
-    ``started`` is when the run began (before a batch-size search), ``max_batch`` that search's answer.
-    Under torchrun every rank calls this; see ``gimbench.distributed.runtime``."""
-    started = time.perf_counter() if started is None else started
-    world = world_from_env()
-    cfg = for_world(cfg, world)
-    runtime = runtime_for(cfg, world)
-    strategy = make_strategy(cfg)
-    source = make_source(cfg, labelled=strategy.needs_labels)
-    network = network_for(cfg, strategy, source.num_classes)
-    device = runtime.device if runtime else torch.device(cfg.device)
-    with joined(world, device):
-        created, folder = folder is None, folder or (runtime.create_folder(cfg) if runtime else create_run_folder(cfg))
-        # One writer per run folder (a resume holds its lock already; under torchrun rank 0 writes for all).
-        # From here on a signal ends the run with a checkpoint instead of killing it.
-        lock = RunLock(folder) if created and world.is_main else contextlib.nullcontext()
-        with lock, StopSignals(announce=world.is_main) as stop:
-            # Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU
-            # kernels sum in varying order; deterministic kernels make a seed reproduce the same parameters.
-            torch.use_deterministic_algorithms(device.type == "cpu")
-            trainer = Trainer(network, strategy, source, device, cfg.batch_size, cfg.seed, workers=cfg.workers)
-            if runtime:
-                runtime.engine.prepare(trainer, world, device)
-            kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps,
-                         trains=lambda step: strategy.trained_at(step, len(network)))
-            isolate = None if runtime else partial(alone_peaks, strategy, network, trainer.optimizers, device=device)
-            profiler = Profiler(kinds, network, trainer.optimizers, device, isolate=isolate,
-                                distributed=runtime is not None)
-            tracer = trace_meter(kinds, folder, network.names, device) if cfg.trace and world.is_main else None
-            session = Session(cfg, folder, trainer, profiler, describe(device), started, max_batch=max_batch,
-                              writes=world.is_main, tracer=tracer)
-            if state is not None:
-                session.restore(state)
-            on_start(cfg, folder)
-            return train_session(session, stop, source, on_step, on_probe, runtime, on_probes)
+class Run:
+    """One run in this process, phase by phase: build, fit, gather, probe, write.
 
+    From scratch into a new folder, or from a checkpoint ``state`` in ``folder`` (a resume). ``started`` is when
+    the run began (before a batch-size search), ``max_batch`` that search's answer. Under torchrun every rank
+    runs one; where they differ is the ``processes`` object's business (``gimbench.runs.processes``).
+    """
 
-def train_session(session: Session, stop: StopSignals, source, on_step, on_probe, runtime=None,
-                  on_probes: Callable[[int], None] = lambda total: None) -> RunResult:
-    """Train, checkpoint, probe and write results.json, turning signals and failures into results."""
-    trainer, cfg = session.trainer, session.cfg
-    locator = Locator()
-    meter_for = with_trace(session.profiler.meter_for, session.tracer)
-    trainer.meter_for = lambda step: locator.around(meter_for(step))
-    trainer.should_stop = runtime.engine.stop_rule(runtime, stop, trainer) if runtime else stop.requested
-    trainer.after_batch = session.profiler.after_step
-    trainer.on_step = lambda record: (on_step(record), session.after_step())
-    failure = guarded_fit(session, locator, runtime)
-    if failure is None and runtime:
-        failure = runtime.after_fit(trainer, lambda: network_for(cfg, trainer.strategy, source.num_classes))
-    if failure is None:
-        failure = written(session, session.save)
-    if failure is None and stop.signal is not None and trainer.step < cfg.steps:
-        failure = stopped(session, stop)
-    distributed = None
-    if runtime:
-        distributed, failure = runtime.block(rank_row(session, runtime), failure, trainer.step)
-    if failure is not None or (runtime and not runtime.main):
-        farewell = runtime.farewell if runtime and runtime.ends_together(failure) else None
-        return finish(session, source, failure, distributed=distributed, farewell=farewell)
-    try:
-        probes = (probe_results(trainer.network, source, trainer.device, cfg.seed, stop.checked(on_probe), on_probes)
-                  if cfg.probe else {})
-    except Interrupted:
-        return finish(session, source, stopped(session, stop), distributed=distributed)
-    return finish(session, source, None, probes, distributed)
+    def __init__(self, cfg: RunConfig, listeners: Listeners, *, state: dict | None = None,
+                 folder: Path | None = None, started: float | None = None, max_batch: MaxBatch | None = None) -> None:
+        self.started = time.perf_counter() if started is None else started
+        self.cfg, self.listeners, self.state, self.folder, self.max_batch = cfg, listeners, state, folder, max_batch
+        self.processes = processes_for(cfg, world_from_env())
+        self.session: Session | None = None
+
+    def execute(self) -> RunResult:
+        cfg, processes = self.cfg, self.processes
+        parts = build(cfg, processes.device)
+        with processes.joined():
+            created = self.folder is None
+            folder = self.folder or processes.create_folder(lambda: create_run_folder(cfg))
+            # One writer per run folder (a resume holds its lock already; under torchrun rank 0 writes for all).
+            # From here on a signal ends the run with a checkpoint instead of killing it.
+            lock = RunLock(folder) if created and processes.main else contextlib.nullcontext()
+            with lock, StopSignals(announce=processes.main) as stop:
+                session = self.session = self.make_session(processes.wrap(parts), folder, stop)
+                if self.state is not None:
+                    session.restore(self.state)
+                self.listeners.on_start(cfg, folder)
+                return self.finish_training(stop)
+
+    def make_session(self, parts: Parts, folder: Path, stop: StopSignals) -> Session:
+        """The trainer, profiler and tracer of the run's (wrapped) parts, in a session that checkpoints them."""
+        cfg, processes, network = self.cfg, self.processes, parts.network
+        kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps,
+                     trains=lambda step: parts.strategy.trained_at(step, len(network)))
+        isolate = partial(alone_peaks, parts.strategy, network, parts.optimizers, device=parts.device) \
+            if processes.isolates else None
+        profiler = Profiler(kinds, network, parts.optimizers, parts.device, isolate=isolate,
+                            distributed=not processes.isolates)
+        tracer = trace_meter(kinds, folder, network.names, parts.device) if cfg.trace and processes.main else None
+        self.locator = Locator()
+        meter_for = with_trace(profiler.meter_for, tracer)
+        trainer = Trainer(parts, cfg.batch_size, cfg.seed, workers=cfg.workers,
+                          meter_for=lambda step: self.locator.around(meter_for(step)),
+                          should_stop=processes.stop_rule(stop, parts), after_batch=profiler.after_step,
+                          on_step=self.stepped)
+        return Session(cfg, folder, trainer, profiler, describe(parts.device), self.started,
+                       max_batch=self.max_batch, writes=processes.main, tracer=tracer)
+
+    def stepped(self, record: StepRecord) -> None:
+        self.listeners.on_step(record)
+        self.session.after_step()
+
+    def finish_training(self, stop: StopSignals) -> RunResult:
+        """Train, checkpoint, probe and write results.json, turning signals and failures into results."""
+        session, processes, cfg = self.session, self.processes, self.cfg
+        trainer = session.trainer
+        failure = self.fit()
+        if failure is None:
+            whole, failure = processes.after_fit(
+                trainer, lambda: network_for(cfg, trainer.strategy, trainer.source.num_classes))
+            if whole is not None:
+                session.adopt(whole)
+        if failure is None:
+            failure = written(session, session.save)
+        if failure is None and stop.signal is not None and trainer.step < cfg.steps:
+            failure = stopped(session, stop)
+        distributed, failure = processes.gather(partial(rank_row, session), failure, trainer.step)
+        if failure is not None or not processes.main:
+            farewell = processes.farewell if processes.ends_together(failure) else None
+            return finish(session, failure, distributed=distributed, farewell=farewell)
+        try:
+            probes = (probe_results(session.network, trainer.source, trainer.device, cfg.seed,
+                                    stop.checked(self.listeners.on_probe), self.listeners.on_probes)
+                      if cfg.probe else {})
+        except Interrupted:
+            return finish(session, stopped(session, stop), distributed=distributed)
+        return finish(session, None, probes, distributed)
+
+    def fit(self) -> dict | None:
+        """Train to the configured steps; a NaN/Inf loss, an out-of-memory error or (under torchrun) a lost peer
+        becomes a failure record."""
+        session = self.session
+        trainer, names = session.trainer, session.trainer.network.names
+        try:
+            trainer.fit(session.cfg.steps)
+        except NonFiniteLoss as e:
+            return non_finite(e, names, session.checkpoint_step, session.folder)
+        except WriteError as e:  # a periodic checkpoint: the one before it is intact
+            return write_failure(session, e)
+        except Exception as e:
+            if (lost := self.processes.failure_of(e, trainer.step)) is not None:
+                return lost
+            if not is_out_of_memory(e):
+                raise
+            return out_of_memory(e, self.locator.where, names, trainer.step, session.cfg.batch_size,
+                                 session.profiler)
+        return None
 
 
 def rank_row(session: Session, runtime: Runtime) -> dict:
@@ -224,25 +244,6 @@ def owners_rows(rows: list[ModuleResult], distributed: dict | None) -> list[Modu
         for row in rank["module_rows"]:
             owned.setdefault(row["index"], row)
     return [ModuleResult(**owned[m.index]) if m.index in owned else m for m in rows]
-
-
-def guarded_fit(session: Session, locator: Locator, runtime: Runtime | None = None) -> dict | None:
-    """Train to the configured steps; a NaN/Inf loss, an out-of-memory error or (under torchrun) a lost peer
-    becomes a failure record."""
-    trainer, names = session.trainer, session.trainer.network.names
-    try:
-        trainer.fit(session.cfg.steps)
-    except NonFiniteLoss as e:
-        return non_finite(e, names, session.checkpoint_step, session.folder)
-    except WriteError as e:  # a periodic checkpoint: the one before it is intact
-        return write_failure(session, e)
-    except Exception as e:
-        if runtime and is_peer_failure(e):
-            return runtime.peer_lost(e, trainer.step)
-        if not is_out_of_memory(e):
-            raise
-        return out_of_memory(e, locator.where, names, trainer.step, session.cfg.batch_size, session.profiler)
-    return None
 
 
 def resume_command(session: Session) -> str | None:
@@ -271,21 +272,21 @@ def stopped(session: Session, stop: StopSignals) -> dict:
                        resume_command(session))
 
 
-def finish(session: Session, source, failure: dict | None, probes: dict | None = None,
+def finish(session: Session, failure: dict | None, probes: dict | None = None,
            distributed: dict | None = None, farewell: Callable[[], None] | None = None) -> RunResult:
     """Write results.json over every session's steps (only rank 0 under torchrun), then call ``farewell``
     (every rank waits there for the others); raise ``RunEnded`` unless the run is complete."""
-    trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
+    trainer, profiler, cfg, network = session.trainer, session.profiler, session.cfg, session.network
     status = "complete" if failure is None else "interrupted" if failure["reason"] == "interrupted" else "failed"
     sessions = session.sessions()
     result = RunResult(
         status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
-        modules=owners_rows(module_results(trainer.network, trainer.history.losses, profiler), distributed),
+        modules=owners_rows(module_results(network, trainer.history.losses, profiler), distributed),
         step=step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size, profiler.step_memory()),
-        final_parameter_checksum=parameter_checksum(trainer.network),
+        final_parameter_checksum=parameter_checksum(network),
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},
         failure=failure, steps_completed=trainer.step, sessions=sessions,
-        resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, source),
+        resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, trainer.source),
         max_batch=session.max_batch, distributed=distributed,
         trace=trace_block(session.tracer) if cfg.trace and session.writes else None,
     )
@@ -314,10 +315,10 @@ def probe_saved_run(
     read_results(folder)  # a folder that holds no run is named as such before any lock is tried
     with RunLock(folder):
         doc = read_results(folder)
-        cfg = resolve_config(replace(recorded_config(doc.get("config"), f"{folder}/results.json"), device=device))
-        strategy = make_strategy(cfg)
-        source = make_source(cfg, labelled=strategy.needs_labels)
-        network = network_for(cfg, strategy, source.num_classes)
+        recorded = replace(recorded_config(doc.get("config"), f"{folder}/results.json"), device=device)
+        cfg = resolve(recorded, recorded.nproc, recorded=True)
+        parts = build(cfg)
+        network = parts.network
         name = checkpoint.PREVIOUS if which == "prev" else checkpoint.LATEST
         state = checkpoint.described(folder, doc.get("steps_completed"), name)
         try:
@@ -330,8 +331,7 @@ def probe_saved_run(
         except (KeyError, RuntimeError) as e:
             raise ConfigError(f"{folder}: the checkpoint does not match the run's configuration ({one_line(e)})") \
                 from None
-        target = torch.device(cfg.device)
-        doc["probe"] = probe_results(network.to(target), source, target, cfg.seed, on_probe)
+        doc["probe"] = probe_results(network, parts.source, parts.device, cfg.seed, on_probe)
         doc["probe_checkpoint"] = {"file": name, "step": state["step"]}
         write_json_atomic(folder / "results.json", doc)
     return doc

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig, one_line
+from gimbench.models import Network
 from gimbench.profiling import saved
 from gimbench.profiling.profile import Profiler
 from gimbench.results.schema import MaxBatch
@@ -51,6 +52,17 @@ class Session:
 
     def __post_init__(self) -> None:
         self.start_step = self.trainer.step
+        self.whole: Network | None = None
+
+    @property
+    def network(self) -> Network:
+        """The trained network the run's checkpoints and results describe."""
+        return self.trainer.network if self.whole is None else self.whole
+
+    def adopt(self, whole: Network) -> None:
+        """The whole trained network, put together on rank 0 after training when each rank trained part of it
+        (module-parallel GIM, a pipeline): checkpoints, probes and results describe it from now on."""
+        self.whole = whole
 
     def restore(self, state: dict) -> None:
         """Continue from a loaded checkpoint, or ``ConfigError`` if it does not fit this configuration."""
@@ -61,11 +73,9 @@ class Session:
                 if optimizer is not None:
                     optimizer.load_state_dict(optimizer_state)
             t.strategy.load_state(state["strategy"])
-            t.generator.set_state(state["rng"]["data"])
+            t.restore(int(state["step"]), History(**state["history"]), state["rng"]["data"])
             checkpoint.set_rng_state(state["rng"])
-            t.history = History(**state["history"])
             saved.restore(self.profiler, state["profile"])
-            t.step = int(state["step"])
             self.profiler.kinds[: t.step] = _kinds(state["kinds"], t.step)
             self.earlier = list(state["sessions"])
             if state.get("max_batch") is not None:
@@ -87,7 +97,7 @@ class Session:
         """The checkpoint content: tensors and plain types only."""
         t = self.trainer
         return {
-            "model": t.network.state_dict(),
+            "model": self.network.state_dict(),
             "optimizers": [None if o is None else o.state_dict() for o in t.optimizers],
             "config": self.cfg.to_dict(),
             "step": t.step,

@@ -11,19 +11,12 @@ import dataclasses
 import torch
 
 from gimbench.config import RunConfig
-from gimbench.data import make_source
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
-from gimbench.runs.run import network_for
-from gimbench.strategies import make_strategy
+from gimbench.runs.build import build
+from gimbench.strategies import strategy_class
 from gimbench.strategies.alone import alone_peaks
 from gimbench.trainer import Trainer
-
-
-def schedule_cycle(cfg: RunConfig) -> int:
-    """Steps after which the strategy's schedule repeats: ``sequential`` GIM trains one module per
-    step of a cycle of ``depth`` steps, every other method does the same work every step."""
-    return cfg.depth if (cfg.model, cfg.gim_mode) == ("gim", "sequential") else 1
 
 
 class Stepper:
@@ -35,22 +28,26 @@ class Stepper:
     """
 
     def __init__(self, cfg: RunConfig) -> None:
-        self.cycle = schedule_cycle(cfg)
+        self.cycle = strategy_class(cfg).cycle(cfg.depth)
         self.cfg = dataclasses.replace(cfg, steps=self.cycle)
-        strategy = make_strategy(self.cfg)
-        source = make_source(self.cfg, labelled=strategy.needs_labels)
-        self.network = network_for(self.cfg, strategy, source.num_classes)
-        self.device = torch.device(self.cfg.device)
-        torch.use_deterministic_algorithms(self.device.type == "cpu")  # as in gimbench.runs.run: same kernels
-        self.trainer = Trainer(self.network, strategy, source, self.device, self.cfg.batch_size, self.cfg.seed)
-        self.isolate = lambda x, y: alone_peaks(strategy, self.network, self.trainer.optimizers, x, y, self.device)
-        self.profiler = Profiler(["memory"] * self.cycle, self.network, self.trainer.optimizers, self.device)
+        parts = build(self.cfg)
+        self.network, self.device = parts.network, parts.device
+        self.meter: Meter = NULL_METER  # what the next step reports to
+        self.isolate = lambda x, y: alone_peaks(parts.strategy, self.network, parts.optimizers, x, y, self.device)
+        self.profiler = Profiler(["memory"] * self.cycle, self.network, parts.optimizers, self.device)
+        self.trainer = Trainer(parts, self.cfg.batch_size, self.cfg.seed, meter_for=lambda step: self.meter,
+                               after_batch=self._after_batch)
+        self.tracking = False
         self.taken = 0
+
+    def _after_batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.tracking:
+            self.profiler.after_step(step, x, y)
 
     def step(self, meter: Meter = NULL_METER) -> None:
         """One real training step (batch, strategy step, device sync), reported to ``meter``."""
-        self.trainer.meter_for = lambda step: meter
-        self.trainer.step = self.taken % self.cycle  # the step number the strategy sees
+        self.meter = meter
+        self.trainer.rewind(self.taken % self.cycle)  # the step number the strategy sees
         self.trainer.fit(self.trainer.step + 1)
         self.taken += 1
 
@@ -63,12 +60,12 @@ class Stepper:
         """One schedule cycle of memory-tracked steps (the run's allocator watch and tensor tracker); with
         ``floor``, then each module trained alone on the last step's batch (the greedy floor)."""
         self.profiler.isolate = self.isolate if floor else None
-        self.trainer.after_batch = self.profiler.after_step
+        self.tracking = True
         try:
             for _ in range(self.cycle):
                 self.step(self.profiler.memory)
         finally:
-            self.trainer.after_batch = lambda step, x, y: None
+            self.tracking = False
 
     @property
     def backend(self) -> str:

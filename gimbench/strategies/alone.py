@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from gimbench.device import rng_state, set_rng_state
 from gimbench.models import Network
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.strategies.base import Strategy
@@ -33,17 +34,14 @@ def alone_peaks(strategy: Strategy, network: Network, optimizers: list, x: torch
     """Each module's allocator step peak when trained alone on its input from batch ``x``."""
     model = _to_host(network.state_dict())
     states = [None if o is None else _to_host(o.state_dict()) for o in optimizers]
-    rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    rng = rng_state(device)
 
     def put_back() -> None:
         network.load_state_dict(model)
         for optimizer, state in zip(optimizers, states, strict=True):
             if optimizer is not None:  # a fresh copy: on the host, Adam would adopt the snapshot's own tensors
                 optimizer.load_state_dict(_to_host(state))
-        torch.set_rng_state(rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
+        set_rng_state(rng)
 
     peaks: list[int | None] = []
     h = x

@@ -1,10 +1,16 @@
-"""What every strategy provides, and the registry the CLI's ``--model`` choices come from."""
+"""What every strategy provides and says about itself, and the registry the CLI's ``--model`` choices come from.
+
+A strategy class describes itself (which options apply to it, its schedule cycle, whether it spreads modules
+over processes, which modalities and depth it allows); ``config.resolve``, the sweep, the distributed engines
+and the benchmark stepper read these descriptions instead of comparing method names.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from gimbench.config import RunConfig
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
 from gimbench.registry import Registry
@@ -22,15 +28,35 @@ class Strategy:
 
     description = ""
     encoder = "trained"  # "mfcc": the network is the fixed MFCC front end instead of the encoder
+    loss = "infonce"  # what the heads compute: "infonce", or "classifier" on the batch's labels
+    options: tuple[str, ...] = ()  # RunConfig fields that apply to this strategy only (beyond its method's choice)
+    called = ""  # how an error says which runs its options apply to ("" : by the option that picks it)
+    spreads = False  # its modules are spread over processes: it needs 2 to depth of them
+    modalities: tuple[str, ...] = ("audio", "vision")
+    depth: int | None = None  # a fixed number of modules (the MFCC front end: 1); None: --depth
+    vision_context = "none"  # vision's context network when --context is auto
 
-    def __init__(self, cfg: RunConfig, loss: str = "infonce") -> None:
-        self.cfg = cfg
-        self.loss = loss  # what the heads compute: "infonce", or "classifier" on the batch's labels
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg  # a resolved RunConfig
 
     @property
     def needs_labels(self) -> bool:
         """Whether training batches must come from a labelled split."""
         return self.loss == "classifier"
+
+    @classmethod
+    def cycle(cls, depth: int) -> int:
+        """Steps after which the schedule repeats (and the fewest a run needs to train every module)."""
+        return 1
+
+    @classmethod
+    def engine(cls, cfg) -> str:
+        """The distributed mode that runs it on several processes (``gimbench.distributed`` engines)."""
+        return "data-parallel"
+
+    @classmethod
+    def check(cls, cfg, processes: int) -> None:
+        """``ConfigError`` for options of a resolved ``cfg`` this strategy cannot run with on ``processes``."""
 
     def heads_on(self, depth: int) -> list[int]:
         """Indices of the modules that carry a loss head."""
@@ -107,6 +133,38 @@ def train_module(
     return z.detach(), loss.detach()  # the boundary: module k's graph is freed here
 
 
-def make_strategy(cfg: RunConfig) -> Strategy:
+@dataclass(frozen=True)
+class Method:
+    """A registered ``--model``: its strategy, or its variants and the option that picks one of them."""
+
+    description: str
+    variants: dict[str, type[Strategy]] = field(default_factory=dict)  # by the value of ``choice``
+    choice: str | None = None  # the RunConfig field that picks the variant (``gim_mode``, ``pipeline``)
+
+    @classmethod
+    def single(cls, strategy: type[Strategy]) -> Method:
+        return cls(strategy.description, {"": strategy})
+
+    def add(self, value: str, strategy: type[Strategy]) -> None:
+        """Register one more variant (``gimbench.distributed`` adds the ones that spread over processes)."""
+        if value in self.variants:
+            raise KeyError(f"{self.choice} {value!r} is registered twice")
+        self.variants[value] = strategy
+
+    def variant(self, cfg) -> type[Strategy]:
+        """The strategy class that trains ``cfg``."""
+        return self.variants[getattr(cfg, self.choice) if self.choice else ""]
+
+    def options(self, cfg) -> tuple[str, ...]:
+        """The RunConfig fields that apply to ``cfg``'s method and variant only."""
+        return ((self.choice,) if self.choice else ()) + self.variant(cfg).options
+
+
+def strategy_class(cfg) -> type[Strategy]:
+    """The strategy class of a config's ``--model`` and its variant option."""
+    return STRATEGIES[cfg.model].variant(cfg)
+
+
+def make_strategy(cfg) -> Strategy:
     """The registered strategy for a resolved config."""
-    return STRATEGIES[cfg.model](cfg)
+    return strategy_class(cfg)(cfg)

@@ -6,13 +6,14 @@ import torch
 
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Strategy, optimizer_step
+from gimbench.strategies.base import STRATEGIES, Method, Strategy, optimizer_step
 
 
 class EndToEnd(Strategy):
     """CPC: the same encoder as GIM with a single InfoNCE loss at the top and full backprop."""
 
     description = "end-to-end CPC: one loss at the top, one backward through every module"
+    vision_context = "pixelcnn"
 
     def heads_on(self, depth: int) -> list[int]:
         return [depth - 1]
@@ -37,23 +38,12 @@ class EndToEnd(Strategy):
         return [None] * top + [loss.detach()]
 
 
-@STRATEGIES.register("cpc")
-def cpc(cfg) -> Strategy:
-    """End-to-end CPC; pipelined over torchrun's processes with ``--pipeline gpipe|1f1b``."""
-    if cfg.pipeline != "none":
-        from gimbench.distributed.pipeline import PipelinedCPC  # torch.distributed.pipelining loads slowly
-
-        return PipelinedCPC(cfg)
-    return EndToEnd(cfg)
+class Supervised(EndToEnd):
+    description = "supervised end-to-end: a classifier (speaker / class) on the top module"
+    loss = "classifier"
+    vision_context = "none"
 
 
-cpc.description = EndToEnd.description
-
-
-@STRATEGIES.register("supervised")
-def supervised(cfg) -> Strategy:
-    """End-to-end supervised baseline: a classifier on the top module, full backprop."""
-    return EndToEnd(cfg, loss="classifier")
-
-
-supervised.description = "supervised end-to-end: a classifier (speaker / class) on the top module"
+# ``--pipeline gpipe|1f1b`` variants are added by gimbench.distributed (they run over torchrun's processes).
+STRATEGIES.register("cpc")(Method(EndToEnd.description, {"none": EndToEnd}, choice="pipeline"))
+STRATEGIES.register("supervised")(Method.single(Supervised))

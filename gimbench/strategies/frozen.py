@@ -10,7 +10,7 @@ import torch
 
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Strategy
+from gimbench.strategies.base import STRATEGIES, Method, Strategy
 
 
 class Frozen(Strategy):
@@ -37,12 +37,16 @@ class Frozen(Strategy):
             network.encoder[k](h)
 
 
-@STRATEGIES.register("random")
 class RandomInit(Frozen):
     description = "random init: the encoder as initialised, never trained"
 
 
-@STRATEGIES.register("mfcc")
 class MFCC(Frozen):
     description = "MFCC features (audio only; torchaudio, 13 coefficients + deltas, 10 ms hop)"
     encoder = "mfcc"
+    modalities = ("audio",)
+    depth = 1  # one module: the MFCC front end
+
+
+STRATEGIES.register("random")(Method.single(RandomInit))
+STRATEGIES.register("mfcc")(Method.single(MFCC))

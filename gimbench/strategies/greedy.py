@@ -17,11 +17,12 @@ import torch
 
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Strategy, optimizer_step, train_module
+from gimbench.strategies.base import STRATEGIES, Method, Strategy, optimizer_step, train_module
 
 
 class PerModule(Strategy):
-    description = "GIM, per-module: each module's forward, loss, backward and step before the next"
+    description = ("GIM, per-module: each module's forward, loss, backward and step before the next;"
+                   " its graph freed at once")
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
@@ -36,7 +37,7 @@ class PerModule(Strategy):
 
 
 class Summed(Strategy):
-    description = "GIM, summed: all local losses summed, one backward (the reference's schedule)"
+    description = "GIM, summed: the reference schedule; every local loss summed, one backward (all graphs alive at it)"
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
@@ -59,12 +60,17 @@ class Summed(Strategy):
 
 
 class Sequential(Strategy):
-    description = "GIM, sequential: module k trained alone for its share of the steps, those below frozen"
+    description = ("GIM, sequential: one module trains at a time for its share of the steps;"
+                   " those below run without autograd")
 
-    def __init__(self, cfg, loss: str = "infonce") -> None:
-        super().__init__(cfg, loss)
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
         self.schedule_steps = cfg.steps  # the run's length the shares are cut from
         self.module = 0  # the module trained at the latest step
+
+    @classmethod
+    def cycle(cls, depth: int) -> int:
+        return depth
 
     def current(self, step: int, depth: int) -> int:
         """The module trained at ``step``: equal shares of the run, in order."""
@@ -95,22 +101,12 @@ class Sequential(Strategy):
         return [None] * k + [loss] + [None] * (len(network) - k - 1)
 
 
-SCHEDULES = {"per-module": PerModule, "summed": Summed, "sequential": Sequential}
+class GreedySupervised(PerModule):
+    description = "greedy supervised: a classifier on every module, gradients isolated"
+    loss = "classifier"
 
 
-@STRATEGIES.register("gim")
-def greedy(cfg) -> Strategy:
-    """Greedy InfoMax with the schedule ``cfg.gim_mode``."""
-    return SCHEDULES[cfg.gim_mode](cfg)
-
-
-greedy.description = "Greedy InfoMax: a local loss per module, gradients isolated (--gim-mode picks the schedule)"
-
-
-@STRATEGIES.register("greedy-supervised")
-def greedy_supervised(cfg) -> Strategy:
-    """Greedy supervised baseline: a classifier per module, gradients isolated as in GIM (per-module)."""
-    return PerModule(cfg, loss="classifier")
-
-
-greedy_supervised.description = "greedy supervised: a classifier on every module, gradients isolated"
+STRATEGIES.register("gim")(Method(
+    "Greedy InfoMax: a local loss per module, gradients isolated (--gim-mode picks the schedule)",
+    {"per-module": PerModule, "summed": Summed, "sequential": Sequential}, choice="gim_mode"))
+STRATEGIES.register("greedy-supervised")(Method.single(GreedySupervised))

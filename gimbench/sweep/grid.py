@@ -16,39 +16,30 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import ConfigError, RunConfig, applies
+from gimbench.strategies import STRATEGIES
 
 # The sweep's own meaning of these run options: --out is the sweep folder, --name names it.
 SWEEP_LEVEL = ("out", "name")
 # Passed to every run the sweep's way: runs are always quiet, and --overwrite is about the sweep folder.
 NOT_PASSED = ("quiet", "overwrite")
-# When a predicate holds for a configuration, the option does not apply to it and gets its default.
-DOES_NOT_APPLY: dict[str, Callable[[dict], bool]] = {
-    "gim_mode": lambda c: c.get("model", RunConfig.model) != "gim",
-    "context": lambda c: c.get("modality", RunConfig.modality) != "vision",
-    "depth": lambda c: c.get("model") == "mfcc",
-    "max_inflight": lambda c: (c.get("model", RunConfig.model), c.get("gim_mode", RunConfig.gim_mode))
-    != ("gim", "module-parallel"),
-    "pipeline": lambda c: c.get("model", RunConfig.model) != "cpc",
-    "micro_batches": lambda c: c.get("model", RunConfig.model) != "cpc" or c.get("pipeline") in (None, "none"),
-}
-# What each option of DOES_NOT_APPLY applies to, in words, for ``gimbench run``'s refusal.
-APPLIES_TO = {"gim_mode": "--model gim", "max_inflight": "--gim-mode module-parallel", "pipeline": "--model cpc",
-              "micro_batches": "a pipelined cpc (--model cpc --pipeline gpipe or 1f1b)"}
 
 
-def not_applying(values: dict, given: set[str]) -> str | None:
-    """For ``gimbench run``: the error line for the first option given with a value other than its default
-    that does not apply to the configuration (a sweep drops such options instead); ``None`` if none."""
-    for dest, what in APPLIES_TO.items():
-        if dest in given and values[dest] != getattr(RunConfig, dest) and DOES_NOT_APPLY[dest](values):
-            flag = f"--{dest.replace('_', '-')}"
-            return f"{flag} {values[dest]} applies to {what} only (this run is --model {values['model']}); drop it"
-    return None
+def _config(values: dict) -> RunConfig:
+    return RunConfig(**{k: v for k, v in values.items() if k in RunConfig.__dataclass_fields__})
 
 
-# Combinations that do not exist (the MFCC baseline is audio only): left out of a sweep that has others.
-DOES_NOT_EXIST: list[Callable[[dict], bool]] = [lambda c: c.get("model") == "mfcc" and c.get("modality") == "vision"]
+def _applies(dest: str, values: dict) -> bool:
+    """Whether a run option means anything for the configuration (the strategies' own descriptions say)."""
+    return dest not in RunConfig.__dataclass_fields__ or applies(dest, _config(values))
+
+
+def _exists(values: dict) -> bool:
+    """Whether the configuration's method exists for its modality (the MFCC baseline is audio only)."""
+    cfg = _config(values)
+    method = STRATEGIES.get(cfg.model)
+    variant = method.variants.get(getattr(cfg, method.choice) if method.choice else "") if method else None
+    return variant is None or cfg.modality in variant.modalities
 
 
 @dataclass(frozen=True)
@@ -117,10 +108,6 @@ def option_values(args: argparse.Namespace, actions: dict[str, argparse.Action])
     return values
 
 
-def _applies(dest: str, config: dict) -> bool:
-    return not DOES_NOT_APPLY.get(dest, lambda c: False)(config)
-
-
 def _label(config: dict, swept: list[str], actions: dict[str, argparse.Action]) -> str:
     """The swept values that apply, e.g. ``gim-summed-depth4``: choices bare, numbers after their option."""
     parts = [str(config[d]) if actions[d].choices else f"{d.replace('_', '-')}{config[d]}"
@@ -151,7 +138,7 @@ def configurations(
         # Only options given on the command line are passed, as typed: the run parses them itself.
         argv = [x for d, (text, _) in chosen.items() if text is not None and applies[d] for x in (flags[d], text)]
         found = Configuration(config, argv + switches, _label(config, swept, actions), len(result) + 1)
-        (missing if any(rule(config) for rule in DOES_NOT_EXIST) else result).append(found)
+        (result if _exists(config) else missing).append(found)
     return result or missing, {d: [v for _, v in values[d]] for d in swept}
 
 

@@ -8,19 +8,15 @@ which become one line for the user.
 
 from __future__ import annotations
 
-from gimbench.config import RunConfig
-from gimbench.distributed.runtime import checked
+from gimbench.config import RunConfig, resolve
 from gimbench.runs.folder import named_folder
-from gimbench.runs.run import resolve_config
 
 QUIET_CODES = (2, 130, 143)  # a config error, a stop by SIGINT/SIGTERM: rank 0 has said so itself
 
 
 def check(cfg: RunConfig) -> None:
     """The ``ConfigError`` the ranks would all meet, found before starting them."""
-    resolved = resolve_config(cfg)
-    checked(resolved, cfg.nproc)
-    named_folder(resolved)
+    named_folder(resolve(cfg, cfg.nproc))
 
 
 def torchrun_args(nproc: int, argv: list[str]):

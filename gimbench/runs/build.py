@@ -1,0 +1,36 @@
+"""A run's parts, built once from a resolved config: used by a run, a resume, ``gimbench probe``, the benchmark
+stepper and the batch-size search alike."""
+
+from __future__ import annotations
+
+import torch
+
+from gimbench.config import RunConfig
+from gimbench.data import make_source
+from gimbench.models import Network, build_network
+from gimbench.strategies import Strategy, make_strategy
+from gimbench.trainer import Parts
+
+
+def network_for(cfg: RunConfig, strategy: Strategy, classes: int = 0) -> Network:
+    """The network of a resolved config and its strategy, initialised from the seed; ``classes`` is
+    the number of training labels, used by supervised methods' heads."""
+    torch.manual_seed(cfg.seed)
+    return build_network(
+        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=strategy.heads_on(cfg.depth),
+        context=cfg.context, classes=classes if strategy.needs_labels else 0, encoder=strategy.encoder,
+    )
+
+
+def build(cfg: RunConfig, device: torch.device | None = None) -> Parts:
+    """Strategy, source, network (on ``device``, by default the config's) and one optimizer per module.
+
+    Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU kernels sum
+    in varying order; deterministic kernels make a seed reproduce the same parameters on the CPU.
+    """
+    device = torch.device(cfg.device) if device is None else device
+    torch.use_deterministic_algorithms(device.type == "cpu")
+    strategy = make_strategy(cfg)
+    source = make_source(cfg, labelled=strategy.needs_labels)
+    network = network_for(cfg, strategy, source.num_classes).to(device)
+    return Parts(network, strategy, source, strategy.make_optimizers(network), device)
