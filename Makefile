@@ -10,7 +10,7 @@ $(BIN)/gimbench: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/gimbench
 
-.PHONY: run test lint
+.PHONY: run test lint docs
 run: $(BIN)/gimbench
 	$(BIN)/gimbench run $(ARGS)
 
@@ -19,3 +19,6 @@ test: $(BIN)/gimbench
 
 lint: $(BIN)/gimbench
 	$(BIN)/ruff check gimbench tests benchmarks
+
+docs: $(BIN)/gimbench  # docs/cli.md from the argparse definitions (tests/test_cli_reference.py checks it is current)
+	$(BIN)/python -m gimbench.report.cli_reference docs/cli.md
