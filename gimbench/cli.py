@@ -23,6 +23,7 @@ from gimbench.config import (
     DEVICES,
     GIM_MODE_HELP,
     GIM_MODES,
+    LOCAL_GRADS,
     PIPELINES,
     TRAIN_SPLITS,
     ConfigError,
@@ -81,6 +82,10 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
                             help="layer sizes: paper, tiny, or auto = paper on CUDA, tiny on CPU (default auto)")
     g["method"].add_argument("--gim-mode", choices=GIM_MODES, default=d.gim_mode,
                              help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
+    g["method"].add_argument("--local-grad", choices=LOCAL_GRADS, default=d.local_grad,
+                             help="greedy audio conv modules: sparse = gradients from only the output positions "
+                                  "the module's own loss reads (exact), dense = from every position; auto = sparse "
+                                  f"where the loss reads a subset (default {d.local_grad}; docs/profiling.md)")
     g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
                             help="vision context network on the top module: auto = pixelcnn for cpc, none "
                                  "otherwise (default auto)")

@@ -34,6 +34,7 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # Vision: at 300 steps (2,400 images) GIM and CPC were still below random features on the class
 # probe, at 1000 they lead by 9 points.
 DEFAULT_STEPS = {"audio": 2000, "vision": 1000}
+LOCAL_GRADS = ("auto", "dense", "sparse")  # gimbench.strategies.sparse
 PIPELINES = ("none", "gpipe", "1f1b")  # end-to-end CPC pipelined over torchrun's processes (gimbench.distributed)
 DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
@@ -84,6 +85,7 @@ class RunConfig:
     max_inflight: int = 2  # module-parallel GIM: batches a rank may run ahead of the next rank
     pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
+    local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto: and cheaper)
     trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
 
     def to_dict(self) -> dict:
@@ -178,6 +180,7 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     _choice("--data", cfg.data, datasets)
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
     _choice("--pipeline", cfg.pipeline, PIPELINES)
+    _choice("--local-grad", cfg.local_grad, LOCAL_GRADS)
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
     _check_numbers(cfg)

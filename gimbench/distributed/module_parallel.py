@@ -120,6 +120,7 @@ class ModuleParallel(SpreadStrategy):
     """
 
     description = "GIM, module-parallel: each rank trains its modules on what the rank below sends (torchrun)"
+    isolated = True
 
     def __init__(self, cfg, loss: str = "infonce", world: World | None = None) -> None:
         super().__init__(cfg, loss, world)
@@ -142,9 +143,10 @@ class ModuleParallel(SpreadStrategy):
             self.board = StopBoard()
         h = self._input(x, step)
         losses: list[torch.Tensor | None] = [None] * len(network)
+        modes = self.local_grads(network)
         for k in self.owned:
             with self.clock.busy():
-                h, losses[k] = train_module(network, k, h, optimizers[k], meter, labels)
+                h, losses[k] = train_module(network, k, h, optimizers[k], meter, labels, modes[k])
         if self.outbox is not None:
             self.outbox.put(h, self.last, self.signal)
             if step == self.last:

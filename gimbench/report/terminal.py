@@ -24,7 +24,7 @@ def _mib(value: int | None) -> str:
 
 
 TEXT_COLUMNS = ("module", "run", "method", "setting", "runs", "device", "memory backend", "folder", "error", "log",
-                "batch sizes tried", "backend", "in phase")
+                "batch sizes tried", "backend", "in phase", "grad")
 
 
 def _table(title: str, columns: list[str]) -> Table:
@@ -83,11 +83,13 @@ class Fitted:
 
 def time_table(result: RunResult) -> Table:
     """Per module: parameters, loss, and median ms per phase (IQR of the total)."""
-    table = _table("Modules: parameters (with the module's loss head), loss, and time (median ms over timed steps)",
-                   ["#", "module", "parameters", "loss first", "loss last", *PHASES, "total", "± IQR"])
+    table = _table("Modules: parameters (with the module's loss head), local gradient (sparse: from the positions "
+                   "the loss reads), loss, and time (median ms over timed steps)",
+                   ["#", "module", "parameters", "grad", "loss first", "loss last", *PHASES, "total", "± IQR"])
     for m in result.modules:
         t, iqr = m.time_ms or {}, m.time_ms_iqr or {}
-        table.add_row(str(m.index), m.name, f"{m.parameters:,}", _num(m.loss["first"]), _num(m.loss["last"]),
+        table.add_row(str(m.index), m.name, f"{m.parameters:,}", m.local_grad or "-", _num(m.loss["first"]),
+                      _num(m.loss["last"]),
                       *(_num(t.get(p), ".1f") for p in (*PHASES, "total")), _num(iqr.get("total"), ".1f"))
     return table
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from gimbench.config import RunConfig
-from gimbench.models import Network
+from gimbench.models import Network, sequence_lengths
 from gimbench.profiling.meter import Meter
 from gimbench.registry import Registry
+from gimbench.strategies.sparse import forward_loss, local_grad_modes
 
 STRATEGIES = Registry("model")
 
@@ -22,6 +23,7 @@ class Strategy:
 
     description = ""
     encoder = "trained"  # "mfcc": the network is the fixed MFCC front end instead of the encoder
+    isolated = False  # True where each module learns from its own loss alone (greedy schedules)
 
     def __init__(self, cfg: RunConfig, loss: str = "infonce") -> None:
         self.cfg = cfg
@@ -52,6 +54,11 @@ class Strategy:
         """Train on one batch; returns each module's detached loss, ``None`` where none was computed."""
         raise NotImplementedError
 
+    def local_grads(self, network: Network) -> list[str]:
+        """Per module, "sparse" or "dense" local gradients (``--local-grad``, see ``strategies/sparse.py``)."""
+        setting = self.cfg.local_grad if self.isolated else "dense"
+        return local_grad_modes(network, setting, sequence_lengths(self.cfg.preset, len(network)))
+
     def trained_at(self, step: int, depth: int) -> tuple[int, ...]:
         """The modules that ``step`` trains (every one, unless the schedule takes them in turn)."""
         return tuple(range(depth))
@@ -63,7 +70,7 @@ class Strategy:
         local loss (or, without a head, a dense gradient arriving at its output, as end-to-end backprop
         delivers one), backward and optimizer step."""
         if network.head(k) is not None:
-            train_module(network, k, h, optimizer, meter, labels)
+            train_module(network, k, h, optimizer, meter, labels, self.local_grads(network)[k])
             return
         with meter.phase(k, "forward"):
             z = network.encoder[k](h)
@@ -92,14 +99,12 @@ def optimizer_step(optimizer: torch.optim.Optimizer | None) -> None:
 
 
 def train_module(
-    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None
+    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None,
+    mode: str = "dense",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward, local loss, backward and optimizer step of module k on input ``h``; returns its detached
-    output (the next module's input) and its detached loss."""
-    with meter.phase(k, "forward"):
-        z = network.encoder[k](h)
-    with meter.phase(k, "loss"):
-        loss = network.head(k)(h, z, labels)
+    """Forward, local loss, backward and optimizer step of module k on input ``h``, with ``mode`` ("dense" or
+    "sparse") local gradients; returns its detached output (the next module's input) and its detached loss."""
+    z, loss = forward_loss(network, k, h, meter, labels, mode)
     with meter.phase(k, "backward"):
         loss.backward()
     with meter.phase(k, "optimizer"):
