@@ -25,6 +25,7 @@ from gimbench.config import (
     GIM_MODES,
     LOCAL_GRADS,
     PIPELINES,
+    SPLIT_RANKS,
     TRAIN_SPLITS,
     ConfigError,
     RunConfig,
@@ -137,6 +138,10 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["scale-out"].add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
                                 help=f"module-parallel GIM: batches in flight between neighbouring ranks "
                                      f"(default {d.max_inflight})")
+    g["scale-out"].add_argument("--split-ranks", choices=SPLIT_RANKS, default=d.split_ranks,
+                                help="module-parallel GIM: contiguous modules per rank, cut by each module's step "
+                                     "time measured once before training (balanced) or by module count "
+                                     f"(default {d.split_ranks})")
     g["scale-out"].add_argument("--pipeline", choices=PIPELINES, default=d.pipeline,
                                 help="cpc on several processes: pipeline the encoder over them with "
                                      "torch.distributed.pipelining's GPipe or 1F1B schedule (default none: data "

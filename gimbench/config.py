@@ -35,6 +35,7 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # probe, at 1000 they lead by 9 points.
 DEFAULT_STEPS = {"audio": 2000, "vision": 1000}
 LOCAL_GRADS = ("auto", "dense", "sparse")  # gimbench.strategies.sparse
+SPLIT_RANKS = ("balanced", "count")  # module-parallel GIM: gimbench.distributed.balance
 PIPELINES = ("none", "gpipe", "1f1b")  # end-to-end CPC pipelined over torchrun's processes (gimbench.distributed)
 DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
@@ -83,6 +84,7 @@ class RunConfig:
     memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
     nproc: int = 1  # processes of the run; gimbench run --nproc N starts them with torchrun
     max_inflight: int = 2  # module-parallel GIM: batches a rank may run ahead of the next rank
+    split_ranks: str = "balanced"  # module-parallel GIM: contiguous modules per rank by measured cost, or by count
     pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
     local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto: and cheaper)
@@ -181,6 +183,7 @@ def resolve(cfg: RunConfig, *, models: list[str], datasets: list[str]) -> RunCon
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
     _choice("--pipeline", cfg.pipeline, PIPELINES)
     _choice("--local-grad", cfg.local_grad, LOCAL_GRADS)
+    _choice("--split-ranks", cfg.split_ranks, SPLIT_RANKS)
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
     _check_numbers(cfg)

@@ -104,16 +104,24 @@ class AudioInfoNCE(SampledNegatives):
     ) -> torch.Tensor:
         """The loss, reading codes only through ``rows``: flat positions (sequence * length + step) of the
         whole batch's (sequences, length) codes to their rows (n, C). Sequences ``first`` to ``first + b``
-        are this process's; ``contexts`` (b, L, Cc) are given where they are not the codes themselves.
-        Draws from the head's generator exactly as ``forward`` does, whoever supplies the rows."""
+        are this process's; ``contexts`` (b, L, Cc) are given where they are not the codes themselves."""
         b = sequences if b is None else b
+        start, width, drawn = self.draw_reads(sequences, length, device)
+        drawn = drawn[first : first + b]
+        targets, negatives = split_read(rows(read_positions(length, start, width, drawn, first)), width, drawn)
+        return self.score(targets if contexts is None else contexts[:, start : start + width], targets, negatives)
+
+    def draw_reads(self, sequences: int, length: int, device: torch.device) -> tuple[int, int, torch.Tensor]:
+        """What the loss reads, drawn from the head's generator: the window's start and width, and N negatives
+        (flat positions of the whole batch) for every window row of every sequence (sequences, W, N)."""
         width = length if self.window is None else min(self.window, length)
         start = int(self.draw(length - width + 1, (), torch.device("cpu"))) if width < length else 0
-        drawn = self.draw(sequences * length, (sequences, width, self.negatives), device)[first : first + b]
-        index = read_positions(length, start, width, drawn, first)
-        targets, negatives = split_read(rows(index), width, drawn)
-        contexts = targets if contexts is None else contexts[:, start : start + width]
-        predictions = self.predictor(contexts).view(b, width, self.steps, targets.shape[-1])
+        return start, width, self.draw(sequences * length, (sequences, width, self.negatives), device)
+
+    def score(self, contexts: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """The loss of contexts (b, W, Cc) predicting the window's codes (b, W, C) against negatives (b, W, N, C)."""
+        b, width, c = targets.shape
+        predictions = self.predictor(contexts).view(b, width, self.steps, c)
         # Row t + k of the window for every (t, k); rows past the window are zero padding, masked later.
         ahead = F.pad(targets, (0, 0, 0, self.steps)).unfold(1, self.steps + 1, 1)[:, :width, :, 1:]
         positive = torch.einsum("btkc,btck->btk", predictions, ahead)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from gimbench.losses import AudioInfoNCE
+from gimbench.losses import AudioInfoNCE, read_positions, split_read
 from gimbench.models import Network
 from gimbench.models.audio import ConvModule
 from gimbench.models.receptive import receptive_fields
@@ -46,46 +46,72 @@ def local_grad_modes(network: Network, setting: str, lengths: list[int]) -> list
     return ["sparse" if sparse(k) else "dense" for k in range(len(network))]
 
 
-class ReadRows(torch.autograd.Function):
-    """Rows (n, C_out) of a conv + ReLU output ``z`` (B, C_out, L) at flat positions, as a function of the conv's
-    weight and bias (the input ``h`` is detached). Forward reads ``z``, which the module's forward without
-    autograd computed; backward sums each distinct position's gradient, masks it by the ReLU and multiplies it
-    by the position's receptive field in ``h``, a chunk of positions at a time."""
+SEQUENCES_PER_CHUNK = 2  # the loss's working memory is that of this many sequences, whatever the batch
+
+
+def conv_gradients(rows_grad: torch.Tensor, h: torch.Tensor, positions: torch.Tensor, geometry: tuple[int, int, int],
+                   weight_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Conv1d's weight and bias gradients from the gradients (U, C_out) of its output at flat ``positions``
+    alone: each times the position's receptive field in ``h``, summed a chunk of positions at a time, chunks
+    whose patches take no more memory than ``rows_grad`` does."""
+    out_channels, in_channels, kernel = weight_shape
+    weight = rows_grad.new_zeros(out_channels, kernel * in_channels)  # (kernel, C_in) order: how patches come
+    chunk = max(1, len(positions) * out_channels // (kernel * in_channels))
+    for i in range(0, len(positions), chunk):
+        patches = receptive_fields(h, geometry, positions[i : i + chunk]).flatten(1)
+        weight.addmm_(rows_grad[i : i + chunk].T, patches)
+    return weight.view(out_channels, kernel, in_channels).transpose(1, 2).contiguous(), rows_grad.sum(0)
+
+
+class LocalLoss(torch.autograd.Function):
+    """A module's loss ``value`` as a function of its conv's weight and bias and its head's parameters, whose
+    gradients the loss phase found already: the head's (``head_grads``) and the read rows' (``rows_grad``, ReLU
+    applied), which backward turns into the conv's by their receptive fields in the detached input ``h``."""
 
     @staticmethod
-    def forward(ctx, weight, bias, z, h, positions, geometry):
-        length = z.shape[2]
-        unique, inverse = torch.unique(positions, return_inverse=True)
-        on = z[unique // length, :, unique % length] > 0  # (U, C_out): where the ReLU passes gradient
-        ctx.save_for_backward(h, unique, inverse, on)
-        ctx.geometry, ctx.weight_shape = geometry, weight.shape
-        return z[positions // length, :, positions % length]
+    def forward(ctx, value, rows_grad, h, positions, geometry, head_grads, weight, bias, *head_params):
+        ctx.save_for_backward(rows_grad, h, positions)
+        ctx.geometry, ctx.weight_shape, ctx.head_grads = geometry, weight.shape, head_grads
+        return value.clone()
 
     @staticmethod
     def backward(ctx, grad):
-        h, unique, inverse, on = ctx.saved_tensors
-        rows = grad.new_zeros(len(unique), grad.shape[1]).index_add_(0, inverse, grad).mul_(on)
-        out_channels, in_channels, kernel = ctx.weight_shape
-        weight = grad.new_zeros(out_channels, kernel * in_channels)  # (kernel, C_in) order: how patches come
-        # Chunks of positions whose patches take no more memory than the rows' gradient already does.
-        chunk = max(1, len(unique) * out_channels // (kernel * in_channels))
-        for i in range(0, len(unique), chunk):
-            patches = receptive_fields(h, ctx.geometry, unique[i : i + chunk]).flatten(1)
-            weight.addmm_(rows[i : i + chunk].T, patches)
-        weight = weight.view(out_channels, kernel, in_channels).transpose(1, 2)
-        return weight, rows.sum(0), None, None, None, None
+        rows_grad, h, positions = ctx.saved_tensors
+        weight, bias = conv_gradients(rows_grad, h, positions, ctx.geometry, ctx.weight_shape)
+        return (None,) * 6 + (grad * weight, grad * bias, *(grad * g for g in ctx.head_grads))
+
+
+def sparse_loss(network: Network, k: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Module k's local loss on its output ``z`` (computed without autograd), backpropagated as far as the rows
+    it reads and the head's parameters a few sequences at a time; the returned loss's backward finishes the
+    conv's gradients."""
+    module, head = network.encoder[k], network.head(k)
+    b, _, length = z.shape
+    start, width, drawn = head.draw_reads(b, length, z.device)
+    positions = torch.unique(read_positions(length, start, width, drawn))  # sorted
+    rows = z[positions // length, :, positions % length].requires_grad_()  # (U, C): every row the loss reads
+    params = list(head.parameters())
+    value, grads = z.new_zeros(()), [torch.zeros_like(t) for t in (rows, *params)]
+    for first in range(0, b, SEQUENCES_PER_CHUNK):
+        part = drawn[first : first + SEQUENCES_PER_CHUNK]
+        read = rows[torch.searchsorted(positions, read_positions(length, start, width, part, first))]
+        targets, negatives = split_read(read, width, part)
+        loss = head.score(targets, targets, negatives) * (len(part) / b)  # each chunk's share of the mean
+        for total, g in zip(grads, torch.autograd.grad(loss, [rows, *params]), strict=True):
+            total += g
+        value += loss.detach()
+    rows_grad = grads[0].mul_(rows.detach() > 0)  # through the ReLU
+    conv = module[0]
+    return LocalLoss.apply(value, rows_grad, h, positions, module.geometry, grads[1:], conv.weight, conv.bias, *params)
 
 
 def sparse_forward_loss(network: Network, k: int, h: torch.Tensor, meter: Meter) -> tuple[torch.Tensor, torch.Tensor]:
     """Module k's output without autograd (the next module's input) and its local loss, whose graph reaches
     module k's parameters through the rows the loss reads only."""
-    module, head = network.encoder[k], network.head(k)
-    conv = module[0]
     with meter.phase(k, "forward"), torch.no_grad():
-        z = module(h)
+        z = network.encoder[k](h)
     with meter.phase(k, "loss"):
-        loss = head.loss_from(lambda index: ReadRows.apply(conv.weight, conv.bias, z, h, index, module.geometry),
-                              sequences=len(z), length=z.shape[2], device=z.device)
+        loss = sparse_loss(network, k, h, z)
     return z, loss
 
 

@@ -22,18 +22,25 @@ from gimbench.config import ConfigError, RunConfig
 SWEEP_LEVEL = ("out", "name")
 # Passed to every run the sweep's way: runs are always quiet, and --overwrite is about the sweep folder.
 NOT_PASSED = ("quiet", "overwrite")
+
+
+def _not_module_parallel(c: dict) -> bool:
+    return (c.get("model", RunConfig.model), c.get("gim_mode", RunConfig.gim_mode)) != ("gim", "module-parallel")
+
+
 # When a predicate holds for a configuration, the option does not apply to it and gets its default.
 DOES_NOT_APPLY: dict[str, Callable[[dict], bool]] = {
     "gim_mode": lambda c: c.get("model", RunConfig.model) != "gim",
     "context": lambda c: c.get("modality", RunConfig.modality) != "vision",
     "depth": lambda c: c.get("model") == "mfcc",
-    "max_inflight": lambda c: (c.get("model", RunConfig.model), c.get("gim_mode", RunConfig.gim_mode))
-    != ("gim", "module-parallel"),
+    "max_inflight": _not_module_parallel,
+    "split_ranks": _not_module_parallel,
     "pipeline": lambda c: c.get("model", RunConfig.model) != "cpc",
     "micro_batches": lambda c: c.get("model", RunConfig.model) != "cpc" or c.get("pipeline") in (None, "none"),
 }
 # What each option of DOES_NOT_APPLY applies to, in words, for ``gimbench run``'s refusal.
-APPLIES_TO = {"gim_mode": "--model gim", "max_inflight": "--gim-mode module-parallel", "pipeline": "--model cpc",
+APPLIES_TO = {"gim_mode": "--model gim", "max_inflight": "--gim-mode module-parallel",
+              "split_ranks": "--gim-mode module-parallel", "pipeline": "--model cpc",
               "micro_batches": "a pipelined cpc (--model cpc --pipeline gpipe or 1f1b)"}
 
 
