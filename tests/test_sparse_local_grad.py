@@ -14,6 +14,7 @@ from gimbench.distributed.balance import balanced_groups
 from gimbench.models import build_network
 from gimbench.models.audio import ConvModule
 from gimbench.profiling.meter import NULL_METER
+from gimbench.profiling.resident import resident_breakdown
 from gimbench.strategies.sparse import local_grad_modes, sparse_forward_loss
 
 CROP = {"tiny": 5120, "paper": 20480}
@@ -143,3 +144,16 @@ def test_balanced_split_is_the_best_contiguous_cut():
     assert balanced_groups([28, 36, 22, 10, 6, 9], 2) == [[0, 1], [2, 3, 4, 5]]
     with pytest.raises(ValueError):
         balanced_groups([1.0, 2.0], 3)
+
+
+def test_resident_breakdown_splits_parameters_and_adam_state_between_encoder_and_head():
+    cfg, network, strategy = tiny("gim", depth=2)
+    optimizers = strategy.make_optimizers(network)
+    strategy.step(network, optimizers, batch("audio"), NULL_METER, 0)
+    figures = resident_breakdown(network, optimizers[0], 0)
+    encoder = 4 * sum(p.numel() for p in network.encoder[0].parameters())
+    assert figures["encoder_parameter_bytes"] == encoder == figures["encoder_gradient_bytes"]
+    assert figures["head_parameter_bytes"] == 4 * network.head(0).predictor.weight.numel()
+    for part in ("encoder", "head"):  # Adam: two moments per parameter and a step count per tensor
+        assert 2 * figures[f"{part}_parameter_bytes"] < figures[f"{part}_optimizer_bytes"] < \
+            2 * figures[f"{part}_parameter_bytes"] + 64
