@@ -21,6 +21,8 @@ from gimbench.config import (
     DEFAULT_MICRO_BATCHES,
     DEFAULT_STEPS,
     DEVICES,
+    LOCAL_GRADS,
+    SPLIT_RANKS,
     TRAIN_SPLITS,
     ConfigError,
     RunConfig,
@@ -79,6 +81,10 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
                             help="layer sizes: paper, tiny, or auto = paper on CUDA, tiny on CPU (default auto)")
     g["method"].add_argument("--gim-mode", choices=list(STRATEGIES["gim"].variants), default=d.gim_mode,
                              help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
+    g["method"].add_argument("--local-grad", choices=LOCAL_GRADS, default=d.local_grad,
+                             help="greedy audio conv modules: sparse = gradients from only the output positions "
+                                  "the module's own loss reads (exact), dense = from every position; auto = sparse "
+                                  f"where the loss reads a subset (default {d.local_grad}; docs/profiling.md)")
     g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
                             help="vision context network on the top module: auto = pixelcnn for cpc, none "
                                  "otherwise (default auto)")
@@ -130,6 +136,10 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["scale-out"].add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
                                 help=f"module-parallel GIM: batches in flight between neighbouring ranks "
                                      f"(default {d.max_inflight})")
+    g["scale-out"].add_argument("--split-ranks", choices=SPLIT_RANKS, default=d.split_ranks,
+                                help="module-parallel GIM: contiguous modules per rank, cut by each module's step "
+                                     "time measured once before training (balanced) or by module count "
+                                     f"(default {d.split_ranks})")
     g["scale-out"].add_argument("--pipeline", choices=list(STRATEGIES["cpc"].variants), default=d.pipeline,
                                 help="cpc on several processes: pipeline the encoder over them with "
                                      "torch.distributed.pipelining's GPipe or 1F1B schedule (default none: data "

@@ -33,6 +33,8 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # Vision: at 300 steps (2,400 images) GIM and CPC were still below random features on the class
 # probe, at 1000 they lead by 9 points.
 DEFAULT_STEPS = {"audio": 2000, "vision": 1000}
+LOCAL_GRADS = ("auto", "dense", "sparse")  # gimbench.strategies.sparse
+SPLIT_RANKS = ("balanced", "count")  # module-parallel GIM: gimbench.distributed.balance
 DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
@@ -94,8 +96,10 @@ class RunConfig:
     memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
     nproc: int = 1  # processes of the run; gimbench run --nproc N starts them with torchrun
     max_inflight: int = 2  # module-parallel GIM: batches a rank may run ahead of the next rank
+    split_ranks: str = "balanced"  # module-parallel GIM: contiguous modules per rank by measured cost, or by count
     pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
+    local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto: and cheaper)
     trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
 
     def to_dict(self) -> dict:
@@ -185,9 +189,10 @@ def method_options() -> dict[str, str]:
         if method.choice:
             where.setdefault(method.choice, []).append(f"--model {name}")
         for value, strategy in method.variants.items():
-            for option in strategy.options:
-                where.setdefault(option, []).append(strategy.called or (
-                    f"{flag(method.choice)} {value}" if method.choice else f"--model {name}"))
+            for option in strategy.own_options():
+                everywhere = all(option in s.own_options() for s in method.variants.values())
+                where.setdefault(option, []).append(f"--model {name}" if everywhere or not method.choice else
+                                                    strategy.called or f"{flag(method.choice)} {value}")
     return {option: " or ".join(dict.fromkeys(what)) for option, what in where.items()}
 
 
@@ -278,6 +283,8 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     _choice("--context", cfg.context, CONTEXTS)
     _choice("--data", cfg.data, sorted(DATASETS))
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
+    _choice("--local-grad", cfg.local_grad, LOCAL_GRADS)
+    _choice("--split-ranks", cfg.split_ranks, SPLIT_RANKS)
     _refuse_options_not_applying(cfg)
     _check_data(cfg, strategy)
     _check_numbers(cfg)

@@ -91,13 +91,35 @@ class AudioInfoNCE(SampledNegatives):
     ) -> torch.Tensor:
         """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar. Labels are not used."""
         codes = (module_input if self.codes_from_input else module_output).transpose(1, 2)
-        b, length, c = codes.shape
         everyone, first = self.whole_batch(codes, gather)
+        length = codes.shape[1]
+        contexts = module_output.transpose(1, 2) if self.codes_from_input else None
+        return self.loss_from(lambda index: everyone[index // length, index % length], sequences=len(everyone),
+                              length=length, device=codes.device, first=first, b=len(codes), contexts=contexts)
+
+    def loss_from(
+        self, rows: Callable[[torch.Tensor], torch.Tensor], *, sequences: int, length: int, device: torch.device,
+        first: int = 0, b: int | None = None, contexts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss, reading codes only through ``rows``: flat positions (sequence * length + step) of the
+        whole batch's (sequences, length) codes to their rows (n, C). Sequences ``first`` to ``first + b``
+        are this process's; ``contexts`` (b, L, Cc) are given where they are not the codes themselves."""
+        b = sequences if b is None else b
+        start, width, drawn = self.draw_reads(sequences, length, device)
+        drawn = drawn[first : first + b]
+        targets, negatives = split_read(rows(read_positions(length, start, width, drawn, first)), width, drawn)
+        return self.score(targets if contexts is None else contexts[:, start : start + width], targets, negatives)
+
+    def draw_reads(self, sequences: int, length: int, device: torch.device) -> tuple[int, int, torch.Tensor]:
+        """What the loss reads, drawn from the head's generator: the window's start and width, and N negatives
+        (flat positions of the whole batch) for every window row of every sequence (sequences, W, N)."""
         width = length if self.window is None else min(self.window, length)
         start = int(self.draw(length - width + 1, (), torch.device("cpu"))) if width < length else 0
-        drawn = self.draw(len(everyone) * length, (len(everyone), width, self.negatives), codes.device)
-        targets, negatives = gather_rows(everyone, start, width, drawn[first : first + b], first)
-        contexts = targets if not self.codes_from_input else module_output.transpose(1, 2)[:, start : start + width]
+        return start, width, self.draw(sequences * length, (sequences, width, self.negatives), device)
+
+    def score(self, contexts: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """The loss of contexts (b, W, Cc) predicting the window's codes (b, W, C) against negatives (b, W, N, C)."""
+        b, width, c = targets.shape
         predictions = self.predictor(contexts).view(b, width, self.steps, c)
         # Row t + k of the window for every (t, k); rows past the window are zero padding, masked later.
         ahead = F.pad(targets, (0, 0, 0, self.steps)).unfold(1, self.steps + 1, 1)[:, :width, :, 1:]
@@ -106,18 +128,29 @@ class AudioInfoNCE(SampledNegatives):
         return stepwise_info_nce(positive, negative)
 
 
+def read_positions(length: int, start: int, width: int, drawn: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """Flat positions (sequence * length + step) an audio loss reads, in one index: the ``width``-step window
+    from ``start`` of sequences ``first`` to ``first + b``, then the drawn rows (b, W, N), b = ``len(drawn)``."""
+    offsets = length * (first + torch.arange(len(drawn), device=drawn.device))[:, None]
+    window = torch.arange(start, start + width, device=drawn.device) + offsets
+    return torch.cat([window.flatten(), drawn.flatten()])
+
+
+def split_read(picked: torch.Tensor, width: int, drawn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows (n, C) read at ``read_positions`` as the window's codes (b, W, C) and the drawn rows (b, W, N, C)."""
+    b, c = len(drawn), picked.shape[-1]
+    return picked[: b * width].view(b, width, c), picked[b * width :].view(*drawn.shape, c)
+
+
 def gather_rows(
     codes: torch.Tensor, start: int, width: int, drawn: torch.Tensor, first: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The window's codes (b, W, C) of sequences ``first`` to ``first + b`` and the drawn rows (b, W, N, C)
     of codes (B, L, C), where b is ``len(drawn)``; read in one gather so that backward builds one dense
     gradient for the codes instead of one per read."""
-    b, (_, length, c) = len(drawn), codes.shape
-    batch_offsets = length * (first + torch.arange(b, device=codes.device))[:, None]
-    window = torch.arange(start, start + width, device=codes.device) + batch_offsets
-    index = torch.cat([window.flatten(), drawn.flatten()])
-    picked = codes[index // length, index % length]
-    return picked[: b * width].view(b, width, c), picked[b * width :].view(*drawn.shape, c)
+    length = codes.shape[1]
+    index = read_positions(length, start, width, drawn, first)
+    return split_read(codes[index // length, index % length], width, drawn)
 
 
 def stepwise_info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:

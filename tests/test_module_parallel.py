@@ -18,6 +18,7 @@ from html_tables import read_html, table
 from test_distributed import worker_pid
 
 from gimbench.cli import main, make_parser
+from gimbench.distributed.balance import balanced_groups
 from gimbench.distributed.stages import module_groups
 from gimbench.sweep.grid import configurations
 
@@ -46,13 +47,17 @@ def parameters(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """Single-process per-module GIM and CPC, module-parallel GIM with K=1 on 2 processes and K=2 on 3, and
-    CPC pipelined with GPipe (one micro-batch) and 1F1B (two), all from the same seed and data."""
+    """Single-process per-module GIM and CPC, module-parallel GIM cut by count with K=1 on 2 processes and K=2 on
+    3 and cut by measured cost on 2, and CPC pipelined with GPipe (one micro-batch) and 1F1B (two), all from the
+    same seed and data."""
     out = tmp_path_factory.mktemp("runs")
     one_process(out, "per-module", "--model", "gim")
     one_process(out, "cpc", "--model", "cpc")
-    launched(out, "mp-k1", 2, "--model", "gim", "--gim-mode", "module-parallel", "--max-inflight", "1")
-    launched(out, "mp-k2", 3, "--model", "gim", "--gim-mode", "module-parallel", "--max-inflight", "2")
+    launched(out, "mp-k1", 2, "--model", "gim", "--gim-mode", "module-parallel", "--max-inflight", "1",
+             "--split-ranks", "count")
+    launched(out, "mp-k2", 3, "--model", "gim", "--gim-mode", "module-parallel", "--max-inflight", "2",
+             "--split-ranks", "count")
+    launched(out, "mp-balanced", 2, "--model", "gim", "--gim-mode", "module-parallel")
     launched(out, "gpipe", 2, "--model", "cpc", "--pipeline", "gpipe", "--micro-batches", "1")
     launched(out, "1f1b", 2, "--model", "cpc", "--pipeline", "1f1b", "--micro-batches", "2")
     return out
@@ -79,10 +84,17 @@ def check_ranks(doc: dict, mode: str, groups: list[list[int]]) -> None:
     assert all(m["time_ms"]["total"] > 0 for m in doc["modules"])
 
 
-@pytest.mark.parametrize("name,groups", [("mp-k1", [[0, 1], [2, 3]]), ("mp-k2", [[0, 1], [2], [3]])])
+@pytest.mark.parametrize("name,groups", [("mp-k1", [[0, 1], [2, 3]]), ("mp-k2", [[0, 1], [2], [3]]),
+                                         ("mp-balanced", None)])
 def test_module_parallel_trains_the_parameters_one_process_trains(runs, name, groups):
     doc, single = (json.loads((runs / n / "results.json").read_text()) for n in (name, "per-module"))
     assert doc["status"] == "complete" and single["distributed"] is None
+    split = doc["distributed"]["ranks"][0]["split"]
+    if groups is None:  # balanced: the cut the measured module step times call for, the same on every rank
+        assert split["by"] == "balanced" and all(r["split"] == split for r in doc["distributed"]["ranks"])
+        groups = balanced_groups(split["module_step_ms"], 2)
+    else:
+        assert split == {"by": "count", "module_step_ms": None}
     check_ranks(doc, "module-parallel", groups)
     mine, theirs = parameters(runs / name), parameters(runs / "per-module")
     assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in theirs)

@@ -90,6 +90,11 @@ class DataParallelStrategy:
     def __getattr__(self, name: str):
         return getattr(self.__dict__["inner"], name)
 
+    def local_grads(self, network) -> list[str]:
+        """How each module's local gradient is computed: as the wrapped strategy does on the view (dense, for
+        modules and heads wrapped for data parallelism)."""
+        return self.inner.local_grads(self.view)
+
     def step(self, network, optimizers, x, meter, step, labels=None) -> list[torch.Tensor | None]:
         losses = self.inner.step(self.view, optimizers, x, meter, step, labels=labels)
         present = [k for k, loss in enumerate(losses) if loss is not None]

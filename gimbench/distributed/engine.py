@@ -44,6 +44,10 @@ class Engine:
         """Share of this rank's step wall time spent waiting on peers; ``None`` where not measured."""
         return None
 
+    def row_extras(self, trainer) -> dict:
+        """Keys this mode adds to each rank's row of results.json's ``distributed`` block."""
+        return {}
+
     def stop_rule(self, runtime, stop, parts) -> Callable[[], bool]:
         """What the trainer asks before each step: by default a stop any rank received, agreed on by all."""
         return runtime.agreed_stop(stop)

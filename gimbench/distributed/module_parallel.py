@@ -120,8 +120,9 @@ class ModuleParallel(SpreadStrategy):
 
     description = ("GIM, module-parallel: each process (--nproc) trains its own modules;"
                    " batches flow rank to rank (--max-inflight)")
+    isolated = True
 
-    options = ("max_inflight",)
+    options = ("max_inflight", "split_ranks")
 
     def __init__(self, cfg, world: World | None = None) -> None:
         super().__init__(cfg, world)
@@ -152,9 +153,10 @@ class ModuleParallel(SpreadStrategy):
             self.board = StopBoard()
         h = self._input(x, step)
         losses: list[torch.Tensor | None] = [None] * len(network)
+        modes = self.local_grads(network)
         for k in self.owned:
             with self.clock.busy():
-                h, losses[k] = train_module(network, k, h, optimizers[k], meter, labels)
+                h, losses[k] = train_module(network, k, h, optimizers[k], meter, labels, modes[k])
         if self.outbox is not None:
             self.outbox.put(h, self.last, self.signal)
             if step == self.last:

@@ -3,7 +3,8 @@
 
 Each rank keeps only its own modules (``SpreadStrategy.local``) with their optimizers; after training, rank 0
 receives every other rank's modules, so its checkpoint, probes and checksum cover the whole trained network.
-A rank's idle fraction is the share of its step wall time (warm-up and memory-tracked steps left out) not
+Module-parallel GIM cuts the modules by measured cost unless ``--split-ranks count`` (``balance``). A rank's idle
+fraction is the share of its step wall time (warm-up and memory-tracked steps left out) not
 spent computing: the time it waited on its peers, the pipeline's bubble.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
+from gimbench.distributed.balance import agreed_groups
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.distributed.stages import module_groups
 
@@ -25,13 +27,15 @@ class SpreadEngine(Engine):
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
+        self.groups: list[list[int]] | None = None  # the split the strategy holds, once prepared
 
     def wrap(self, parts, world):
+        self.groups = parts.strategy.groups
         network = parts.strategy.local(parts.network)
         return replace(parts, network=network, optimizers=parts.strategy.make_optimizers(network))  # its own only
 
     def modules(self, network, world) -> list[int]:
-        return module_groups(len(network), world.size)[world.rank]
+        return self.groups[world.rank] if self.groups else module_groups(len(network), world.size)[world.rank]
 
     def idle_fraction(self, trainer) -> float | None:
         cfg, busy, wall = trainer.strategy.cfg, trainer.strategy.clock.steps, trainer.history.seconds
@@ -49,6 +53,19 @@ class SpreadEngine(Engine):
 class ModuleParallelEngine(SpreadEngine):
     """Module-parallel GIM stops without a collective: rank 0 decides and its decision travels with the data
     (see ``gimbench.distributed.module_parallel``)."""
+
+    costs: list[float] | None = None  # seconds of each module's step, measured to balance the split
+
+    def wrap(self, parts, world):
+        if parts.strategy.cfg.split_ranks == "balanced":
+            groups, self.costs = agreed_groups(world, parts)
+            parts.strategy.regroup(groups)
+        return super().wrap(parts, world)
+
+    def row_extras(self, trainer) -> dict:
+        """The split: how it was cut and, where balanced, the measured module step times it was cut by."""
+        measured = None if self.costs is None else [1e3 * c for c in self.costs]
+        return {"split": {"by": trainer.strategy.cfg.split_ranks, "module_step_ms": measured}}
 
     def stop_rule(self, runtime, stop, parts) -> Callable[[], bool]:
         strategy = parts.strategy

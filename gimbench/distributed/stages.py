@@ -71,8 +71,13 @@ class SpreadStrategy(Strategy):
     def __init__(self, cfg, world: World | None = None) -> None:
         super().__init__(cfg)
         self.world = world or world_from_env()
-        self.owned = module_groups(cfg.depth, self.world.size)[self.world.rank]
+        self.groups = module_groups(cfg.depth, self.world.size)  # by count; ``regroup`` may change it
+        self.owned = self.groups[self.world.rank]
         self.clock = BusyClock(torch.device(cfg.device))
+
+    def regroup(self, groups: list[list[int]]) -> None:
+        """Hold ``groups[rank]`` instead (before ``local`` frees the others); every rank must pass the same."""
+        self.groups, self.owned = groups, groups[self.world.rank]
 
     def local(self, network: Network) -> Network:
         """Only this rank's modules and heads are kept."""

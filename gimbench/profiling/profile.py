@@ -20,6 +20,7 @@ from gimbench.device import empty_cache
 from gimbench.profiling.allocator import backend_name
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES, Meter
+from gimbench.profiling.resident import resident_breakdown
 from gimbench.profiling.timing import TimingMeter
 from gimbench.profiling.tracker import CATEGORIES
 
@@ -124,6 +125,7 @@ class Profiler:
         }
         if self.isolated is not None and self.isolated[k] is not None:
             memory["alone_peak_bytes"] = self.isolated[k]
+        memory |= resident_breakdown(self.network, self.optimizers[k], k)
         return {"memory": memory}
 
     def floor(self) -> int | None:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gimbench.profiling.meter import PHASES
+from gimbench.profiling.resident import KINDS, PARTS
 from gimbench.profiling.tracker import CATEGORIES
 from gimbench.results.schema import MaxBatch, RunResult
 
@@ -24,7 +25,7 @@ def _mib(value: int | None) -> str:
 
 
 TEXT_COLUMNS = ("module", "run", "method", "setting", "runs", "device", "memory backend", "folder", "error", "log",
-                "batch sizes tried", "backend", "in phase")
+                "batch sizes tried", "backend", "in phase", "grad")
 
 
 def _table(title: str, columns: list[str]) -> Table:
@@ -83,11 +84,13 @@ class Fitted:
 
 def time_table(result: RunResult) -> Table:
     """Per module: parameters, loss, and median ms per phase (IQR of the total)."""
-    table = _table("Modules: parameters (with the module's loss head), loss, and time (median ms over timed steps)",
-                   ["#", "module", "parameters", "loss first", "loss last", *PHASES, "total", "± IQR"])
+    table = _table("Modules: parameters (with the module's loss head), local gradient (sparse: from the positions "
+                   "the loss reads), loss, and time (median ms over timed steps)",
+                   ["#", "module", "parameters", "grad", "loss first", "loss last", *PHASES, "total", "± IQR"])
     for m in result.modules:
         t, iqr = m.time_ms or {}, m.time_ms_iqr or {}
-        table.add_row(str(m.index), m.name, f"{m.parameters:,}", _num(m.loss["first"]), _num(m.loss["last"]),
+        table.add_row(str(m.index), m.name, f"{m.parameters:,}", m.local_grad or "-", _num(m.loss["first"]),
+                      _num(m.loss["last"]),
                       *(_num(t.get(p), ".1f") for p in (*PHASES, "total")), _num(iqr.get("total"), ".1f"))
     return table
 
@@ -101,6 +104,17 @@ def memory_table(result: RunResult) -> Table:
         table.add_row(str(m.index), m.name, _mib(mem.get("peak_bytes")), mem.get("peak_phase", "-"),
                       *(_mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), _mib(mem.get("untracked_bytes")),
                       _mib(mem.get("own_activation_bytes")), _mib(mem.get("alone_peak_bytes")))
+    return table
+
+
+def resident_table(result: RunResult) -> Table:
+    """Per module: what its encoder part and its loss head keep resident (MiB; gradients while a step runs)."""
+    columns = [f"{part} {short}" for part in ("enc", "head") for short in ("par", "grad", "opt")]
+    table = _table("Resident per module, encoder vs loss head (MiB)", ["#", "module", *columns])
+    for m in result.modules:
+        mem = m.memory or {}
+        table.add_row(str(m.index), m.name,
+                      *(_mib(mem.get(f"{part}_{kind}_bytes")) for part in PARTS for kind in KINDS))
     return table
 
 
@@ -203,7 +217,8 @@ def run_summary(result: RunResult) -> Group:
         f"{env['device']} ({env['device_name']})",
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")
-    parts = [head, Fitted(time_table(result), 2), Fitted(memory_table(result), 2), step_text(result)]
+    parts = [head, Fitted(time_table(result), 2), Fitted(memory_table(result), 2), Fitted(resident_table(result), 2),
+             step_text(result)]
     if result.max_batch is not None:
         parts.append(max_batch_summary(result.max_batch))
     if result.distributed:

@@ -62,6 +62,7 @@ class ModuleResult:
     time_ms_iqr: dict | None = None
     timed_steps: int = 0
     memory: dict | None = None  # peak and its breakdown, over memory-tracked steps
+    local_grad: str | None = None  # "sparse" or "dense": how the module's local gradient was computed
 
 
 @dataclass

@@ -78,12 +78,15 @@ def data_block(cfg: RunConfig, source) -> dict:
     return {"name": cfg.data, "workers": cfg.workers, **source.describe(), "skipped": source.skips.to_json()}
 
 
-def module_results(network: Network, losses: list[list[float | None]], profiler: Profiler) -> list[ModuleResult]:
-    """Per-module rows: name, owned parameter count, loss summary, time and memory."""
+def module_results(network: Network, losses: list[list[float | None]], profiler: Profiler,
+                   local_grads: list[str] | None = None) -> list[ModuleResult]:
+    """Per-module rows: name, owned parameter count, loss summary, time and memory, and how its local gradient
+    was computed (``local_grads``, the strategy's)."""
     return [
         ModuleResult(
             index=k, name=network.names[k], parameters=sum(p.numel() for p in network.owned_parameters(k)),
             loss=loss_summary([step[k] for step in losses]), **profiler.module_time(k), **profiler.module_memory(k),
+            local_grad=local_grads[k] if local_grads else None,
         )
         for k in range(len(network))
     ]
@@ -232,7 +235,9 @@ def rank_row(session: Session, runtime: Runtime) -> dict:
     local = runtime.engine.local_batch(cfg, runtime.world)
     step = step_result(trainer.history, profiler.kinds[:trainer.step], local, profiler.step_memory())
     modules = runtime.engine.modules(trainer.network, runtime.world)
-    rows = [asdict(m) for m in module_results(trainer.network, trainer.history.losses, profiler) if m.index in modules]
+    grads = trainer.strategy.local_grads(trainer.network)
+    rows = [asdict(m) for m in module_results(trainer.network, trainer.history.losses, profiler, grads)
+            if m.index in modules]
     return runtime.row(step, rows, modules, trainer)
 
 
@@ -281,7 +286,8 @@ def finish(session: Session, failure: dict | None, probes: dict | None = None,
     sessions = session.sessions()
     result = RunResult(
         status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
-        modules=owners_rows(module_results(network, trainer.history.losses, profiler), distributed),
+        modules=owners_rows(module_results(network, trainer.history.losses, profiler,
+                                           trainer.strategy.local_grads(network)), distributed),
         step=step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size, profiler.step_memory()),
         final_parameter_checksum=parameter_checksum(network),
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gimbench.models import Network
+from gimbench.models import Network, sequence_lengths
 from gimbench.profiling.meter import Meter
 from gimbench.registry import Registry
+from gimbench.strategies.sparse import forward_loss, local_grad_modes
 
 STRATEGIES = Registry("model")
 
@@ -35,6 +36,7 @@ class Strategy:
     modalities: tuple[str, ...] = ("audio", "vision")
     depth: int | None = None  # a fixed number of modules (the MFCC front end: 1); None: --depth
     vision_context = "none"  # vision's context network when --context is auto
+    isolated = False  # True where each module learns from its own loss alone (greedy schedules)
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg  # a resolved RunConfig
@@ -43,6 +45,11 @@ class Strategy:
     def needs_labels(self) -> bool:
         """Whether training batches must come from a labelled split."""
         return self.loss == "classifier"
+
+    @classmethod
+    def own_options(cls) -> tuple[str, ...]:
+        """``options``, and ``local_grad`` where each module learns from its own loss alone."""
+        return cls.options + (("local_grad",) if cls.isolated else ())
 
     @classmethod
     def cycle(cls, depth: int) -> int:
@@ -78,6 +85,11 @@ class Strategy:
         """Train on one batch; returns each module's detached loss, ``None`` where none was computed."""
         raise NotImplementedError
 
+    def local_grads(self, network: Network) -> list[str]:
+        """Per module, "sparse" or "dense" local gradients (``--local-grad``, see ``strategies/sparse.py``)."""
+        setting = self.cfg.local_grad if self.isolated else "dense"
+        return local_grad_modes(network, setting, sequence_lengths(self.cfg.preset, len(network)))
+
     def trained_at(self, step: int, depth: int) -> tuple[int, ...]:
         """The modules that ``step`` trains (every one, unless the schedule takes them in turn)."""
         return tuple(range(depth))
@@ -89,7 +101,7 @@ class Strategy:
         local loss (or, without a head, a dense gradient arriving at its output, as end-to-end backprop
         delivers one), backward and optimizer step."""
         if network.head(k) is not None:
-            train_module(network, k, h, optimizer, meter, labels)
+            train_module(network, k, h, optimizer, meter, labels, self.local_grads(network)[k])
             return
         with meter.phase(k, "forward"):
             z = network.encoder[k](h)
@@ -118,14 +130,12 @@ def optimizer_step(optimizer: torch.optim.Optimizer | None) -> None:
 
 
 def train_module(
-    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None
+    network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels: torch.Tensor | None = None,
+    mode: str = "dense",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward, local loss, backward and optimizer step of module k on input ``h``; returns its detached
-    output (the next module's input) and its detached loss."""
-    with meter.phase(k, "forward"):
-        z = network.encoder[k](h)
-    with meter.phase(k, "loss"):
-        loss = network.head(k)(h, z, labels)
+    """Forward, local loss, backward and optimizer step of module k on input ``h``, with ``mode`` ("dense" or
+    "sparse") local gradients; returns its detached output (the next module's input) and its detached loss."""
+    z, loss = forward_loss(network, k, h, meter, labels, mode)
     with meter.phase(k, "backward"):
         loss.backward()
     with meter.phase(k, "optimizer"):
@@ -157,7 +167,7 @@ class Method:
 
     def options(self, cfg) -> tuple[str, ...]:
         """The RunConfig fields that apply to ``cfg``'s method and variant only."""
-        return ((self.choice,) if self.choice else ()) + self.variant(cfg).options
+        return ((self.choice,) if self.choice else ()) + self.variant(cfg).own_options()
 
 
 def strategy_class(cfg) -> type[Strategy]:

@@ -18,38 +18,39 @@ import torch
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
 from gimbench.strategies.base import STRATEGIES, Method, Strategy, optimizer_step, train_module
+from gimbench.strategies.sparse import forward_loss
 
 
 class PerModule(Strategy):
     description = ("GIM, per-module: each module's forward, loss, backward and step before the next;"
                    " its graph freed at once")
+    isolated = True
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
         labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         losses: list[torch.Tensor | None] = []
-        h = x
+        h, modes = x, self.local_grads(network)
         for k in range(len(network)):
-            h, loss = train_module(network, k, h, optimizers[k], meter, labels)
+            h, loss = train_module(network, k, h, optimizers[k], meter, labels, modes[k])
             losses.append(loss)
         return losses
 
 
 class Summed(Strategy):
     description = "GIM, summed: the reference schedule; every local loss summed, one backward (all graphs alive at it)"
+    isolated = True
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
         labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
         losses = []
-        h = x
-        for k, module in enumerate(network.encoder):
-            with meter.phase(k, "forward"):
-                z = module(h)
-            with meter.phase(k, "loss"):
-                losses.append(network.head(k)(h, z, labels))
+        h, modes = x, self.local_grads(network)
+        for k in range(len(network)):
+            z, loss = forward_loss(network, k, h, meter, labels, modes[k])
+            losses.append(loss)
             h = z.detach()
         with meter.backward(network):
             torch.stack(losses).sum().backward()
@@ -62,6 +63,7 @@ class Summed(Strategy):
 class Sequential(Strategy):
     description = ("GIM, sequential: one module trains at a time for its share of the steps;"
                    " those below run without autograd")
+    isolated = True
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
@@ -97,7 +99,7 @@ class Sequential(Strategy):
             for i, module in enumerate(network.encoder[:k]):
                 with meter.phase(i, "forward"):
                     h = module(h)
-        _, loss = train_module(network, k, h, optimizers[k], meter, labels)
+        _, loss = train_module(network, k, h, optimizers[k], meter, labels, self.local_grads(network)[k])
         return [None] * k + [loss] + [None] * (len(network) - k - 1)
 
 

@@ -1,0 +1,70 @@
+"""Module-parallel ranks balanced by cost: contiguous modules per rank, cut where measured step times say.
+
+Cut by count, depth 6 on 2 ranks gives rank 0 conv1-conv3, the three longest sequences, and leaves rank 1
+waiting for most of every step. ``--split-ranks balanced`` (the default) measures each module's training step
+once before training, on rank 0 (the whole network is still there: every rank builds it from the seed), and
+cuts so that the busiest rank's share is the smallest contiguous cuts allow. Rank 0 broadcasts the cut, so
+every rank holds the same split whatever its own clock would have said. Which rank trains which module
+changes only time, never the parameters: each module trains on exactly what it would in one process.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+
+import torch
+import torch.distributed as dist
+
+from gimbench.device import clock
+from gimbench.profiling.meter import NULL_METER
+from gimbench.strategies.base import train_module
+
+
+def balanced_groups(costs: list[float], ranks: int) -> list[list[int]]:
+    """Module indices in ``ranks`` contiguous, non-empty groups whose largest summed cost is the smallest possible
+    (dynamic programming over the last cut; ties go to the earliest cut)."""
+    n = len(costs)
+    if not 1 <= ranks <= n:
+        raise ValueError(f"cannot cut {n} modules into {ranks} non-empty groups")
+    prefix = [0.0, *accumulate(costs)]
+    # best[r][i]: (busiest group, cut) of the first i modules in r groups.
+    best = [[(float("inf"), 0)] * (n + 1) for _ in range(ranks + 1)]
+    best[0][0] = (0.0, 0)
+    for r in range(1, ranks + 1):
+        for i in range(r, n + 1):
+            best[r][i] = min((max(best[r - 1][j][0], prefix[i] - prefix[j]), j) for j in range(r - 1, i))
+    ends, i = [], n
+    for r in range(ranks, 0, -1):
+        ends.append(i)
+        i = best[r][i][1]
+    starts = [0, *reversed(ends[1:])]
+    return [list(range(s, e)) for s, e in zip(starts, reversed(ends), strict=True)]
+
+
+def module_costs(parts) -> list[float]:
+    """Seconds of each module's training step (forward, local loss, backward, optimizer step, with the run's
+    local gradients) on one batch, after one unmeasured step; the parameters and the heads' generators are put
+    back afterwards and the optimizers are throwaway ones, so training goes on as if nothing had run."""
+    network, strategy, device, cfg = parts.network, parts.strategy, parts.device, parts.strategy.cfg
+    saved = {k: v.clone() for k, v in network.state_dict().items()}
+    x, labels = parts.source.batch(cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    x, labels = x.to(device), labels.to(device)
+    optimizers, modes, now = strategy.make_optimizers(network), strategy.local_grads(network), clock(device)
+    for _ in range(2):  # the first step pays for first calls (kernel setup, Adam's state); the second is kept
+        h, costs = x, []
+        for k in range(len(network)):
+            start = now()
+            h, _ = train_module(network, k, h, optimizers[k], NULL_METER, labels, modes[k])
+            costs.append(now() - start)
+    network.load_state_dict(saved)
+    return costs
+
+
+def agreed_groups(world, parts) -> tuple[list[list[int]], list[float]]:
+    """The balanced split (and the costs it came from), measured on rank 0 and broadcast to every rank."""
+    message: list = [None]
+    if world.is_main:
+        costs = module_costs(parts)
+        message = [(balanced_groups(costs, world.size), costs)]
+    dist.broadcast_object_list(message, src=0, device=parts.device)
+    return message[0]

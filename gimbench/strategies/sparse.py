@@ -1,0 +1,129 @@
+"""Sparse local gradients: a conv module's weights learn only from the output positions its own loss reads.
+
+Under gradient isolation module k's parameters get gradients from module k's loss alone, and audio InfoNCE
+reads few of a conv module's outputs: a 128-step window and 10 drawn negatives per window row (at conv1,
+4095 steps, under a third of them). Dense training keeps the whole output for backward and backpropagates a
+gradient of its full size. The sparse path runs the module without autograd (its output is the next
+module's input anyway), reads the rows the loss asks for from that output, and computes the weight and
+bias gradients from those positions alone: each row's gradient, masked where the ReLU was off, times the
+row's receptive field in the module's (detached) input, gathered a chunk at a time. The loss, the negatives
+drawn (the head draws as it always does) and the gradients equal the dense computation's up to the order
+of float sums.
+
+``--local-grad``: ``sparse`` wherever it is exact (a conv module under its own audio InfoNCE head, in one
+process's batch); ``auto`` (default) only where it is also cheaper: where the loss's window is shorter than
+the module's output, so the loss reads a subset of the positions (at the last conv it reads every one);
+``dense`` nowhere. The GRU module, vision stages, classifier heads and end-to-end CPC are always dense.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gimbench.losses import AudioInfoNCE, read_positions, split_read
+from gimbench.models import Network
+from gimbench.models.audio import ConvModule
+from gimbench.models.receptive import receptive_fields
+from gimbench.profiling.meter import Meter
+
+
+def sparse_applies(network: Network, k: int) -> bool:
+    """Whether module k's local gradient can be computed sparsely, exactly (not where a distributed engine wrapped
+    the module or its head: data-parallel heads draw over the gathered global batch)."""
+    head = network.head(k)
+    return (isinstance(network.encoder[k], ConvModule) and isinstance(head, AudioInfoNCE)
+            and not head.codes_from_input)
+
+
+def local_grad_modes(network: Network, setting: str, lengths: list[int]) -> list[str]:
+    """Per module, "sparse" or "dense" under ``--local-grad setting``; ``lengths`` are the modules' output
+    lengths on a training crop (``auto`` goes sparse only where the loss's window is shorter)."""
+    def sparse(k: int) -> bool:
+        if setting == "dense" or not sparse_applies(network, k):
+            return False
+        window = network.head(k).window
+        return setting == "sparse" or (window is not None and window < lengths[k])
+
+    return ["sparse" if sparse(k) else "dense" for k in range(len(network))]
+
+
+SEQUENCES_PER_CHUNK = 2  # the loss's working memory is that of this many sequences, whatever the batch
+
+
+def conv_gradients(rows_grad: torch.Tensor, h: torch.Tensor, positions: torch.Tensor, geometry: tuple[int, int, int],
+                   weight_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Conv1d's weight and bias gradients from the gradients (U, C_out) of its output at flat ``positions``
+    alone: each times the position's receptive field in ``h``, summed a chunk of positions at a time, chunks
+    whose patches take no more memory than ``rows_grad`` does."""
+    out_channels, in_channels, kernel = weight_shape
+    weight = rows_grad.new_zeros(out_channels, kernel * in_channels)  # (kernel, C_in) order: how patches come
+    chunk = max(1, len(positions) * out_channels // (kernel * in_channels))
+    for i in range(0, len(positions), chunk):
+        patches = receptive_fields(h, geometry, positions[i : i + chunk]).flatten(1)
+        weight.addmm_(rows_grad[i : i + chunk].T, patches)
+    return weight.view(out_channels, kernel, in_channels).transpose(1, 2).contiguous(), rows_grad.sum(0)
+
+
+class LocalLoss(torch.autograd.Function):
+    """A module's loss ``value`` as a function of its conv's weight and bias and its head's parameters, whose
+    gradients the loss phase found already: the head's (``head_grads``) and the read rows' (``rows_grad``, ReLU
+    applied), which backward turns into the conv's by their receptive fields in the detached input ``h``."""
+
+    @staticmethod
+    def forward(ctx, value, rows_grad, h, positions, geometry, head_grads, weight, bias, *head_params):
+        ctx.save_for_backward(rows_grad, h, positions)
+        ctx.geometry, ctx.weight_shape, ctx.head_grads = geometry, weight.shape, head_grads
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows_grad, h, positions = ctx.saved_tensors
+        weight, bias = conv_gradients(rows_grad, h, positions, ctx.geometry, ctx.weight_shape)
+        return (None,) * 6 + (grad * weight, grad * bias, *(grad * g for g in ctx.head_grads))
+
+
+def sparse_loss(network: Network, k: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Module k's local loss on its output ``z`` (computed without autograd), backpropagated as far as the rows
+    it reads and the head's parameters a few sequences at a time; the returned loss's backward finishes the
+    conv's gradients."""
+    module, head = network.encoder[k], network.head(k)
+    b, _, length = z.shape
+    start, width, drawn = head.draw_reads(b, length, z.device)
+    positions = torch.unique(read_positions(length, start, width, drawn))  # sorted
+    rows = z[positions // length, :, positions % length].requires_grad_()  # (U, C): every row the loss reads
+    params = list(head.parameters())
+    value, grads = z.new_zeros(()), [torch.zeros_like(t) for t in (rows, *params)]
+    for first in range(0, b, SEQUENCES_PER_CHUNK):
+        part = drawn[first : first + SEQUENCES_PER_CHUNK]
+        read = rows[torch.searchsorted(positions, read_positions(length, start, width, part, first))]
+        targets, negatives = split_read(read, width, part)
+        loss = head.score(targets, targets, negatives) * (len(part) / b)  # each chunk's share of the mean
+        for total, g in zip(grads, torch.autograd.grad(loss, [rows, *params]), strict=True):
+            total += g
+        value += loss.detach()
+    rows_grad = grads[0].mul_(rows.detach() > 0)  # through the ReLU
+    conv = module[0]
+    return LocalLoss.apply(value, rows_grad, h, positions, module.geometry, grads[1:], conv.weight, conv.bias, *params)
+
+
+def sparse_forward_loss(network: Network, k: int, h: torch.Tensor, meter: Meter) -> tuple[torch.Tensor, torch.Tensor]:
+    """Module k's output without autograd (the next module's input) and its local loss, whose graph reaches
+    module k's parameters through the rows the loss reads only."""
+    with meter.phase(k, "forward"), torch.no_grad():
+        z = network.encoder[k](h)
+    with meter.phase(k, "loss"):
+        loss = sparse_loss(network, k, h, z)
+    return z, loss
+
+
+def forward_loss(
+    network: Network, k: int, h: torch.Tensor, meter: Meter, labels: torch.Tensor | None, mode: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Module k's forward and local loss, dense (the output carries the graph) or ``"sparse"`` (it does not)."""
+    if mode == "sparse":
+        return sparse_forward_loss(network, k, h, meter)
+    with meter.phase(k, "forward"):
+        z = network.encoder[k](h)
+    with meter.phase(k, "loss"):
+        loss = network.head(k)(h, z, labels)
+    return z, loss
