@@ -45,6 +45,12 @@ class Engine:
         """Share of this rank's step wall time spent waiting on peers; ``None`` where not measured."""
         return None
 
+    def timeline(self, trainer) -> dict:
+        """This rank's waiting split (``gimbench.distributed.links.timeline``): the shares of its step wall time
+        inside transfers (``comm_fraction``), estimated transfer (``transfer_fraction``) and waiting on the peer
+        (``wait_fraction``), and the ping per link (``links``); ``None`` where not measured."""
+        return {"comm_fraction": None, "transfer_fraction": None, "wait_fraction": None, "links": None}
+
     def stop_rule(self, runtime, stop, trainer) -> Callable[[], bool]:
         """What the trainer asks before each step: by default a stop any rank received, agreed on by all."""
         return runtime.agreed_stop(stop)

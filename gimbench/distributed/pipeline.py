@@ -7,6 +7,10 @@ backward), ``--pipeline 1f1b`` runs ``Schedule1F1B`` (one forward, one backward 
 schedule splits each batch into ``--micro-batches`` equal parts, averages their gradients (the loss of the
 step is the mean of the micro-batches' losses) and carries gradients back between ranks: the backward
 locking that GIM does without. Negatives are drawn within each micro-batch.
+
+The schedule's sends, receives and waits count as the rank's transfer time, and after the first step the
+neighbouring ranks ping each other once with messages of the size they exchanged, to estimate how much
+of that time is the transfer itself (``gimbench.distributed.links``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import nn
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
+from gimbench.distributed.links import link_sizes, ping_links, timed_pipeline_transfers
 from gimbench.distributed.stages import BusyClock, SpreadStrategy
 from gimbench.distributed.world import World
 from gimbench.models import Network
@@ -101,8 +106,11 @@ class PipelinedCPC(SpreadStrategy):
         self.modules.meter = meter
         target = torch.zeros(self.cfg.micro_batches, device=x.device)  # one slot per micro-batch's loss
         losses: list[torch.Tensor] = []
-        self.schedule.step(*((x,) if self.world.rank == 0 else ()), target=target, losses=losses,
-                           return_outputs=False)
+        with timed_pipeline_transfers(self.clock):
+            self.schedule.step(*((x,) if self.world.rank == 0 else ()), target=target, losses=losses,
+                               return_outputs=False)
+        if not self.clock.links and self.clock.transfers_measured:
+            ping_links(self.clock, self.world.rank, link_sizes(self.clock), x.device)
         for k in self.owned:
             with self.clock.busy(), meter.phase(k, "optimizer"):
                 optimizer_step(optimizers[k])

@@ -9,8 +9,9 @@ rank 0 receives every other rank's modules and holds the whole trained network a
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
@@ -67,26 +68,57 @@ def reassemble(world: World, network: Network, owned: list[int], full: Network |
 
 
 class BusyClock:
-    """Seconds this rank spends computing in each step; the rest of the step it waits on its peers."""
+    """Seconds this rank spends computing in each step (``busy``) and inside point-to-point sends, receives
+    and their waits (``transfer``); the rest of the step it waits on its peers or runs the step's bookkeeping.
+
+    Time inside ``transfer`` is what the rank blocks on a message: the transfer itself and, for a receive,
+    however late the peer sent it; gloo's waits do not tell the two apart (``gimbench.distributed.links``
+    bounds the transfer with a ping of the same size). ``message`` counts each step's messages per peer and
+    size, ``aside`` books time spent measuring the links (the ping), which belongs to no step's work.
+    """
 
     def __init__(self, device: torch.device) -> None:
         from gimbench.trainer import device_sync  # the trainer imports the strategies, which import this
 
         self.sync = device_sync(device)  # waits for the device's queued work, so a clock read covers it
         self.steps: list[float] = []
+        self.transfers: list[float] = []
+        self.messages: list[Counter[tuple[int, int]]] = []  # per step: (peer, bytes) -> messages sent or received
+        self.aside: list[float] = []
+        self.links: dict[int, dict] = {}  # peer -> the ping's figures (see gimbench.distributed.links)
+        self.transfers_measured = False  # set by a strategy that times its transfers
 
     def begin_step(self) -> None:
         self.steps.append(0.0)
+        self.transfers.append(0.0)
+        self.messages.append(Counter())
+        self.aside.append(0.0)
 
     @contextmanager
-    def busy(self) -> Iterator[None]:
+    def _timed(self, seconds: list[float]) -> Iterator[None]:
         self.sync()
         start = time.perf_counter()
         try:
             yield
         finally:
             self.sync()
-            self.steps[-1] += time.perf_counter() - start
+            seconds[-1] += time.perf_counter() - start
+
+    def busy(self) -> AbstractContextManager[None]:
+        return self._timed(self.steps)
+
+    def transfer(self) -> AbstractContextManager[None]:
+        """Around a send, a receive, or a wait on one (on CUDA the syncs put NCCL's queued wait inside it)."""
+        return self._timed(self.transfers)
+
+    def message(self, peer: int, nbytes: int) -> None:
+        """One message of ``nbytes`` to or from ``peer`` in this step."""
+        if self.messages:
+            self.messages[-1][(peer, nbytes)] += 1
+
+    def set_aside(self, seconds: float) -> None:
+        if self.aside:
+            self.aside[-1] += seconds
 
 
 class SpreadStrategy(Strategy):

@@ -30,6 +30,30 @@ PAPER = {
 }
 
 
+# Options ``gimbench table`` refuses, by dest: (whether the given value does not apply, why), for the one line.
+ONE_PROCESS = "gimbench table trains every method in one process"
+NOT_FOR_TABLE: dict[str, tuple[Callable[[object], bool], str]] = {
+    "model": (lambda v: True, "gimbench table trains every method of the modality itself"),
+    "name": (lambda v: True, "gimbench table names each run after its method"),
+    "probe": (lambda v: not v, "gimbench table probes every run: its columns are probe accuracies"),
+    "nproc": (lambda v: v != 1, ONE_PROCESS),
+    "gim_mode": (lambda v: v == "module-parallel", f"{ONE_PROCESS} (module-parallel needs --nproc 2 or more)"),
+    "max_inflight": (lambda v: v != RunConfig.max_inflight, f"{ONE_PROCESS} (it applies to module-parallel GIM)"),
+    "pipeline": (lambda v: v != RunConfig.pipeline, f"{ONE_PROCESS} (a pipeline needs --nproc 2 or more)"),
+    "micro_batches": (lambda v: v is not None, f"{ONE_PROCESS} (it applies to a pipelined cpc)"),
+}
+
+
+def not_for_table(values: dict, given: set[str]) -> str | None:
+    """The error line for the first option given to ``gimbench table`` that it would ignore or cannot run (as
+    ``gimbench run`` refuses options that do not apply); ``None`` if none."""
+    for dest, (refused, why) in NOT_FOR_TABLE.items():
+        if dest in given and refused(values[dest]):
+            flag = "--no-probe" if dest == "probe" else f"--{dest.replace('_', '-')} {values[dest]}"
+            return f"{flag} does not apply: {why}; drop it"
+    return None
+
+
 def table_row(method: str, result: RunResult) -> dict:
     """One row: the method, its run folder, last-module accuracy and chance per task."""
     return {
