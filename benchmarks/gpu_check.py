@@ -15,7 +15,11 @@ Installs nothing and downloads nothing (the embedded synthetic data). What it ru
 2. ``--find-max-batch`` with a budget small enough that some tries run out of memory: the search must
    recover from each ``OutOfMemoryError`` (no memory left behind: allocated bytes return to where they
    were) and end at a batch size that fits.
-3. With ``--cpu-compare``: each configuration's memory steps also on the CPU (the CPU allocator backend).
+3. ``--trace`` on a small per-module GIM run: trace.json parses as a Chrome trace with one gimbench event per
+   (module, phase); on CUDA the memory_viz snapshot (``torch.cuda.memory._record_memory_history`` /
+   ``_dump_snapshot``) must load with PyTorch's snapshot reader (``torch.cuda._memory_viz``) and hold
+   segments; on the CPU it must be recorded as skipped.
+4. With ``--cpu-compare``: each configuration's memory steps also on the CPU (the CPU allocator backend).
 
 Writes ``<out>/gpu_check-<device>.json`` and ``.md`` (default ``reports/reference/``); exits 1 if any check
 failed (every configuration still runs, so one run shows everything that breaks).
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import pickle
 import re
 import sys
 import tempfile
@@ -106,6 +112,38 @@ def max_batch_check(device: str, preset: str, budget: str, scratch: str) -> dict
             "allocated_after": after, "problems": found}
 
 
+def trace_check(device: str, preset: str, scratch: str) -> dict:
+    """``--trace`` on a depth-2 per-module GIM run: the Chrome trace, and on CUDA the memory_viz snapshot."""
+    cfg = RunConfig(model="gim", gim_mode="per-module", modality="audio", depth=2, preset=preset, device=device,
+                    steps=2, warmup_steps=1, memory_steps=0, profile_steps=0, probe=False, quiet=True, out=scratch,
+                    name="trace", overwrite=True, trace=True)
+    outcome = run(cfg)
+    folder, block, found = Path(outcome.folder), outcome.trace, []
+    events = json.loads((folder / block["file"]).read_text())["traceEvents"]
+    phases = [(e["args"]["module"], e["args"]["phase"]) for e in events if e.get("cat") == "gimbench"]
+    expected = {(k, p) for k in (0, 1) for p in ("forward", "loss", "backward", "optimizer")}
+    if sorted(phases) != sorted(expected):
+        found.append(f"trace: (module, phase) events {sorted(phases)}, expected one of each of {sorted(expected)}")
+    if not any(e.get("cat") != "gimbench" for e in events):
+        found.append("trace: no profiler events")
+    snapshot = block.get("memory_snapshot")
+    if device == "cuda":
+        if snapshot is None:
+            found.append(f"no memory snapshot on CUDA ({block.get('memory_snapshot_note')})")
+        else:
+            from torch.cuda import _memory_viz
+
+            loaded = pickle.loads((folder / snapshot).read_bytes())
+            if not loaded.get("segments"):
+                found.append("memory snapshot: no segments")
+            if "<html" not in _memory_viz.trace_plot(loaded).lower():
+                found.append("memory snapshot: memory_viz's trace_plot did not render it")
+    elif snapshot is not None or "skipped" not in block.get("memory_snapshot_note", ""):
+        found.append(f"on {device} the memory snapshot must be skipped, got {block}")
+    return {"trace_events": len(events), "phase_events": len(phases), "memory_snapshot": snapshot,
+            "memory_snapshot_bytes": (folder / snapshot).stat().st_size if snapshot else None, "problems": found}
+
+
 def table(rows: list[dict], name: str, preset: str) -> str:
     """The markdown table of every run."""
     def mib(v):
@@ -177,17 +215,25 @@ def main() -> int:
             search = {"budget": budget, "problems": [f"{type(e).__name__}: {e}"], "traceback": traceback.format_exc()}
         print(f"find-max-batch {budget}: {'; '.join(search['problems']) or 'ok'} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
+        try:
+            traced = trace_check(args.device, args.preset, scratch)
+        except Exception as e:
+            traced = {"problems": [f"{type(e).__name__}: {e}"], "traceback": traceback.format_exc()}
+        print(f"--trace: {'; '.join(traced['problems']) or 'ok'} (memory snapshot {traced.get('memory_snapshot')}; "
+              f"{time.perf_counter() - started:.0f} s)", flush=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    failed = [r for r in rows if r["problems"]] + ([search] if search["problems"] else [])
+    failed = [r for r in rows if r["problems"]] + [c for c in (search, traced) if c["problems"]]
     markdown = table(rows, name, args.preset) + (
         f"\nfind-max-batch, budget {search['budget']}: "
-        f"{'; '.join(search['problems']) or 'ok'}; tried {search.get('max_batch', {}).get('tried')}\n")
+        f"{'; '.join(search['problems']) or 'ok'}; tried {search.get('max_batch', {}).get('tried')}\n"
+        f"\n--trace: {'; '.join(traced['problems']) or 'ok'}; memory snapshot {traced.get('memory_snapshot')} "
+        f"({traced.get('memory_snapshot_bytes')} bytes)\n")
     write_json_atomic(out / f"gpu_check-{slug}.json", {
         "schema": "gimbench.gpu_check/2", "device_name": name, "preset": args.preset, "batch_size": args.batch_size,
         "steps": args.steps, "seconds": time.perf_counter() - started, "runs": rows, "max_batch": search,
-        "passed": not failed})
+        "trace": traced, "passed": not failed})
     (out / f"gpu_check-{slug}.md").write_text(markdown)
     print(markdown)
     print(f"wrote {out}/gpu_check-{slug}.json and .md; {'all checks passed' if not failed else 'CHECKS FAILED'}")

@@ -49,7 +49,7 @@ from gimbench.strategies import STRATEGIES
 from gimbench.sweep.grid import accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
 from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
-from gimbench.sweep.table import build_table
+from gimbench.sweep.table import build_table, not_for_table
 
 
 class Parser(argparse.ArgumentParser):
@@ -292,7 +292,10 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_table(args: argparse.Namespace, console: Console) -> int:
+def cmd_table(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
+    refused = not_for_table(vars(args), given_options(argv[1:]))
+    if refused:
+        raise ConfigError(refused)
     out = args.out
     args.out = RunConfig.out
     base = config_from_args(args)
@@ -414,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(quiet=not main_rank) if wide else Console(width=160, quiet=not main_rank)
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console, argv),
-                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
+                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console, argv),
                     "data": lambda: cmd_data(args, console),
                     "sweep": lambda: cmd_sweep(args, console, ["gimbench", *(sys.argv[1:] if argv is None else argv)]),
                     "report": lambda: cmd_report(args, console),

@@ -54,6 +54,7 @@ def test_data_parallel_matches_one_process(tmp_path, model, start):
     assert [r["rank"] for r in block["ranks"]] == [0, 1]
     for row in block["ranks"]:
         assert row["device"] == "cpu" and row["modules"] == [0, 1, 2] and row["idle_fraction"] is None
+        assert row["comm_fraction"] is None and row["links"] is None  # DDP's all-reduces are not timed apart
         assert set(row["step"]) == set(doc["step"]) and row["step"]["peak_memory_bytes"] > 0
         assert row["samples_per_s"] > 0 and [m["index"] for m in row["module_rows"]] == [0, 1, 2]
         assert all(m["memory"]["peak_bytes"] > 0 and m["time_ms"]["total"] > 0 for m in row["module_rows"])

@@ -4,8 +4,10 @@ ranks side by side."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,11 +17,16 @@ from pathlib import Path
 import pytest
 import torch
 from html_tables import read_html, table
+from rich.console import Console
 from test_distributed import worker_pid
 
 from gimbench.cli import main, make_parser
 from gimbench.distributed.balance import balanced_groups
+from gimbench.distributed.links import NOT_SPLIT, timeline
 from gimbench.distributed.stages import module_groups
+from gimbench.profiling.busy import BusyClock
+from gimbench.report.collect import result_from_doc
+from gimbench.report.terminal import run_summary
 from gimbench.sweep.grid import configurations
 
 TINY = ["--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--batch-size", "4", "--warmup-steps", "1",
@@ -69,6 +76,26 @@ def test_module_groups_are_contiguous_and_even():
     assert module_groups(3, 3) == [[0], [1], [2]]
 
 
+def test_a_steps_transfer_is_its_messages_times_the_ping_capped_by_its_time_in_sends_and_receives():
+    clock = BusyClock(torch.device("cpu"))
+    for busy, transfer, messages, aside in ((4.0, 0.0, 0, 0.0), (0.5, 0.3, 2, 0.2), (0.6, 0.05, 2, 0.0)):
+        clock.begin_step()
+        clock.steps[-1], clock.transfers[-1] = busy, transfer
+        clock.set_aside(aside)
+        for _ in range(messages):
+            clock.message(1, 1024)
+    wall = [5.0, 1.2, 1.0]  # step 0 is left out (skip 1); step 1 spent 0.2 s pinging
+    assert timeline(clock, wall, 1) == {"idle_fraction": pytest.approx(0.45), **NOT_SPLIT}  # transfers not timed
+    clock.transfers_measured = True
+    assert timeline(clock, wall, 1)["comm_fraction"] == pytest.approx(0.175)  # no ping yet: not split
+    assert timeline(clock, wall, 1)["transfer_fraction"] is None
+    clock.links[1] = {"peer": 1, "bytes": 1024, "one_way_ms": 50.0, "round_trips": 5}
+    shares = timeline(clock, wall, 1)
+    # step 1: 2 x 50 ms of transfer within its 0.3 s in calls; step 2: capped at its 0.05 s; over 2.0 s of steps
+    assert shares["transfer_fraction"] == pytest.approx(0.075) and shares["wait_fraction"] == pytest.approx(0.1)
+    assert shares["links"] == [clock.links[1] | {"messages_per_step": 2.0}]
+
+
 def check_ranks(doc: dict, mode: str, groups: list[list[int]]) -> None:
     """One row per rank, each holding (parameters resident in memory) and reporting only its own modules."""
     block = doc["distributed"]
@@ -77,11 +104,41 @@ def check_ranks(doc: dict, mode: str, groups: list[list[int]]) -> None:
     for row, group in zip(block["ranks"], groups, strict=True):
         assert [m["index"] for m in row["module_rows"]] == group and row["samples_per_s"] > 0
         assert 0 <= row["idle_fraction"] < 1
+        check_transfers(row, len(groups))
         own = sum(m["parameters"] for m in row["module_rows"])
         assert row["step"]["peak_breakdown_bytes"]["parameter"] == 4 * own  # float32: its modules, nothing else
     # The top-level module rows are their owners': every module's loss and time are there.
     assert all(m["loss"]["last"] is not None or mode.startswith("pipeline") for m in doc["modules"])
     assert all(m["time_ms"]["total"] > 0 for m in doc["modules"])
+
+
+def check_transfers(row: dict, size: int) -> None:
+    """The rank's time in sends and receives lies within its idle time and splits into the estimated transfer
+    and waiting; it pinged each neighbour once, and both ends of a link report the lead's figure."""
+    comm, transfer, wait = row["comm_fraction"], row["transfer_fraction"], row["wait_fraction"]
+    assert 0 <= transfer <= comm <= row["idle_fraction"] + 1e-9 and transfer + wait == pytest.approx(comm)
+    rank = row["rank"]
+    assert [link["peer"] for link in row["links"]] == [p for p in (rank - 1, rank + 1) if 0 <= p < size]
+    assert all(link["one_way_ms"] > 0 and link["round_trips"] == 5 for link in row["links"])
+
+
+def link(doc: dict, rank: int, peer: int) -> dict:
+    return next(x for x in doc["distributed"]["ranks"][rank]["links"] if x["peer"] == peer)
+
+
+def test_each_link_is_pinged_with_the_size_of_what_crosses_it(runs):
+    """Each rank counts the messages it exchanges per step and pings at their size: module-parallel sends one
+    batch's activation (plus two numbers) a step; a pipeline sends each micro-batch's activation forward and
+    receives its gradient back, of the same size: half of the whole batch's with two micro-batches."""
+    mp, mp3, gpipe, one_f_one_b = (json.loads((runs / n / "results.json").read_text())
+                                   for n in ("mp-k1", "mp-k2", "gpipe", "1f1b"))
+    for doc in (mp, mp3, gpipe, one_f_one_b):
+        for rank in range(doc["distributed"]["world_size"] - 1):
+            assert link(doc, rank, rank + 1) == link(doc, rank + 1, rank) | {"peer": rank + 1}
+    assert [x["messages_per_step"] for x in mp["distributed"]["ranks"][0]["links"]] == [1]
+    assert link(gpipe, 0, 1)["messages_per_step"] == 2 and link(one_f_one_b, 0, 1)["messages_per_step"] == 4
+    batch_bytes = mp["distributed"]["ranks"][0]["links"][0]["bytes"] - 4 * 2  # module 1's output, batch 4
+    assert link(gpipe, 0, 1)["bytes"] == batch_bytes == 2 * link(one_f_one_b, 0, 1)["bytes"]
 
 
 @pytest.mark.parametrize("name,groups", [("mp-k1", [[0, 1], [2, 3]]), ("mp-k2", [[0, 1], [2], [3]]),
@@ -145,6 +202,22 @@ def test_report_sets_the_ranks_of_both_runs_side_by_side(runs, tmp_path, capsys)
         ("module-parallel", "0", "0-1"), ("module-parallel", "1", "2-3"),
         ("pipeline-1f1b", "0", "0-1"), ("pipeline-1f1b", "1", "2-3")]
     assert all(r["idle"].endswith("%") and float(r["samples/s"]) > 0 and float(r["peak"]) > 0 for r in rows)
+    docs = [json.loads((runs / n / "results.json").read_text()) for n in ("mp-k1", "1f1b")]
+    for r, rank in zip(rows, [rank for doc in docs for rank in doc["distributed"]["ranks"]], strict=True):
+        for column, share in (("xfer", rank["transfer_fraction"]), ("wait", rank["wait_fraction"])):
+            assert float(r[column].rstrip("%")) == pytest.approx(100 * share, abs=0.051 if share < 0.1 else 0.51)
+        peer, ms = r["ping ms"].split(": ")
+        assert int(peer) == 1 - int(r["rank"]) and float(ms) == pytest.approx(rank["links"][0]["one_way_ms"], rel=0.01)
+    assert '<img alt="per-rank step: compute, transfer and waiting"' in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_a_distributed_summary_fits_80_columns(runs):
+    doc = json.loads((runs / "mp-k2" / "results.json").read_text())
+    console = Console(width=80, file=io.StringIO(), record=True)
+    console.print(run_summary(result_from_doc(doc, runs / "mp-k2")))
+    text = console.export_text()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    assert "xfer" in text and "wait" in text and re.search(r"│ +0: [\d.e+-]+ 2: [\d.e+-]+ +│", text)  # rank 1's links
 
 
 def test_sweep_runs_the_locking_comparison_as_three_runs():

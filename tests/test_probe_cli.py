@@ -98,3 +98,18 @@ def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys):
     assert doc["paper"]["gim"] == {"speaker": 99.4, "phone": 62.5}
     printed = capsys.readouterr().out
     assert "paper speaker" in printed and "greedy-supervised" in printed
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--model", "gim"], "--model gim does not apply: gimbench table trains every method"),
+    (["--no-probe"], "--no-probe does not apply: gimbench table probes every run"),
+    (["--name", "mine"], "--name mine does not apply: gimbench table names each run after its method"),
+    (["--nproc", "2"], "--nproc 2 does not apply: gimbench table trains every method in one process"),
+    (["--gim-mode", "module-parallel"], "--gim-mode module-parallel does not apply"),
+    (["--pipeline", "gpipe"], "--pipeline gpipe does not apply"),
+])
+def test_table_refuses_options_that_do_not_apply_with_one_line(tmp_path, capsys, args, says):
+    assert main(["table", "--preset", "tiny", "--device", "cpu", "--quiet", "--out", str(tmp_path / "t"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gimbench: error: ") and says in err
+    assert not (tmp_path / "t").exists()

@@ -3,8 +3,12 @@ series that ignore the step count; the verdict's ratios and sentence come from t
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import matplotlib.colors
+import matplotlib.image
+import numpy as np
 import pytest
 
 from gimbench.config import RunConfig
@@ -74,3 +78,27 @@ def test_rank_timeline_of_a_distributed_run():
         {"rank": 0, "step": {"time_ms": 10.0}, "idle_fraction": 0.25},
         {"rank": 1, "step": {"time_ms": 12.0}, "idle_fraction": None}]}
     assert rank_timeline([run], ["gim"])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rank_timeline_draws_compute_transfer_waiting_and_the_rest_to_scale():
+    run = entry()
+    run.doc["distributed"] = {"mode": "pipeline-gpipe", "ranks": [
+        {"rank": 0, "step": {"time_ms": 10.0}, "idle_fraction": 0.5, "comm_fraction": 0.4, "transfer_fraction": 0.1,
+         "wait_fraction": 0.3},
+        {"rank": 1, "step": {"time_ms": 12.0}, "idle_fraction": None}]}
+    pixels = matplotlib.image.imread(io.BytesIO(rank_timeline([run], ["cpc"])), format="png")[..., :3]
+    shades = {name: np.array(matplotlib.colors.to_rgb(c)) for name, c in
+              (("compute", "tab:blue"), ("transfer", "tab:orange"), ("wait", "tab:gray"), ("other", "lightgray"))}
+
+    near = {name: np.abs(pixels - shade).max(axis=-1) < 0.05 for name, shade in shades.items()}
+    y = int(np.argmax(near["compute"].sum(axis=1)))  # the row through rank 0's bar
+    runs, x = [], int(np.argmax(near["compute"][y]))
+    for name in shades:  # the bar's parts follow each other from its left end
+        while not near[name][y, x]:
+            x += 1  # an anti-aliased pixel between two parts
+        start = x
+        while near[name][y, x]:
+            x += 1
+        runs.append(x - start)
+    unit = runs[0] / 5  # compute: 5 ms of the 10 ms step
+    assert runs[1:] == pytest.approx([1 * unit, 3 * unit, 1 * unit], abs=3)  # transfer 1, waiting 3, the rest 1

@@ -11,7 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import matplotlib.colors
 import matplotlib.image
+import numpy as np
 import pytest
 from html_tables import read_html, table
 from rich.console import Console
@@ -45,7 +47,8 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sweep_like(runs, tmp_path_factory):
     """A small cpc/gim comparison with two seeds at depth 1 (and gim at depth 2) in one folder of run folders,
-    as ``gimbench run --out`` fills it; the gim runs are given a probe block by this test (probes are slow)."""
+    as ``gimbench run --out`` fills it; the gim runs are given a probe block by this test (probes are slow), and
+    the two cpc seeds step times of 1x and 3x the slowest gim run's, so that their error bar is known."""
     out = tmp_path_factory.mktemp("compare")
     for folder in runs:
         shutil.copytree(folder, out / f"gim-{folder.name}-s0")
@@ -56,6 +59,12 @@ def sweep_like(runs, tmp_path_factory):
         doc = json.loads((folder / "results.json").read_text())
         doc["probe"] = {"speaker": {"per_module": [0.2, 0.4][:doc["config"]["depth"]], "chance": 0.05}}
         (folder / "results.json").write_text(json.dumps(doc))
+    slowest = max(json.loads((f / "results.json").read_text())["step"]["time_ms"] for f in out.glob("gim-*"))
+    for seed in (0, 1):
+        path = out / f"cpc-d1-s{seed}" / "results.json"
+        doc = json.loads(path.read_text())
+        doc["step"]["time_ms"] = slowest * (1 + 2 * seed)
+        path.write_text(json.dumps(doc))
     return out
 
 
@@ -74,6 +83,25 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def image(data: bytes):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return matplotlib.image.imread(io.BytesIO(data), format="png")
+
+
+def error_bar(pixels, colour: str) -> tuple[int, int]:
+    """The ends of the tallest vertical line of ``colour`` in a plot (an error bar, with its marker and caps),
+    in pixels above the x axis (the lowest row that is dark across most of the plot: the axes' bottom spine)."""
+    rgb = pixels[..., :3]
+    dark = (rgb.max(axis=-1) < 0.2).sum(axis=1)
+    axis = int(np.nonzero(dark > 0.5 * dark.max())[0].max())
+    mask = np.abs(rgb - np.array(matplotlib.colors.to_rgb(colour))).max(axis=-1) < 0.08
+    best = (0, 0, 0)  # length, top, bottom
+    for x in range(mask.shape[1]):
+        rows = np.nonzero(mask[:, x])[0]
+        if rows.size:
+            breaks = np.nonzero(np.diff(rows) > 1)[0]
+            for run in np.split(rows, breaks + 1):
+                best = max(best, (run.size, int(run[0]), int(run[-1])))
+    _, top, bottom = best
+    assert best[0] > 40, "no error bar drawn"
+    return axis - bottom, axis - top
 
 
 def test_the_page_fetches_nothing(report):
@@ -103,6 +131,9 @@ def test_report_renders_in_headless_chromium_with_verdict_tables_and_plots(repor
         assert src.startswith("data:image/png;base64,")
         pixels = image(base64.b64decode(src.split(",", 1)[1]))
         assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0.05
+    time_plot = re.search(r'<img alt="step time vs depth" src="data:image/png;base64,([^"]+)"', dom).group(1)
+    low, high = error_bar(image(base64.b64decode(time_plot)), "tab:blue")  # cpc: its two seeds at depth 1
+    assert high / low == pytest.approx(3, rel=0.06)  # the seeds' 1x and 3x from the y-axis' zero
     chromium(tmp_path, "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", report.as_uri())
     shot = image((tmp_path / "shot.png").read_bytes())
     assert shot.shape[:2] == (1600, 1200) and len({tuple(p) for p in shot[::8, ::8].reshape(-1, shot.shape[2])}) > 50

@@ -48,6 +48,12 @@ class Engine:
         """Keys this mode adds to each rank's row of results.json's ``distributed`` block."""
         return {}
 
+    def timeline(self, trainer) -> dict:
+        """This rank's waiting split (``gimbench.distributed.links.timeline``): the shares of its step wall time
+        inside transfers (``comm_fraction``), estimated transfer (``transfer_fraction``) and waiting on the peer
+        (``wait_fraction``), and the ping per link (``links``); ``None`` where not measured."""
+        return {"comm_fraction": None, "transfer_fraction": None, "wait_fraction": None, "links": None}
+
     def stop_rule(self, runtime, stop, parts) -> Callable[[], bool]:
         """What the trainer asks before each step: by default a stop any rank received, agreed on by all."""
         return runtime.agreed_stop(stop)

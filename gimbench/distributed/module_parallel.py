@@ -7,6 +7,10 @@ rank ever waits for a gradient. Between neighbours at most ``--max-inflight K`` 
 receiver keeps receives posted for its next K batches, and the sender waits on its oldest send once K are
 outstanding.
 
+Every send, receive and wait counts as the rank's transfer time (``BusyClock.transfer``), and after the first
+message on each link its two ends ping each other with a message of the activation's size, once, to
+estimate how much of that time is the transfer itself (``gimbench.distributed.links``).
+
 The first message on each link is a small header with the activation's shape. Every later message is one
 batch's activation followed by two numbers: the last step rank 0 will run, and the signal that stopped it
 (0: none). Stopping needs no collective (which would make every rank wait for every other at each step):
@@ -24,9 +28,11 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
+from gimbench.distributed.links import ping_links
 from gimbench.distributed.stages import SpreadStrategy
 from gimbench.distributed.world import World
 from gimbench.models import Network
+from gimbench.profiling.busy import BusyClock
 from gimbench.profiling.meter import Meter
 from gimbench.strategies.base import STRATEGIES, train_module
 
@@ -37,8 +43,8 @@ TAIL = 2  # numbers after each activation: the last step, the stopping signal
 class Outbox:
     """Sends this rank's outputs to rank ``dst``, waiting on the oldest send once ``inflight`` are outstanding."""
 
-    def __init__(self, dst: int, inflight: int) -> None:
-        self.dst, self.inflight = dst, inflight
+    def __init__(self, dst: int, inflight: int, clock: BusyClock) -> None:
+        self.dst, self.inflight, self.clock = dst, inflight, clock
         self.shape: torch.Size | None = None
         self.pending: deque[tuple[torch.Tensor, dist.Work]] = deque()  # a tensor must live until its send is done
 
@@ -51,42 +57,51 @@ class Outbox:
             header = torch.zeros(MAX_DIMS + 1, dtype=torch.int64, device=activation.device)
             header[0] = activation.dim()
             header[1 : 1 + activation.dim()] = torch.tensor(activation.shape)
-            dist.send(header, self.dst)
+            with self.clock.transfer():
+                dist.send(header, self.dst)
+            ping_links(self.clock, self.dst - 1, {self.dst: 4 * (activation.numel() + TAIL)}, activation.device)
         elif activation.shape != self.shape:
             raise RuntimeError(f"module-parallel activations changed shape: {tuple(activation.shape)} after "
                                f"{tuple(self.shape)}")
         message = torch.cat([activation.flatten(), activation.new_tensor([last, signal])])
-        while len(self.pending) >= self.inflight:
-            self.pending.popleft()[1].wait()
-        self.pending.append((message, dist.isend(message, self.dst)))
+        self.clock.message(self.dst, message.numel() * message.element_size())
+        with self.clock.transfer():
+            while len(self.pending) >= self.inflight:
+                self.pending.popleft()[1].wait()
+            self.pending.append((message, dist.isend(message, self.dst)))
 
     def flush(self) -> None:
         """Wait until every send has been received."""
-        while self.pending:
-            self.pending.popleft()[1].wait()
+        with self.clock.transfer():
+            while self.pending:
+                self.pending.popleft()[1].wait()
 
 
 class Inbox:
     """Receives rank ``src``'s outputs, keeping receives posted for the next ``inflight`` steps (never past the
     last step the sender announced)."""
 
-    def __init__(self, src: int, inflight: int, step: int, last: int, device: torch.device) -> None:
-        self.src, self.inflight, self.device = src, inflight, device
+    def __init__(self, src: int, inflight: int, step: int, last: int, device: torch.device, clock: BusyClock) -> None:
+        self.src, self.inflight, self.device, self.clock = src, inflight, device, clock
         self.next_post, self.last, self.signal = step, last, 0
         header = torch.zeros(MAX_DIMS + 1, dtype=torch.int64, device=device)
-        dist.recv(header, src)
+        with clock.transfer():
+            dist.recv(header, src)
         self.shape = tuple(header[1 : 1 + int(header[0])].tolist())
         self.size = int(torch.Size(self.shape).numel())
+        ping_links(clock, src + 1, {src: 4 * (self.size + TAIL)}, device)
         self.posted: deque[tuple[torch.Tensor, dist.Work]] = deque()
 
     def take(self, step: int) -> torch.Tensor:
         """The activation of ``step`` (waits until it has arrived); updates ``last`` and ``signal``."""
-        while self.next_post < step + self.inflight and self.next_post <= self.last:
-            buffer = torch.empty(self.size + TAIL, device=self.device)
-            self.posted.append((buffer, dist.irecv(buffer, self.src)))
-            self.next_post += 1
-        message, work = self.posted.popleft()
-        work.wait()
+        with self.clock.transfer():
+            while self.next_post < step + self.inflight and self.next_post <= self.last:
+                buffer = torch.empty(self.size + TAIL, device=self.device)
+                self.posted.append((buffer, dist.irecv(buffer, self.src)))
+                self.next_post += 1
+            message, work = self.posted.popleft()
+            work.wait()
+        self.clock.message(self.src, message.numel() * message.element_size())
         self.last, self.signal = int(message[-2]), int(message[-1])
         return message[: self.size].view(self.shape)
 
@@ -128,7 +143,9 @@ class ModuleParallel(SpreadStrategy):
         super().__init__(cfg, world)
         self.inbox: Inbox | None = None
         self.board: StopBoard | None = None
-        self.outbox = Outbox(self.world.rank + 1, cfg.max_inflight) if self.world.rank + 1 < self.world.size else None
+        self.outbox = (Outbox(self.world.rank + 1, cfg.max_inflight, self.clock)
+                       if self.world.rank + 1 < self.world.size else None)
+        self.clock.transfers_measured = True
         self.local_stop: Callable[[], int] = lambda: 0  # the signal number this process received, 0 for none
         self.next_step, self.last, self.signal = 0, cfg.steps - 1, 0
 
@@ -173,7 +190,7 @@ class ModuleParallel(SpreadStrategy):
         if signal := self.local_stop():
             self.board.post(signal)
         if self.inbox is None:
-            self.inbox = Inbox(self.world.rank - 1, self.cfg.max_inflight, step, self.last, x.device)
+            self.inbox = Inbox(self.world.rank - 1, self.cfg.max_inflight, step, self.last, x.device, self.clock)
         h = self.inbox.take(step)
         self.last, self.signal = self.inbox.last, self.inbox.signal
         return h

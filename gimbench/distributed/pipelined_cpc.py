@@ -5,12 +5,17 @@ The stage and its schedule (``gimbench.distributed.pipeline``, loaded at the fir
 ``torch.distributed.pipelining`` takes seconds to import) split each batch into ``--micro-batches`` equal
 parts, average their gradients and carry gradients back between ranks: the backward locking that GIM does
 without. Negatives are drawn within each micro-batch.
+
+The schedule's sends, receives and waits count as the rank's transfer time, and after the first step the
+neighbouring ranks ping each other once with messages of the size they exchanged, to estimate how much
+of that time is the transfer itself (``gimbench.distributed.links``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from gimbench.distributed.links import link_sizes, ping_links, timed_pipeline_transfers
 from gimbench.distributed.stages import SpreadStrategy
 from gimbench.distributed.world import World
 from gimbench.errors import ConfigError
@@ -62,8 +67,11 @@ class PipelinedCPC(SpreadStrategy):
         self.modules.meter = meter
         target = torch.zeros(self.cfg.micro_batches, device=x.device)  # one slot per micro-batch's loss
         losses: list[torch.Tensor] = []
-        self.schedule.step(*((x,) if self.world.rank == 0 else ()), target=target, losses=losses,
-                           return_outputs=False)
+        with timed_pipeline_transfers(self.clock):
+            self.schedule.step(*((x,) if self.world.rank == 0 else ()), target=target, losses=losses,
+                               return_outputs=False)
+        if not self.clock.links and self.clock.transfers_measured:
+            ping_links(self.clock, self.world.rank, link_sizes(self.clock), x.device)
         for k in self.owned:
             with self.clock.busy(), meter.phase(k, "optimizer"):
                 optimizer_step(optimizers[k])

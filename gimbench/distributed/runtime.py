@@ -110,7 +110,8 @@ class Runtime:
         """This rank's row of the ``distributed`` block."""
         return {"rank": self.world.rank, "device": str(self.device), "modules": modules, "step": step_json(step),
                 "module_rows": module_rows, "idle_fraction": self.engine.idle_fraction(trainer),
-                "samples_per_s": step.samples_per_second, **self.engine.row_extras(trainer)}
+                "samples_per_s": step.samples_per_second, **self.engine.row_extras(trainer),
+                **self.engine.timeline(trainer)}
 
     def block(self, row: dict, failure: dict | None, step: int) -> tuple[dict | None, dict | None]:
         """The ``distributed`` block on rank 0 (``None`` elsewhere) and the run's failure: every rank's row;

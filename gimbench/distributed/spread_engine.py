@@ -5,7 +5,8 @@ Each rank keeps only its own modules (``SpreadStrategy.local``) with their optim
 receives every other rank's modules, so its checkpoint, probes and checksum cover the whole trained network.
 Module-parallel GIM cuts the modules by measured cost unless ``--split-ranks count`` (``balance``). A rank's idle
 fraction is the share of its step wall time (warm-up and memory-tracked steps left out) not
-spent computing: the time it waited on its peers, the pipeline's bubble.
+spent computing: the time it waited on its peers, the pipeline's bubble; ``gimbench.distributed.links``
+splits the part of it spent inside sends and receives into transfer and waiting on the peer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from functools import partial
 
 from gimbench.distributed.balance import agreed_groups
 from gimbench.distributed.engine import ENGINES, Engine
+from gimbench.distributed.links import timeline
 from gimbench.distributed.stages import module_groups
 
 
@@ -37,12 +39,17 @@ class SpreadEngine(Engine):
     def modules(self, network, world) -> list[int]:
         return self.groups[world.rank] if self.groups else module_groups(len(network), world.size)[world.rank]
 
+    def _timeline(self, trainer) -> dict:
+        cfg, strategy = trainer.strategy.cfg, trainer.strategy
+        return timeline(strategy.clock, trainer.history.seconds, cfg.warmup_steps + cfg.memory_steps)
+
     def idle_fraction(self, trainer) -> float | None:
-        cfg, busy, wall = trainer.strategy.cfg, trainer.strategy.clock.steps, trainer.history.seconds
-        skip = cfg.warmup_steps + cfg.memory_steps
-        if len(wall) > skip:
-            busy, wall = busy[skip:], wall[skip:]
-        return max(0.0, 1 - sum(busy) / sum(wall)) if sum(wall) > 0 else None
+        return self._timeline(trainer)["idle_fraction"]
+
+    def timeline(self, trainer) -> dict:
+        shares = self._timeline(trainer)
+        del shares["idle_fraction"]
+        return shares
 
     def after_fit(self, trainer, build: Callable):
         full = build() if trainer.strategy.world.is_main else None

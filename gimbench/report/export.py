@@ -46,7 +46,7 @@ def overview(entries: list[Entry], sweeps: list[dict]) -> Section:
                            Figure("time-vs-depth", "step time vs depth", plots.time_vs_depth(entries))]
         timeline = plots.rank_timeline(entries, labels(entries))
         if timeline is not None:
-            section.figures.append(Figure("rank-timeline", "per-rank step: compute and waiting", timeline))
+            section.figures.append(Figure("rank-timeline", "per-rank step: compute, transfer and waiting", timeline))
     return section
 
 

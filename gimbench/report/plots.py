@@ -194,22 +194,52 @@ def probe_accuracy(entry: Entry, label: str) -> bytes | None:
     return png(figure)
 
 
+def _rank_parts(row: dict) -> dict[str, float] | None:
+    """A rank's median step in ms split into the timeline's parts (``None`` without a step time)."""
+    ms, idle = (row.get("step") or {}).get("time_ms"), row.get("idle_fraction")
+    if not ms:
+        return None
+    if idle is None:
+        return {"not split": ms}
+    transfer, wait, comm = row.get("transfer_fraction"), row.get("wait_fraction"), row.get("comm_fraction")
+    parts = {"compute": ms * (1 - idle)}
+    if transfer is not None and wait is not None:
+        parts |= {"transfer": ms * transfer, "wait": ms * wait}
+        comm = transfer + wait
+    elif comm is not None:
+        parts["in sends and receives"] = ms * comm
+    parts["other"] = ms * max(0.0, idle - (comm or 0.0))
+    return parts
+
+
+TIMELINE = {"compute": ("tab:blue", "compute"),
+            "transfer": ("tab:orange", "transfer (estimated: messages x one-way ping)"),
+            "wait": ("tab:gray", "waiting on peers (rest of the time in sends and receives)"),
+            "in sends and receives": ("tab:gray", "in sends and receives (transfer and waiting, not split)"),
+            "other": ("lightgray", "other (neither computing nor in sends and receives)"),
+            "not split": ("white", "step not split (not measured in this mode)")}
+
+
 def rank_timeline(entries: list[Entry], labels: list[str]) -> bytes | None:
-    """Per rank of every distributed run, its median step split into compute and waiting on peers (transfers
-    included: they are not measured apart); ``None`` without a distributed run."""
-    rows = [(f"{label} · rank {r['rank']}", (r.get("step") or {}).get("time_ms"), r.get("idle_fraction"))
+    """Per rank of every distributed run, its median step split into compute, transfer (estimated from the
+    ping), waiting on peers in sends and receives, and the rest; ``None`` without a distributed run."""
+    rows = [(f"{label} · rank {r['rank']}", _rank_parts(r))
             for e, label in zip(entries, labels, strict=True) if e.doc and e.doc.get("distributed")
             for r in e.doc["distributed"]["ranks"]]
-    rows = [(name, ms, idle or 0.0) for name, ms, idle in rows if ms]
+    rows = [(name, parts) for name, parts in rows if parts]
     if not rows:
         return None
     figure, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
-    names = [name for name, _, _ in rows]
-    compute = [ms * (1 - idle) for _, ms, idle in rows]
-    ax.barh(names, compute, color="tab:blue", label="compute")
-    ax.barh(names, [ms * idle for _, ms, idle in rows], left=compute, color="tab:gray",
-            label="waiting on peers (transfers included)")
-    ax.set(title="Per-rank step: compute and waiting", xlabel="ms (median step)")
+    names = [name for name, _ in rows]
+    left = [0.0] * len(rows)
+    for part, (shade, caption) in TIMELINE.items():
+        widths = [parts.get(part, 0.0) for _, parts in rows]
+        if any(parts.get(part) is not None for _, parts in rows):
+            ax.barh(names, widths, left=left, color=shade, edgecolor="black" if part == "not split" else None,
+                    hatch="//" if part == "not split" else None, label=caption)
+            left = [a + w for a, w in zip(left, widths, strict=True)]
+    ax.set(title="Per-rank step: compute, transfer and waiting", xlabel="ms (median step, split by the shares of "
+           "the measured steps)")
     ax.invert_yaxis()
     _legend(ax)
     return png(figure)

@@ -187,23 +187,39 @@ def module_span(modules: list[int]) -> str:
     return ",".join(map(str, modules))
 
 
+def _share(value: float | None) -> str:
+    """A share as a percentage: one decimal below 10%, so small transfer shares do not read as nothing."""
+    return "-" if value is None else f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
+
+
+def _pings(links: list[dict] | None) -> str:
+    """``peer: ms`` of each link's ping, e.g. ``0: 0.169 2: 0.201``."""
+    return " ".join(f"{link['peer']}: {link['one_way_ms']:.3g}" for link in links) if links else "-"
+
+
+RANKS_TITLE = ("Ranks side by side (idle: share of the step not computing; xfer: transfer in it, estimated as "
+               "messages x ping; wait: the rest of its time in sends and receives; ping: one-way ms of a message to "
+               "each neighbour, measured at start; MiB)")
+
+
 def ranks_table(runs: list[tuple[str, dict, str]]) -> Table | None:
     """One row per rank of every run given as (label, its ``distributed`` block, its memory backend): the
-    rank's modules, samples/s, step time, idle (bubble) share of the step and step peak memory; ``None``
-    when there is no run. Where the locking measurement reads: module-parallel GIM next to pipelined CPC."""
+    rank's modules, samples/s, step time, idle (bubble) share of the step, the estimated transfer and the
+    waiting on peers in it, the ping of each link, and step peak memory; ``None`` when there is no run. Where
+    the locking measurement reads: module-parallel GIM next to pipelined CPC."""
     if not runs:
         return None
-    table = _table("Ranks side by side (idle: share of step wall time spent waiting on peers; memory in MiB)",
-                   ["run", "mode", "rank", "device", "modules", "samples/s", "step ms", "idle", "peak", "resident",
-                    "memory measured by"])
+    table = _table(RANKS_TITLE, ["run", "mode", "rank", "device", "modules", "samples/s", "step ms", "idle", "xfer",
+                                 "wait", "ping ms", "peak", "resident", "memory measured by"])
     table.columns[0].justify = "left"
     for label, block, backend in runs:
         for row in block["ranks"]:
             step, idle = row.get("step") or {}, row.get("idle_fraction")
             table.add_row(label, block["mode"], str(row["rank"]), str(row["device"]), module_span(row["modules"]),
                           _num(row.get("samples_per_s"), ".1f"), _num(step.get("time_ms"), ".1f"),
-                          "-" if idle is None else f"{100 * idle:.0f}%", _mib(step.get("peak_memory_bytes")),
-                          _mib(step.get("resident_bytes")), backend)
+                          "-" if idle is None else f"{100 * idle:.0f}%", _share(row.get("transfer_fraction")),
+                          _share(row.get("wait_fraction")), _pings(row.get("links")),
+                          _mib(step.get("peak_memory_bytes")), _mib(step.get("resident_bytes")), backend)
     return table
 
 

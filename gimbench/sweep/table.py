@@ -12,8 +12,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gimbench.config import RunConfig
+from gimbench.config import RunConfig, flag
 from gimbench.results.schema import RunResult, write_json_atomic
+from gimbench.strategies import STRATEGIES
 
 SCHEMA = "gimbench.table/1"
 METHODS = {
@@ -28,6 +29,40 @@ PAPER = {
     "vision": {"random": {"class": 27.0}, "supervised": {"class": 71.4}, "greedy-supervised": {"class": 65.2},
                "cpc": {"class": 80.5}, "gim": {"class": 81.9}},
 }
+
+
+# Options ``gimbench table`` refuses, by dest: (whether the given value does not apply, why), for the one line.
+ONE_PROCESS = "gimbench table trains every method in one process"
+NOT_FOR_TABLE: dict[str, tuple[Callable[[object], bool], str]] = {
+    "model": (lambda v: True, "gimbench table trains every method of the modality itself"),
+    "name": (lambda v: True, "gimbench table names each run after its method"),
+    "probe": (lambda v: not v, "gimbench table probes every run: its columns are probe accuracies"),
+    "nproc": (lambda v: v != 1, ONE_PROCESS),
+}
+
+
+def _spreading(dest: str, value: object) -> str | None:
+    """Why ``gimbench table`` cannot take ``dest``'s value: it picks, or belongs to, a strategy that spreads
+    modules over processes (the strategies say which); ``None`` otherwise."""
+    for method in STRATEGIES.values():
+        if method.choice == dest and getattr(method.variants.get(value), "spreads", False):
+            return f"{ONE_PROCESS} ({flag(dest)} {value} needs --nproc 2 or more)"
+        for strategy in method.variants.values():
+            if strategy.spreads and dest in strategy.options and value != getattr(RunConfig, dest):
+                return f"{ONE_PROCESS} (it applies to {strategy.called or 'a run spread over processes'})"
+    return None
+
+
+def not_for_table(values: dict, given: set[str]) -> str | None:
+    """The error line for the first option given to ``gimbench table`` that it would ignore or cannot run (as
+    ``gimbench run`` refuses options that do not apply); ``None`` if none."""
+    for dest in sorted(given & values.keys()):
+        refused, why = NOT_FOR_TABLE.get(dest, (lambda v: False, ""))
+        why = why if refused(values[dest]) else _spreading(dest, values[dest])
+        if why:
+            option = "--no-probe" if dest == "probe" else f"{flag(dest)} {values[dest]}"
+            return f"{option} does not apply: {why}; drop it"
+    return None
 
 
 def table_row(method: str, result: RunResult) -> dict:
