@@ -34,11 +34,11 @@ from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
-from gimbench.report.benchcompare import compare, failure_line, load_memory, memory_table, parse_percent
+from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
 from gimbench.report.collect import collect, result_from_doc
 from gimbench.report.html_tables import side_by_side
 from gimbench.report.progress import TrainingProgress
-from gimbench.report.terminal import comparison_table, probe_table, run_summary
+from gimbench.report.terminal import paper_table, probe_table, run_summary
 from gimbench.results.atomic import WriteError
 from gimbench.results.schema import RunResult
 from gimbench.runs.failures import RunEnded
@@ -300,7 +300,7 @@ def cmd_table(args: argparse.Namespace, console: Console, argv: list[str]) -> in
     args.out = RunConfig.out
     base = config_from_args(args)
     document, folder = build_table(base, out=out, run_one=lambda cfg: run_with_progress(cfg, console))
-    console.print(comparison_table(document))
+    console.print(paper_table(document))
     console.print(f"table: {folder / 'table.json'}", highlight=False)
     return 0
 
@@ -375,7 +375,7 @@ def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
     limit = parse_percent(args.max_increase)
     old, new = load_memory(Path(args.old)), load_memory(Path(args.new))
     rows = compare(old, new, limit)
-    console.print(memory_table(rows, next(iter(new.values()))["memory_backend"]))
+    console.print(bench_memory_table(rows, next(iter(new.values()))["memory_backend"]))
     for side, names in (("old", old.keys() - new.keys()), ("new", new.keys() - old.keys())):
         if names:
             console.print(f"only in the {side} file, not compared: "

@@ -106,7 +106,7 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
-def memory_table(rows: list[Row], backend: str) -> Table:
+def bench_memory_table(rows: list[Row], backend: str) -> Table:
     """Old and new step peaks, their change, the worst module's change, and the verdict."""
     limit = rows[0].limit
     table = Table(title=f"Memory: new vs old (MiB, {backend}; fail above {100 * limit:+.1f}%)", title_justify="left")

@@ -6,9 +6,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from gimbench.report.cells import Fitted, mib, num, titled_table
 from gimbench.report.collect import Entry, labels
 from gimbench.report.groups import groups
-from gimbench.report.terminal import Fitted, _mib, _num, _table, ranks_table
+from gimbench.report.terminal import ranks_table
 from gimbench.report.verdict import environment_table, repeats_table, verdict
 
 
@@ -21,9 +22,9 @@ def _row(entry: Entry, tasks: list[str]) -> list[str]:
         return [entry.record["status"], *("-" for _ in range(8 + len(tasks)))]
     step, probe = entry.doc["step"], entry.doc.get("probe") or {}
     return [entry.doc["status"], str(entry.config["depth"]), str(entry.config["batch_size"]),
-            _num(step["time_ms"], ".1f"), _num(step.get("time_ms_iqr"), ".1f"),
-            _num(step.get("samples_per_second"), ".1f"), _mib(step.get("peak_memory_bytes")),
-            _mib(step.get("floor_bytes")), _num(step.get("peak_over_floor"), ".2f"),
+            num(step["time_ms"], ".1f"), num(step.get("time_ms_iqr"), ".1f"),
+            num(step.get("samples_per_second"), ".1f"), mib(step.get("peak_memory_bytes")),
+            mib(step.get("floor_bytes")), num(step.get("peak_over_floor"), ".2f"),
             *(f"{100 * probe[t]['per_module'][-1]:.1f}%" if t in probe else "-" for t in tasks)]
 
 
@@ -31,7 +32,7 @@ def comparison_table(entries: list[Entry]) -> Table:
     """Per run: status, depth, batch, step time (median, IQR), throughput, step peak, floor, their ratio,
     last-module probe accuracy per task, and the run folder."""
     tasks = _probe_tasks(entries)
-    table = _table("Runs side by side (step time in ms, memory in MiB)",
+    table = titled_table("Runs side by side (step time in ms, memory in MiB)",
                    ["#", "run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "peak", "floor",
                     "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
     table.columns[1].justify = "left"
@@ -46,7 +47,7 @@ def failures_table(entries: list[Entry]) -> Table | None:
     failed = [(e, label) for e, label in zip(entries, labels(entries), strict=True) if e.doc is None]
     if not failed:
         return None
-    table = _table("Failed runs", ["run", "exit code", "error", "log"])
+    table = titled_table("Failed runs", ["run", "exit code", "error", "log"])
     for entry, label in failed:
         table.add_row(label, str(entry.record["exit_code"]), entry.record["error"] or entry.record["status"],
                       str(entry.folder.parent.parent / entry.record["log"]))
@@ -58,13 +59,13 @@ def max_batch_table(entries: list[Entry]) -> Table | None:
     found = [(e, label) for e, label in zip(entries, labels(entries), strict=True) if e.doc and e.doc.get("max_batch")]
     if not found:
         return None
-    table = _table("Largest batch that fits the memory budget (--find-max-batch)",
+    table = titled_table("Largest batch that fits the memory budget (--find-max-batch)",
                    ["run", "budget MiB", "max batch", "peak MiB at it", "backend", "batch sizes tried"])
     table.columns[0].justify = "left"
     for entry, label in found:
         mb = entry.doc["max_batch"]
         tried = ", ".join(f"{t['batch_size']}{'' if t['fits'] else ' (no)'}" for t in mb.get("tried", []))
-        table.add_row(label, _mib(mb["budget_bytes"]), str(mb["batch_size"]), _mib(mb.get("peak_bytes")),
+        table.add_row(label, mib(mb["budget_bytes"]), str(mb["batch_size"]), mib(mb.get("peak_bytes")),
                       str(mb.get("backend", "-")), tried)
     return table
 

@@ -96,8 +96,8 @@ def memory_vs_depth(entries: list[Entry]) -> bytes:
     """Step peak memory against depth, one line per method and setting (runs differing only in step count
     share a line), its greedy floor dashed in the same colour; repeats as mean with min-max bars."""
     return _over_depth(entries, f"Step peak memory vs depth, min-max over seeds\n({_setting(entries, memory=True)})",
-                       "MiB", [(" peak", lambda d: _mib(d["step"].get("peak_memory_bytes")), "-"),
-                               (" floor", lambda d: _mib(d["step"].get("floor_bytes")), "--")])
+                       "MiB", [(" peak", lambda d: _in_mib(d["step"].get("peak_memory_bytes")), "-"),
+                               (" floor", lambda d: _in_mib(d["step"].get("floor_bytes")), "--")])
 
 
 def time_vs_depth(entries: list[Entry]) -> bytes:
@@ -108,7 +108,7 @@ def time_vs_depth(entries: list[Entry]) -> bytes:
                        [("", lambda d: d["step"].get("time_ms"), "-")])
 
 
-def _mib(value: int | None) -> float | None:
+def _in_mib(value: int | None) -> float | None:
     return None if value is None else value / MIB
 
 

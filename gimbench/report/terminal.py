@@ -4,117 +4,50 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from gimbench.profiling.meter import PHASES
 from gimbench.profiling.resident import KINDS, PARTS
 from gimbench.profiling.tracker import CATEGORIES
+from gimbench.report.cells import MIB, Fitted, mib, num, titled_table
 from gimbench.results.schema import MaxBatch, RunResult
-
-MIB = 2**20
-
-
-def _num(value: float | None, fmt: str = ".3f") -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _mib(value: int | None) -> str:
-    return "-" if value is None else f"{value / MIB:.1f}"
-
-
-TEXT_COLUMNS = ("module", "run", "method", "setting", "runs", "device", "memory backend", "folder", "error", "log",
-                "batch sizes tried", "backend", "in phase", "grad")
-
-
-def _table(title: str, columns: list[str]) -> Table:
-    """A table whose numbers are never cut: number columns do not wrap, text columns fold to make room."""
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        text = column in TEXT_COLUMNS
-        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
-                         overflow="fold" if text else "ellipsis")
-    return table
-
-
-class Fitted:
-    """A table that, where the console is narrower than the table's narrowest layout, prints as several
-    tables of its columns, each repeating the first ``keep`` (``#``, ``module``), so that no number is cut."""
-
-    def __init__(self, table: Table, keep: int = 1) -> None:
-        self.table, self.keep = table, keep
-
-    def _need(self, i: int) -> int:
-        """Column ``i``'s width: its widest cell for a number column; a text column folds to 16 at most."""
-        c = self.table.columns[i]
-        widest = max(Text.from_markup(x).cell_len if isinstance(x, str) else Text(str(x)).cell_len
-                     for x in [c.header, *c.cells])
-        return widest if c.no_wrap else min(16, widest)
-
-    def _part(self, columns: list[int], title: str | None) -> Table:
-        part = Table(title=title, title_justify="left")
-        for i in columns:
-            c = self.table.columns[i]
-            part.add_column(c.header, justify=c.justify, no_wrap=c.no_wrap, overflow=c.overflow,
-                            min_width=None if c.no_wrap else self._need(i))
-        cells = [list(self.table.columns[i].cells) for i in columns]
-        for r, row in enumerate(self.table.rows):
-            part.add_row(*(col[r] for col in cells), style=row.style)
-        return part
-
-    def _fits(self, options: ConsoleOptions, columns: list[int]) -> bool:
-        return sum(self._need(i) + 3 for i in columns) + 1 <= options.max_width
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        every = list(range(len(self.table.columns)))
-        if self._fits(options, every):
-            yield self.table
-            return
-        keep, chunk, parts = every[:self.keep], [], []
-        for i in every[self.keep:]:
-            if chunk and not self._fits(options, keep + chunk + [i]):
-                parts.append(chunk)
-                chunk = []
-            chunk.append(i)
-        parts.append(chunk)
-        for n, chunk in enumerate(parts, 1):
-            yield self._part(keep + chunk, f"{self.table.title} ({n}/{len(parts)})")
 
 
 def time_table(result: RunResult) -> Table:
     """Per module: parameters, loss, and median ms per phase (IQR of the total)."""
-    table = _table("Modules: parameters (with the module's loss head), local gradient (sparse: from the positions "
-                   "the loss reads), loss, and time (median ms over timed steps)",
-                   ["#", "module", "parameters", "grad", "loss first", "loss last", *PHASES, "total", "± IQR"])
+    table = titled_table("Modules: parameters (with the module's loss head), local gradient (sparse: from the "
+                         "positions the loss reads), loss, and time (median ms over timed steps)",
+                         ["#", "module", "parameters", "grad", "loss first", "loss last", *PHASES, "total", "± IQR"])
     for m in result.modules:
         t, iqr = m.time_ms or {}, m.time_ms_iqr or {}
-        table.add_row(str(m.index), m.name, f"{m.parameters:,}", m.local_grad or "-", _num(m.loss["first"]),
-                      _num(m.loss["last"]),
-                      *(_num(t.get(p), ".1f") for p in (*PHASES, "total")), _num(iqr.get("total"), ".1f"))
+        table.add_row(str(m.index), m.name, f"{m.parameters:,}", m.local_grad or "-", num(m.loss["first"]),
+                      num(m.loss["last"]),
+                      *(num(t.get(p), ".1f") for p in (*PHASES, "total")), num(iqr.get("total"), ".1f"))
     return table
 
 
 def memory_table(result: RunResult) -> Table:
     """Per module: the peak while it was processed and what was live then (MiB)."""
-    table = _table(f"Modules: peak memory and what was live at it (MiB, {result.memory_backend})",
+    table = titled_table(f"Modules: peak memory and what was live at it (MiB, {result.memory_backend})",
                    ["#", "module", "peak", "in phase", *CATEGORIES, "untracked", "own activations", "alone"])
     for m in result.modules:
         mem = m.memory or {}
-        table.add_row(str(m.index), m.name, _mib(mem.get("peak_bytes")), mem.get("peak_phase", "-"),
-                      *(_mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), _mib(mem.get("untracked_bytes")),
-                      _mib(mem.get("own_activation_bytes")), _mib(mem.get("alone_peak_bytes")))
+        table.add_row(str(m.index), m.name, mib(mem.get("peak_bytes")), mem.get("peak_phase", "-"),
+                      *(mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), mib(mem.get("untracked_bytes")),
+                      mib(mem.get("own_activation_bytes")), mib(mem.get("alone_peak_bytes")))
     return table
 
 
 def resident_table(result: RunResult) -> Table:
     """Per module: what its encoder part and its loss head keep resident (MiB; gradients while a step runs)."""
     columns = [f"{part} {short}" for part in ("enc", "head") for short in ("par", "grad", "opt")]
-    table = _table("Resident per module, encoder vs loss head (MiB)", ["#", "module", *columns])
+    table = titled_table("Resident per module, encoder vs loss head (MiB)", ["#", "module", *columns])
     for m in result.modules:
         mem = m.memory or {}
         table.add_row(str(m.index), m.name,
-                      *(_mib(mem.get(f"{part}_{kind}_bytes")) for part in PARTS for kind in KINDS))
+                      *(mib(mem.get(f"{part}_{kind}_bytes")) for part in PARTS for kind in KINDS))
     return table
 
 
@@ -128,7 +61,7 @@ def step_text(result: RunResult) -> Text:
     overhead = ("" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}% (timed vs unprofiled "
                 f"steps{', below noise' if s.timer_overhead < 0 else ''})")
     unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
-    data = f"data {_num(s.data_ms, '.1f')} ms{_wait_share(s.data_wait_ms)} · run {result.wall_seconds:.0f} s"
+    data = f"data {num(s.data_ms, '.1f')} ms{_wait_share(s.data_wait_ms)} · run {result.wall_seconds:.0f} s"
     if s.time_ms is None:
         lines = [f"step: no time ({s.time_note}) · {data}"]
     else:
@@ -140,12 +73,12 @@ def step_text(result: RunResult) -> Text:
         counts = ", ".join(f"{reason} {entry['count']}" for reason, entry in skipped.items())
         lines.append(f"data left out: {counts} (paths in results.json data.skipped)")
     if mem.get("peak_memory_bytes") is not None:
-        ratio = _num(mem.get("peak_over_floor"), ".2f")
-        rss = _mib(mem.get("rss_peak_bytes"))
-        lines.append(f"step memory ({result.memory_backend}): peak {_mib(mem['peak_memory_bytes'])} MiB "
-                     f"(tensors {_mib(mem.get('tracked_peak_bytes'))}, untracked {_mib(mem.get('untracked_bytes'))}) · "
-                     f"resident before step {_mib(mem['resident_bytes'])} MiB · greedy floor "
-                     f"{_mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB (the whole "
+        ratio = num(mem.get("peak_over_floor"), ".2f")
+        rss = mib(mem.get("rss_peak_bytes"))
+        lines.append(f"step memory ({result.memory_backend}): peak {mib(mem['peak_memory_bytes'])} MiB "
+                     f"(tensors {mib(mem.get('tracked_peak_bytes'))}, untracked {mib(mem.get('untracked_bytes'))}) · "
+                     f"resident before step {mib(mem['resident_bytes'])} MiB · greedy floor "
+                     f"{mib(mem['floor_bytes'])} MiB · peak/floor {ratio} · process peak RSS {rss} MiB (the whole "
                      f"process: interpreter, torch, data; not the step's allocations)")
     return Text("\n".join(lines))
 
@@ -153,7 +86,7 @@ def step_text(result: RunResult) -> Text:
 def probe_table(probe: dict, names: list[str]) -> Table:
     """Per module, the test accuracy of each probe task; chance in the last row."""
     tasks = list(probe)
-    table = _table("Linear probes on frozen features (test accuracy)", ["#", "module", *tasks])
+    table = titled_table("Linear probes on frozen features (test accuracy)", ["#", "module", *tasks])
     for k, name in enumerate(names):
         table.add_row(str(k), name, *(f"{100 * probe[t]['per_module'][k]:.1f}%" for t in tasks))
     table.add_row("", "chance (most frequent label)", *(f"{100 * probe[t]['chance']:.1f}%" for t in tasks),
@@ -161,11 +94,11 @@ def probe_table(probe: dict, names: list[str]) -> Table:
     return table
 
 
-def comparison_table(document: dict) -> Table:
+def paper_table(document: dict) -> Table:
     """``gimbench table``: one row per method, last-module accuracy per task, the paper's beside it."""
     tasks = list(document["rows"][0]["accuracy"]) if document["rows"] else []
     columns = ["method", *tasks, *(f"paper {t}" for t in tasks), "run folder"]
-    table = _table(f"Probe accuracy at the last module, {document['modality']} (paper columns: "
+    table = titled_table(f"Probe accuracy at the last module, {document['modality']} (paper columns: "
                    f"published, on the paper's data)", columns)
     table.columns[0].justify = "left"
     for row in document["rows"]:
@@ -209,17 +142,17 @@ def ranks_table(runs: list[tuple[str, dict, str]]) -> Table | None:
     the locking measurement reads: module-parallel GIM next to pipelined CPC."""
     if not runs:
         return None
-    table = _table(RANKS_TITLE, ["run", "mode", "rank", "device", "modules", "samples/s", "step ms", "idle", "xfer",
-                                 "wait", "ping ms", "peak", "resident", "memory measured by"])
+    table = titled_table(RANKS_TITLE, ["run", "mode", "rank", "device", "modules", "samples/s", "step ms", "idle",
+                                       "xfer", "wait", "ping ms", "peak", "resident", "memory measured by"])
     table.columns[0].justify = "left"
     for label, block, backend in runs:
         for row in block["ranks"]:
             step, idle = row.get("step") or {}, row.get("idle_fraction")
             table.add_row(label, block["mode"], str(row["rank"]), str(row["device"]), module_span(row["modules"]),
-                          _num(row.get("samples_per_s"), ".1f"), _num(step.get("time_ms"), ".1f"),
+                          num(row.get("samples_per_s"), ".1f"), num(step.get("time_ms"), ".1f"),
                           "-" if idle is None else f"{100 * idle:.0f}%", _share(row.get("transfer_fraction")),
                           _share(row.get("wait_fraction")), _pings(row.get("links")),
-                          _mib(step.get("peak_memory_bytes")), _mib(step.get("resident_bytes")), backend)
+                          mib(step.get("peak_memory_bytes")), mib(step.get("resident_bytes")), backend)
     return table
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from gimbench.report.cells import titled_table
 from gimbench.report.collect import Entry
 from gimbench.report.groups import Cell, Group, Spread, groups
-from gimbench.report.terminal import _table, module_span
+from gimbench.report.terminal import module_span
 
 MIB = 2**20
 
@@ -59,7 +60,7 @@ def verdict_table(group: Group) -> Table:
     """One row per method of the setting: runs, mean peak and step time, and each figure against the
     baseline (cpc where it is in the group): x for ratios, percentage points for last-module accuracy."""
     base, names = group.baseline, tasks(group)
-    table = _table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method})",
+    table = titled_table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method})",
                    ["method", "runs", "peak", "x peak", "x floor", "step ms", "x time", "x rate",
                     *(f"Δ {t}" for t in names)])
     for cell in group.cells:
@@ -106,7 +107,7 @@ def repeats_table(found: list[Group]) -> Table | None:
     rows = [(g, c) for g in found for c in g.cells if len(c.runs) > 1]
     if not rows:
         return None
-    table = _table("Repeats (seeds): mean ±95% interval (min-max)", ["setting", "method", "runs", "peak MiB",
+    table = titled_table("Repeats (seeds): mean ±95% interval (min-max)", ["setting", "method", "runs", "peak MiB",
                                                                        "step ms"])
     for group, cell in rows:
         table.add_row(group.name, cell.method, str(len(cell.runs)), _spread(cell.spread(peak), MIB),
@@ -128,7 +129,7 @@ def environment_table(entries: list[Entry]) -> Table:
             key = (env.get("torch"), f"{env.get('device')} ({env.get('device_name')})",
                    (env.get("git_commit") or "-")[:10], entry.doc.get("memory_backend"))
             found.setdefault(key, []).append(number)
-    table = _table("Environment and memory backend", ["runs", "torch", "device", "commit", "memory backend"])
+    table = titled_table("Environment and memory backend", ["runs", "torch", "device", "commit", "memory backend"])
     table.columns[0].justify = "left"
     for key, runs in found.items():
         table.add_row(module_span(runs), *map(str, key))
