@@ -11,6 +11,7 @@ dataset needs from the dataset registry, never from comparisons of names.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
 
@@ -177,6 +178,19 @@ def _check_depth(cfg: RunConfig, depth: int, preset: str) -> None:
             raise ConfigError(f"--depth {depth}: sequences become shorter than {steps} prediction steps")
 
 
+def _check_budget(text: str, device: str) -> None:
+    """A ``--memory-budget`` that parses; on the CPU the search's tries allocate for real, so one beyond the
+    machine's memory is refused."""
+    try:
+        budget = parse_size(text)
+    except ValueError as e:
+        raise ConfigError(f"--memory-budget: {e}") from None
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if device == "cpu" and budget > ram:
+        raise ConfigError(f"--memory-budget: {budget / 2**30:.1f} GiB is more than this machine's {ram / 2**30:.1f} "
+                          "GiB of memory, which the CPU tries would allocate")
+
+
 def flag(name: str) -> str:
     """The command-line flag of a RunConfig field."""
     return "--" + name.replace("_", "-")
@@ -293,12 +307,9 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
                           "and the budget is only used by the search")
     if cfg.find_max_batch and cfg.batch_size is not None and not recorded:
         raise ConfigError("--batch-size and --find-max-batch exclude each other: the search picks the batch size")
-    if cfg.memory_budget is not None:
-        try:
-            parse_size(cfg.memory_budget)
-        except ValueError as e:
-            raise ConfigError(f"--memory-budget: {e}") from None
     device = resolve_device(cfg.device)
+    if cfg.memory_budget is not None:
+        _check_budget(cfg.memory_budget, device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]
     if strategy.depth is not None:

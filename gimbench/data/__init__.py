@@ -17,6 +17,7 @@ from typing import Protocol
 
 import torch
 
+from gimbench.data.corpus import Batch
 from gimbench.data.problems import Skips
 from gimbench.models.presets import PRESETS
 from gimbench.probe import ProbeTask
@@ -38,7 +39,7 @@ class Source(Protocol):
     num_classes: int  # labels of training batches (speakers, classes)
     skips: Skips  # what was left out, by reason (always empty for the embedded data)
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         """A training batch: inputs and labels."""
         ...
 
@@ -74,8 +75,8 @@ class SyntheticAudio:
         self.num_classes = self.corpus.num_speakers
         self.skips = Skips()
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.corpus.random_crops(batch_size, self.crop_samples, generator)
+    def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return Batch(*self.corpus.random_crops(batch_size, self.crop_samples, generator))
 
     def probe_tasks(self) -> list[ProbeTask]:
         train, test = _audio("train"), _audio("test")
@@ -101,8 +102,8 @@ class SyntheticVision:
         self.num_classes = self.images.num_classes
         self.skips = Skips()
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images.random_crops(batch_size, generator, crop=self.crop)
+    def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
+        return Batch(*self.images.random_crops(batch_size, generator, crop=self.crop))
 
     def probe_tasks(self) -> list[ProbeTask]:
         (train_x, train_y), (test_x, test_y) = (_images(s).center_crops(self.crop) for s in ("train", "test"))

@@ -1,6 +1,7 @@
 """Containers, constants and seeding helpers shared by the embedded synthetic generators."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,6 +14,15 @@ IMAGE_STD = 0.2570
 
 
 # --------------------------------------------------------------------------------------------- containers
+
+
+
+class Batch(NamedTuple):
+    """One training batch: float32 inputs, audio (B, 1, samples) or vision (B, 1, crop, crop), and their int64
+    labels (B,) (speaker, class; -1 where the split is unlabelled)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from gimbench.data.corpus import FRAME_SAMPLES, frame_aligned_crops
+from gimbench.data.corpus import FRAME_SAMPLES, Batch, frame_aligned_crops
 from gimbench.data.librispeech_index import LAYOUT, NUM_PHONES, Utterance, load_index, phone_alignment
 from gimbench.data.problems import DataError, Skips
 from gimbench.probe import ProbeTask
@@ -65,7 +65,7 @@ class LibriSpeech:
         self.skips.add("too_short", str(utterance.path))
         return False
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Float32 ``(B, 1, crop)`` crops and int64 ``(B,)`` speakers; crops that fail to decode are redrawn."""
         waves, labels = [], []
         while len(waves) < batch_size:
@@ -75,7 +75,7 @@ class LibriSpeech:
                 if wave is not None:
                     waves.append(wave)
                     labels.append(self.speakers[u])
-        return torch.stack(waves).unsqueeze(1), torch.stack(labels)
+        return Batch(torch.stack(waves).unsqueeze(1), torch.stack(labels))
 
     def _read(self, u: int, start: int) -> torch.Tensor | None:
         if u in self.dead:

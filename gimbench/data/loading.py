@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from gimbench.data.corpus import Batch
 from gimbench.data.problems import DataError, Skips
 
 PREFETCH = 4  # batches queued per worker
@@ -95,7 +96,7 @@ class BatchStream:
     def __iter__(self) -> BatchStream:
         return self
 
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def __next__(self) -> Batch:
         if self._batches is None:
             raise RuntimeError("use BatchStream as a context manager")
         x, y, skipped, error = next(self._batches)
@@ -103,4 +104,4 @@ class BatchStream:
             skips_of(self.source).merge(skipped)
         if error is not None:
             raise DataError(error)
-        return x, y
+        return Batch(x, y)

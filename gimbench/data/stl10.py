@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gimbench.data.corpus import IMAGE_SIZE, ImageSet, cut_views, normalise, random_views
+from gimbench.data.corpus import IMAGE_SIZE, Batch, ImageSet, cut_views, normalise, random_views
 from gimbench.data.problems import DataError, Skips
 from gimbench.probe import ProbeTask
 
@@ -126,10 +126,11 @@ class Stl10:
         self.train = self.splits[train_split]
         self.skips = Skips()  # STL-10 problems are errors, never skips
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Random crops with random horizontal flips: float32 ``(B, 1, crop, crop)`` and labels ``(B,)``."""
         idx, top, left, flip = random_views(len(self.train), IMAGE_SIZE, batch_size, self.crop, generator)
-        return normalise(cut_views(self.train.gray(idx.numpy()), top, left, flip, self.crop)), self.train.labels[idx]
+        images = normalise(cut_views(self.train.gray(idx.numpy()), top, left, flip, self.crop))
+        return Batch(images, self.train.labels[idx])
 
     def probe_tasks(self) -> list[ProbeTask]:
         (train_x, train_y), (test_x, test_y) = (self.splits[s].image_set().center_crops(self.crop)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gimbench.config import RunConfig
+from gimbench.data.corpus import Batch
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.losses import SampledNegatives
 
@@ -118,10 +119,10 @@ class SlicedSource:
             raise AttributeError(name)
         return getattr(self.__dict__["source"], name)
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
         x, y = self.source.batch(batch_size, generator)
         n = batch_size // self.size
-        return x[self.rank * n:(self.rank + 1) * n], y[self.rank * n:(self.rank + 1) * n]
+        return Batch(x[self.rank * n:(self.rank + 1) * n], y[self.rank * n:(self.rank + 1) * n])
 
 
 @ENGINES.register("data-parallel")

@@ -21,7 +21,7 @@ from gimbench.config import ConfigError, RunConfig, one_line
 from gimbench.distributed import data_parallel, spread_engine  # noqa: F401  (register their engines)
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, gather_to_main, joined
-from gimbench.results.schema import StepResult, step_json
+from gimbench.results.schema import Failure, ModuleResult, RankRow, StepResult
 from gimbench.strategies import strategy_class
 
 
@@ -61,11 +61,11 @@ class Runtime:
         """What the trainer asks before each step (``Engine.stop_rule``)."""
         return self.engine.stop_rule(self, stop, parts)
 
-    def failure_of(self, error: BaseException, step: int) -> dict | None:
+    def failure_of(self, error: BaseException, step: int) -> Failure | None:
         """The ``peer-lost`` failure record of an error a lost peer caused; ``None`` for any other error."""
         return self.peer_lost(error, step) if is_peer_failure(error) else None
 
-    def gather(self, row: Callable[[Runtime], dict], failure: dict | None, step: int):
+    def gather(self, row: Callable[[Runtime], RankRow], failure: Failure | None, step: int):
         """The ``distributed`` block (see ``block``) of every rank's ``row(self)``."""
         return self.block(row(self), failure, step)
 
@@ -86,7 +86,7 @@ class Runtime:
         except Exception as e:
             if not is_peer_failure(e):
                 raise
-            raise PeerLost(self.peer_lost(e, 0)["message"]) from None
+            raise PeerLost(self.peer_lost(e, 0).message) from None
         kind, text = message[0]
         if kind == "error":
             raise ConfigError(text)
@@ -106,19 +106,18 @@ class Runtime:
 
         return requested
 
-    def row(self, step: StepResult, module_rows: list[dict], modules: list[int], trainer) -> dict:
+    def row(self, step: StepResult, module_rows: list[ModuleResult], modules: list[int], trainer) -> RankRow:
         """This rank's row of the ``distributed`` block."""
-        return {"rank": self.world.rank, "device": str(self.device), "modules": modules, "step": step_json(step),
-                "module_rows": module_rows, "idle_fraction": self.engine.idle_fraction(trainer),
-                "samples_per_s": step.samples_per_second, **self.engine.row_extras(trainer),
-                **self.engine.timeline(trainer)}
+        extras = {**self.engine.row_extras(trainer), **self.engine.timeline(trainer)}
+        return RankRow(self.world.rank, str(self.device), modules, step, module_rows,
+                       self.engine.idle_fraction(trainer), extras)
 
-    def block(self, row: dict, failure: dict | None, step: int) -> tuple[dict | None, dict | None]:
+    def block(self, row: RankRow, failure: Failure | None, step: int) -> tuple[dict | None, Failure | None]:
         """The ``distributed`` block on rank 0 (``None`` elsewhere) and the run's failure: every rank's row;
         after a failure the ranks may not share (a lost peer, one rank out of memory), or when a peer is lost
         while gathering, rank 0's own row only (the failure then becomes ``peer-lost``)."""
         rows = [row]
-        if failure is None or failure["reason"] in self.engine.agreed_failures:
+        if failure is None or failure.reason in self.engine.agreed_failures:
             try:
                 rows = gather_to_main(self.world, row)
             except Exception as e:
@@ -128,11 +127,11 @@ class Runtime:
         if not self.main:
             return None, failure
         return {"world_size": self.world.size, "backend": backend_for(self.device), "mode": self.engine.mode,
-                "ranks": rows}, failure
+                "ranks": [r.to_json() for r in rows]}, failure
 
-    def ends_together(self, failure: dict | None) -> bool:
+    def ends_together(self, failure: Failure | None) -> bool:
         """Whether the ranks all end the run with ``failure`` and are still there to say goodbye (``farewell``)."""
-        return failure is not None and failure["reason"] in self.engine.agreed_failures
+        return failure is not None and failure.reason in self.engine.agreed_failures
 
     def farewell(self) -> None:
         """Wait until every rank gets here; rank 0 comes after writing results.json. A rank that exits non-zero
@@ -154,12 +153,12 @@ class Runtime:
                 raise
             return None, self.peer_lost(e, trainer.step)
 
-    def peer_lost(self, error: BaseException, step: int) -> dict:
+    def peer_lost(self, error: BaseException, step: int) -> Failure:
         """The failure record of a collective that failed because a peer died or did not answer in time."""
         detail = one_line(error, 300)
         message = (f"rank {self.world.rank} lost contact with the other ranks at step {step}: a peer process died "
                    f"or did not answer within {self.timeout_s:g} s ({detail})")
-        return {"reason": "peer-lost", "message": message, "step": step, "rank": self.world.rank, "error": detail}
+        return Failure("peer-lost", message, step, {"rank": self.world.rank, "error": detail})
 
 
 def is_peer_failure(error: BaseException) -> bool:

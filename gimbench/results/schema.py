@@ -20,6 +20,39 @@ SCHEMA = "gimbench.run/1"
 MIB = 2**20
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Why a run ended early: results.json's ``failure`` block is ``reason``, ``message``, ``step`` and what the
+    reason adds (``details``: the module and phase, the signal, the path that could not be written, ...)."""
+
+    reason: str  # "non-finite-loss", "out-of-memory", "interrupted", "write-failed", "peer-lost"
+    message: str  # one line for the user (an interrupted run's adds the resume command on a second)
+    step: int  # steps completed before it
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"reason": self.reason, "message": self.message, "step": self.step, **self.details}
+
+
+@dataclass(frozen=True)
+class RankRow:
+    """One rank's row of results.json's ``distributed`` block: its own step and module measurements, and what
+    its distributed mode adds (``extras``: the module split, the compute / transfer / waiting shares)."""
+
+    rank: int
+    device: str
+    modules: list[int]  # the indices of the modules it trains
+    step: StepResult
+    module_rows: list[ModuleResult]
+    idle_fraction: float | None  # share of its step wall time not computing
+    extras: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"rank": self.rank, "device": self.device, "modules": self.modules, "step": step_json(self.step),
+                "module_rows": [asdict(m) for m in self.module_rows], "idle_fraction": self.idle_fraction,
+                "samples_per_s": self.step.samples_per_second, **self.extras}
+
+
 @dataclass
 class Try:
     """One batch size tried: its measured step peak (None where CUDA ran out of memory)."""

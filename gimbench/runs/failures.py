@@ -1,6 +1,6 @@
 """How a run ends early: a non-finite loss, running out of memory, or a stop signal.
 
-Each becomes a ``failure`` record in results.json (``{"reason", "message", "step", ...}``) and a
+Each becomes a ``Failure`` record (results.json's ``failure``: ``{"reason", "message", "step", ...}``) and a
 ``RunEnded`` exception carrying the written result, so callers exit non-zero. ``Locator`` wraps the
 step's meter to remember which (module, phase) is running, which is where an out-of-memory happened.
 """
@@ -15,6 +15,7 @@ from gimbench.config import one_line
 from gimbench.device import allocator_line
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
+from gimbench.results.schema import Failure
 from gimbench.trainer import NonFiniteLoss
 
 MIB = 2**20
@@ -99,26 +100,26 @@ def _measured(profiler: Profiler) -> str:
 
 
 def out_of_memory(error: BaseException, where, names: list[str], step: int, batch_size: int,
-                  profiler: Profiler) -> dict:
+                  profiler: Profiler) -> Failure:
     """The failure record of an out-of-memory error at ``where`` after ``step`` steps (the message counts from 1,
     as the progress bar does: it names the step that failed)."""
     place, fields = _place(where, names)
     detail = one_line(error, 300)
     message = (f"out of memory in {place} at step {step + 1} (batch size {batch_size}); measured so far: "
                f"{_measured(profiler)}. Try --find-max-batch, or a smaller --batch-size. ({detail})")
-    return {"reason": "out-of-memory", "message": message, "step": step, **fields, "error": detail}
+    return Failure("out-of-memory", message, step, {**fields, "error": detail})
 
 
-def non_finite(error: NonFiniteLoss, names: list[str], checkpoint_step: int | None, folder) -> dict:
+def non_finite(error: NonFiniteLoss, names: list[str], checkpoint_step: int | None, folder) -> Failure:
     """The failure record of a NaN or infinite loss; names the last good checkpoint, if any. ``step`` in the
     record is the steps completed before it; the message names the failing step counted from 1."""
     kept = (f"the last good checkpoint ({folder}/checkpoint.pt, step {checkpoint_step}) is kept"
             if checkpoint_step is not None else "no checkpoint was written before it (see --checkpoint-every)")
     message = (f"loss of module {error.module} ({names[error.module]}) is {error.value} at step {error.step + 1}; "
                f"{kept}")
-    return {"reason": "non-finite-loss", "message": message, "step": error.step, "module": error.module,
-            "module_name": names[error.module], "phase": "loss", "loss": str(error.value),
-            "checkpoint_step": checkpoint_step}
+    return Failure("non-finite-loss", message, error.step, {
+        "module": error.module, "module_name": names[error.module], "phase": "loss", "loss": str(error.value),
+        "checkpoint_step": checkpoint_step})
 
 
 def _kept(folder, checkpoint_step: int | None) -> str:
@@ -127,20 +128,21 @@ def _kept(folder, checkpoint_step: int | None) -> str:
     return f"the last good checkpoint is {folder}/checkpoint.pt (step {checkpoint_step})"
 
 
-def write_failed(error: BaseException, step: int, folder, checkpoint_step: int | None, command: str | None) -> dict:
+def write_failed(error: BaseException, step: int, folder, checkpoint_step: int | None, command: str | None) -> Failure:
     """The record of a run that could not write a file (``WriteError``: disk full, read-only, ...) after
     ``step`` steps; it names the last good checkpoint and how to continue once the disk allows."""
     how = f"; once it can be written, resume with: {command}" if command and checkpoint_step is not None else ""
     message = f"{error} (after step {step}); {_kept(folder, checkpoint_step)}{how}"
-    return {"reason": "write-failed", "message": message, "step": step, "path": str(getattr(error, "path", "")),
-            "error": one_line(error), "checkpoint_step": checkpoint_step, "resume_command": command}
+    return Failure("write-failed", message, step, {
+        "path": str(getattr(error, "path", "")), "error": one_line(error), "checkpoint_step": checkpoint_step,
+        "resume_command": command})
 
 
-def interrupted(signal_name: str, step: int, total: int, folder, command: str | None) -> dict:
+def interrupted(signal_name: str, step: int, total: int, folder, command: str | None) -> Failure:
     """The record of a run stopped by a signal after ``step`` steps, and how to resume it (``command`` is
     ``None`` for a run that cannot be resumed: one of several processes)."""
     how = f"resume with: {command}" if command else "runs of several processes (--nproc) cannot be resumed yet"
     message = (f"interrupted by {signal_name} after step {step} of {total}; checkpoint and results.json are in "
                f"{folder}\n{how}")
-    return {"reason": "interrupted", "message": message, "step": step, "signal": signal_name,
-            "checkpoint_step": step, "resume_command": command}
+    return Failure("interrupted", message, step, {"signal": signal_name, "checkpoint_step": step,
+                                                  "resume_command": command})

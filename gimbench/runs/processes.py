@@ -45,10 +45,10 @@ class OneProcess:
     def after_fit(self, trainer, build: Callable) -> tuple:
         return None, None
 
-    def gather(self, row: Callable, failure: dict | None, step: int) -> tuple[None, dict | None]:
+    def gather(self, row: Callable, failure, step: int) -> tuple[None, dict | None]:
         return None, failure
 
-    def ends_together(self, failure: dict | None) -> bool:
+    def ends_together(self, failure) -> bool:
         return False
 
 

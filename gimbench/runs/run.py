@@ -28,8 +28,10 @@ from gimbench.profiling.profile import Profiler, plan
 from gimbench.profiling.trace import trace_block, trace_meter, with_trace
 from gimbench.results.atomic import WriteError
 from gimbench.results.schema import (
+    Failure,
     MaxBatch,
     ModuleResult,
+    RankRow,
     RunResult,
     loss_summary,
     parameter_checksum,
@@ -208,7 +210,7 @@ class Run:
             return finish(session, stopped(session, stop), distributed=distributed)
         return finish(session, None, probes, distributed)
 
-    def fit(self) -> dict | None:
+    def fit(self) -> Failure | None:
         """Train to the configured steps; a NaN/Inf loss, an out-of-memory error or (under torchrun) a lost peer
         becomes a failure record."""
         session = self.session
@@ -229,15 +231,14 @@ class Run:
         return None
 
 
-def rank_row(session: Session, runtime: Runtime) -> dict:
+def rank_row(session: Session, runtime: Runtime) -> RankRow:
     """This rank's row of results.json's ``distributed`` block: its own step and module measurements."""
     trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
     local = runtime.engine.local_batch(cfg, runtime.world)
     step = step_result(trainer.history, profiler.kinds[:trainer.step], local, profiler.step_memory())
     modules = runtime.engine.modules(trainer.network, runtime.world)
     grads = trainer.strategy.local_grads(trainer.network)
-    rows = [asdict(m) for m in module_results(trainer.network, trainer.history.losses, profiler, grads)
-            if m.index in modules]
+    rows = [m for m in module_results(trainer.network, trainer.history.losses, profiler, grads) if m.index in modules]
     return runtime.row(step, rows, modules, trainer)
 
 
@@ -257,12 +258,12 @@ def resume_command(session: Session) -> str | None:
     return shlex.join(["gimbench", "run", "--resume", folder]) if session.cfg.nproc == 1 else None
 
 
-def write_failure(session: Session, error: WriteError) -> dict:
+def write_failure(session: Session, error: WriteError) -> Failure:
     """The failure record of a file the system refused to write, naming the last good checkpoint."""
     return write_failed(error, session.trainer.step, session.folder, session.checkpoint_step, resume_command(session))
 
 
-def written(session: Session, write: Callable[[], None]) -> dict | None:
+def written(session: Session, write: Callable[[], None]) -> Failure | None:
     """Call ``write`` (a checkpoint, results.json); ``None``, or the failure record if the system refused it."""
     try:
         write()
@@ -271,18 +272,18 @@ def written(session: Session, write: Callable[[], None]) -> dict | None:
     return None
 
 
-def stopped(session: Session, stop: StopSignals) -> dict:
+def stopped(session: Session, stop: StopSignals) -> Failure:
     """The record of a run a signal stopped, with the command that resumes it."""
     return interrupted(stop.signal.name, session.trainer.step, session.cfg.steps, session.folder,
                        resume_command(session))
 
 
-def finish(session: Session, failure: dict | None, probes: dict | None = None,
+def finish(session: Session, failure: Failure | None, probes: dict | None = None,
            distributed: dict | None = None, farewell: Callable[[], None] | None = None) -> RunResult:
     """Write results.json over every session's steps (only rank 0 under torchrun), then call ``farewell``
     (every rank waits there for the others); raise ``RunEnded`` unless the run is complete."""
     trainer, profiler, cfg, network = session.trainer, session.profiler, session.cfg, session.network
-    status = "complete" if failure is None else "interrupted" if failure["reason"] == "interrupted" else "failed"
+    status = "complete" if failure is None else "interrupted" if failure.reason == "interrupted" else "failed"
     sessions = session.sessions()
     result = RunResult(
         status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
@@ -291,8 +292,9 @@ def finish(session: Session, failure: dict | None, probes: dict | None = None,
         step=step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size, profiler.step_memory()),
         final_parameter_checksum=parameter_checksum(network),
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},
-        failure=failure, steps_completed=trainer.step, sessions=sessions,
-        resume_command=(failure or {}).get("resume_command"), data=data_block(cfg, trainer.source),
+        failure=None if failure is None else failure.to_json(), steps_completed=trainer.step, sessions=sessions,
+        resume_command=None if failure is None else failure.details.get("resume_command"),
+        data=data_block(cfg, trainer.source),
         max_batch=session.max_batch, distributed=distributed,
         trace=trace_block(session.tracer) if cfg.trace and session.writes else None,
     )
@@ -301,10 +303,10 @@ def finish(session: Session, failure: dict | None, probes: dict | None = None,
     if farewell is not None:
         farewell()
     if unwritten is not None:
-        raise RunEnded(replace(result, status="failed", failure=unwritten), unwritten["message"], 1)
+        raise RunEnded(replace(result, status="failed", failure=unwritten.to_json()), unwritten.message, 1)
     if failure is not None:
-        code = 128 + signal.Signals[failure["signal"]] if status == "interrupted" else 1
-        raise RunEnded(result, failure["message"], code)
+        code = 128 + signal.Signals[failure.details["signal"]] if status == "interrupted" else 1
+        raise RunEnded(result, failure.message, code)
     return result
 
 
