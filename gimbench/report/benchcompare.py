@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from gimbench.config import ConfigError
+from gimbench.errors import ConfigError
 
 MIB = 2**20
 PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%?\s*")

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gimbench.config import ConfigError
+from gimbench.errors import ConfigError
 from gimbench.report import plots
 from gimbench.report.collect import Entry, labels, result_from_doc
 from gimbench.report.groups import groups

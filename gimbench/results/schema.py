@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from gimbench.config import ConfigError
+from gimbench.errors import ConfigError
 from gimbench.results.atomic import write_atomic
 
 SCHEMA = "gimbench.run/1"
