@@ -15,9 +15,8 @@ import os
 import re
 from dataclasses import dataclass
 
-import torch
-
 from gimbench.data import DATASETS
+from gimbench.device import available
 from gimbench.errors import ConfigError, one_line
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
 from gimbench.models.presets import PRESETS
@@ -162,10 +161,10 @@ def _check_numbers(cfg: RunConfig) -> None:
 def resolve_device(device: str) -> str:
     """'cpu' or 'cuda' for a ``--device`` value."""
     _choice("--device", device, DEVICES)
-    if device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not available("cuda"):
         raise ConfigError("--device cuda: no CUDA device is available on this machine (use --device cpu)")
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if available("cuda") else "cpu"
     return device
 
 

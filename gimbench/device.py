@@ -4,7 +4,8 @@ that covers it, the random generators, emptying the cache, and the allocator's o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -46,6 +47,38 @@ def empty_cache(device: torch.device) -> None:
     """Hand the caching allocator's free blocks back (after an out-of-memory error); a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+@contextmanager
+def memory_cap(budget: int, device: torch.device) -> Iterator[None]:
+    """Inside, the caching allocator of ``device`` refuses to hold more than ``budget`` bytes (a no-op on the CPU,
+    where a try's real allocations are measured instead)."""
+    if device.type != "cuda":
+        yield
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), device)
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()
+
+
+def available(kind: str) -> bool:
+    """Whether this machine has a device of ``kind`` ("cpu" always)."""
+    return kind == "cpu" or (kind == "cuda" and torch.cuda.is_available())
+
+
+def all_rng_states() -> list:
+    """Every CUDA device's generator state (none without CUDA), for a checkpoint."""
+    return torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+
+
+def set_all_rng_states(states: list) -> None:
+    """Put back what ``all_rng_states`` returned, where the same devices exist."""
+    if states and torch.cuda.is_available() and len(states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states)
 
 
 def allocator_line(device: torch.device) -> str | None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gimbench.config import ConfigError, one_line
+from gimbench.device import all_rng_states, set_all_rng_states
 from gimbench.results.atomic import write_atomic
 
 FORMAT = "gimbench.checkpoint/1"
@@ -30,7 +31,7 @@ def rng_state() -> dict:
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": all_rng_states(),
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
                   "has_gauss": has_gauss, "gauss": gauss},
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
@@ -40,8 +41,7 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore what ``rng_state`` captured (the CUDA states only where the same devices exist)."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    set_all_rng_states(state["cuda"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = state["python"]

@@ -14,30 +14,15 @@ from __future__ import annotations
 import dataclasses
 import gc
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import torch
 
 from gimbench.config import ConfigError, RunConfig, parse_size
+from gimbench.device import empty_cache, memory_cap
 from gimbench.results.schema import MaxBatch, Try
 from gimbench.runs.stepper import Stepper
 
 MIB = 2**20
-
-
-@contextmanager
-def cuda_cap(budget: int, device: torch.device):
-    """Cap the caching allocator of ``device`` at ``budget`` bytes (a no-op on the CPU)."""
-    if device.type != "cuda":
-        yield
-        return
-    total = torch.cuda.get_device_properties(device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), device)
-    try:
-        yield
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
-        torch.cuda.empty_cache()
 
 
 def measure_try(cfg: RunConfig, batch_size: int, budget: int) -> tuple[Try, str]:
@@ -50,13 +35,6 @@ def measure_try(cfg: RunConfig, batch_size: int, budget: int) -> tuple[Try, str]
         return Try(batch_size, None, False), "cuda-allocator"
     peak = stepper.step_peak()
     return Try(batch_size, peak, peak <= budget), stepper.backend
-
-
-def free_memory() -> None:
-    """Release a finished try's tensors and cached blocks before the next try allocates."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def search(fits: Callable[[int], bool]) -> int:
@@ -84,12 +62,13 @@ def find_max_batch(cfg: RunConfig, on_try: Callable[[Try], None] = lambda t: Non
     def fits(batch_size: int) -> bool:
         nonlocal backend
         t, backend = measure_try(cfg, batch_size, budget)
-        free_memory()  # the try's frames are gone once it has returned
+        gc.collect()  # the try's frames are gone once it has returned: free its tensors and cached blocks
+        empty_cache(torch.device(cfg.device))
         tried[batch_size] = t
         on_try(t)
         return t.fits
 
-    with cuda_cap(budget, torch.device(cfg.device)):
+    with memory_cap(budget, torch.device(cfg.device)):
         best = search(fits)
     if best == 0:
         need = tried[1].peak_bytes
