@@ -26,10 +26,14 @@ def build(cfg: RunConfig, device: torch.device | None = None) -> Parts:
     """Strategy, source, network (on ``device``, by default the config's) and one optimizer per module.
 
     Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU kernels sum
-    in varying order; deterministic kernels make a seed reproduce the same parameters on the CPU.
+    in varying order; deterministic kernels make a seed reproduce the same parameters on the CPU. Deterministic
+    mode would also fill every new tensor's memory before use (a check for code that reads it uninitialised,
+    which none here does); that costs a write of every allocation, over 100,000 small ones per paper-preset GIM
+    step in batched matmuls' backward, so it is turned off: the values computed are the same.
     """
     device = torch.device(cfg.device) if device is None else device
     torch.use_deterministic_algorithms(device.type == "cpu")
+    torch.utils.deterministic.fill_uninitialized_memory = False
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
     network = network_for(cfg, strategy, source.num_classes).to(device)
