@@ -10,9 +10,9 @@ import torch
 
 from gimbench.data import Source
 from gimbench.data.loading import BatchStream
-from gimbench.device import clock
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
+from gimbench.profiling.timing import StepClock
 from gimbench.strategies import Strategy
 
 
@@ -125,25 +125,24 @@ class Trainer:
 
     def _fit(self, steps: int, batches: BatchStream) -> History:
         optimizers, history = self.optimizers, self.history
-        now = clock(self.device)  # reads after the device's queued work is done
         while self.step < steps and not self.should_stop():
             step = self.step
-            t0 = now()
+            laps = StepClock(self.device)
             x, y = next(batches)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            t1 = now()
+            data_seconds = laps.lap()
             meter = self.meter_for(step)
             with meter.step():
                 losses = self.strategy.step(self.network, optimizers, x, meter, step, labels=y)
-            t2 = now()
+            seconds = laps.lap()
             values = [None if loss is None else float(loss) for loss in losses]
             for k, value in enumerate(values):
                 if value is not None and not math.isfinite(value):
                     raise NonFiniteLoss(step, k, value)
             self.after_batch(step, x, y)
             history.losses.append(values)
-            history.seconds.append(t2 - t1)
-            history.data_seconds.append(t1 - t0)
+            history.seconds.append(seconds)
+            history.data_seconds.append(data_seconds)
             self.step = step + 1
-            self.on_step(StepRecord(step, values, t2 - t1, t1 - t0, self.batch_size))
+            self.on_step(StepRecord(step, values, seconds, data_seconds, self.batch_size))
         return history
