@@ -24,3 +24,17 @@ def test_a_rank_row_flattens_its_step_and_its_modes_extras():
 def test_the_max_batch_block_reads_back_as_written():
     found = MaxBatch(2**30, 16, 900, "cpu-allocator", [Try(16, 900, True), Try(32, None, False)])
     assert MaxBatch.from_json(asdict(found)) == found
+
+
+def test_a_run_result_renders_itself_with_rich_as_the_run_summary(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from gimbench import RunConfig, run
+
+    result = run(RunConfig(preset="tiny", device="cpu", depth=1, steps=2, warmup_steps=0, profile_steps=1,
+                           memory_steps=1, probe=False, quiet=True, out=str(tmp_path)))
+    console = Console(file=io.StringIO(), width=100)
+    console.print(result)
+    assert console.file.getvalue().startswith("gimbench run gim (per-module)") and "conv1" in console.file.getvalue()

@@ -12,7 +12,7 @@ from gimbench.profiling.meter import PHASES
 from gimbench.profiling.resident import KINDS, PARTS
 from gimbench.profiling.tracker import CATEGORIES
 from gimbench.report.cells import MIB, Fitted, mib, num, titled_table
-from gimbench.results.schema import MaxBatch, RunResult
+from gimbench.results.schema import RENDERERS, MaxBatch, RunResult
 
 
 def time_table(result: RunResult) -> Table:
@@ -188,3 +188,6 @@ def max_batch_summary(found: MaxBatch) -> Group:
         peak = "out of memory" if t.peak_bytes is None else f"{t.peak_bytes / MIB:.1f}"
         table.add_row(str(t.batch_size), peak, Text("yes", "green") if t.fits else Text("no", "red"))
     return Group(head, table)
+
+
+RENDERERS["run"] = run_summary  # ``rich.print(result)`` draws a RunResult with it

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from gimbench.errors import ConfigError
 from gimbench.results.atomic import write_atomic
 
 SCHEMA = "gimbench.run/1"
+RENDERERS: dict[str, Callable] = {}  # "run": RunResult -> a rich renderable (gimbench.report.terminal)
 MIB = 2**20
 
 
@@ -138,6 +140,11 @@ class RunResult:
     distributed: dict | None = None  # under torchrun: world size, backend, mode and every rank's row; else null
     probe_checkpoint: dict | None = None  # set by `gimbench probe`: {"file", "step"} of the checkpoint it probed
     trace: dict | None = None  # with --trace: {"file", "step", "events", "memory_snapshot", ...}; else null
+
+    def __rich__(self):
+        """The run summary, as the report layer renders it (it registers its renderer in ``RENDERERS`` when it
+        loads: results sit below the layer that draws them)."""
+        return RENDERERS["run"](self)
 
     def to_json(self) -> dict:
         """The results.json document."""
