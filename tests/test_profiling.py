@@ -60,6 +60,12 @@ def linear_stack(model: str, dims: tuple[int, ...], seed: int = 0) -> Network:
     return Network(modules, {k: SquareHead(dims[k + 1]) for k in heads_on}, [f"linear{k + 1}" for k in range(depth)])
 
 
+def dense(model: str) -> dict:
+    """Dense local gradients for GIM: these tests check what each schedule keeps alive, which sparse local
+    gradients shrink (tested in test_sparse_local_grad.py); cpc's gradients are dense anyway."""
+    return {"local_grad": "dense"} if model == "gim" else {}
+
+
 def strategy_for(model: str, mode: str = "per-module"):
     return make_strategy(resolve_config(RunConfig(model=model, gim_mode=mode, preset="tiny", device="cpu", depth=3)))
 
@@ -84,7 +90,7 @@ class RandomAudio:
 
 def profiled_fit(model: str, mode: str, kinds: list[str], depth: int = 3):
     """Train tiny audio through a Trainer with a Profiler; (profiler, history, network)."""
-    cfg, network, strategy = tiny(model, "audio", gim_mode=mode, depth=depth)
+    cfg, network, strategy = tiny(model, "audio", gim_mode=mode, depth=depth, **dense(model))
     optimizers = strategy.make_optimizers(network)
     profiler = Profiler(kinds, network, optimizers, CPU)
     trainer = Trainer(Parts(network, strategy, RandomAudio(), optimizers, CPU), cfg.batch_size, cfg.seed,
@@ -176,7 +182,7 @@ def test_step_peak_activations_follow_each_schedule_on_tiny_audio():
         boundary = sum(F32 * network.features(x, k).numel() for k in range(2))
     meters = {}
     for model, mode in STRATEGIES:
-        _, network, strategy = tiny(model, "audio", gim_mode=mode, depth=3)
+        _, network, strategy = tiny(model, "audio", gim_mode=mode, depth=3, **dense(model))
         meters[model, mode] = memory_steps(network, strategy, x)
     peak = {key: m.steps[0].peak for key, m in meters.items()}
     act = {key: snap.by_category["activation"] for key, snap in peak.items()}
@@ -303,7 +309,7 @@ def test_plan_respects_order_and_counts_for_every_small_run():
 
 def floors_and_peaks(model: str, mode: str, steps: int = 9, depth: int = 3):
     """A tiny audio run's profiler with memory steps over the whole schedule and the floor measured."""
-    cfg, network, strategy = tiny(model, "audio", gim_mode=mode, depth=depth, steps=steps)
+    cfg, network, strategy = tiny(model, "audio", gim_mode=mode, depth=depth, steps=steps, **dense(model))
     optimizers = strategy.make_optimizers(network)
     kinds = plan(steps, 1, 0, 1, trains=lambda step: strategy.trained_at(step, depth))
     profiler = Profiler(kinds, network, optimizers, CPU,
@@ -345,7 +351,7 @@ def test_the_floor_is_measured_apart_and_summed_holds_the_other_modules_graphs_a
 def test_floor_measurement_leaves_training_untouched(deterministic):
     measured = floors_and_peaks("gim", "per-module", steps=4)
     assert measured.isolated is not None
-    cfg, network, strategy = tiny("gim", "audio", depth=3, steps=4)
+    cfg, network, strategy = tiny("gim", "audio", depth=3, steps=4, **dense("gim"))
     trainer = Trainer(Parts(network, strategy, RandomAudio(), strategy.make_optimizers(network), CPU),
                       cfg.batch_size, cfg.seed)
     torch.manual_seed(cfg.seed)
