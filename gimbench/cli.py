@@ -150,6 +150,14 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["profiling"].add_argument("--trace", action="store_true",
                                 help="write trace.json (Chrome/Perfetto) of one warm-up step with per-module "
                                      "phases, and on CUDA memory_snapshot.pickle for memory_viz (default: off)")
+    g["method"].add_argument("--checkpoint-activations", action="store_true",
+                             help="cpc and supervised: recompute each module's activations in backward "
+                                  "(torch.utils.checkpoint, non-reentrant) instead of keeping them (default: off; "
+                                  "docs/memory-savers.md)")
+    g["method"].add_argument("--accumulate", type=int, default=d.accumulate, metavar="M",
+                             help="cpc and supervised: run each batch as M equal micro-batches, gradients "
+                                  "accumulated, negatives drawn per micro-batch; M must divide the batch "
+                                  f"(default {d.accumulate}; docs/memory-savers.md)")
     return g
 
 

@@ -101,6 +101,8 @@ class RunConfig:
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
     local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto: and cheaper)
     trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
+    checkpoint_activations: bool = False  # end-to-end methods: recompute each module's activations in backward
+    accumulate: int = 1  # end-to-end methods: micro-batches per batch, gradients accumulated
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -154,6 +156,7 @@ def _check_numbers(cfg: RunConfig) -> None:
             raise ConfigError(f"{flag} must be zero or more, got {value}")
     _positive("--nproc", cfg.nproc)
     _positive("--max-inflight", cfg.max_inflight)
+    _positive("--accumulate", cfg.accumulate)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {cfg.seed}")
 
@@ -216,7 +219,8 @@ def _refuse_options_not_applying(cfg: RunConfig) -> None:
     for option, what in method_options().items():
         value = getattr(cfg, option)
         if value != getattr(RunConfig, option) and not applies(option, cfg):
-            raise ConfigError(f"{flag(option)} {value} applies to {what} only (this run is --model {cfg.model}); "
+            given = flag(option) if isinstance(value, bool) else f"{flag(option)} {value}"
+            raise ConfigError(f"{given} applies to {what} only (this run is --model {cfg.model}); "
                               "drop it")
 
 
