@@ -23,6 +23,7 @@ from gimbench.config import (
     DEVICES,
     LOCAL_GRADS,
     SPLIT_RANKS,
+    SPLITS,
     TRAIN_SPLITS,
     ConfigError,
     RunConfig,
@@ -158,6 +159,13 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
                              help="cpc and supervised: run each batch as M equal micro-batches, gradients "
                                   "accumulated, negatives drawn per micro-batch; M must divide the batch "
                                   f"(default {d.accumulate}; docs/memory-savers.md)")
+    g["method"].add_argument("--modules", type=int, default=None, metavar="K",
+                             help="greedy methods: cut the --depth layers into K contiguous gradient-isolated "
+                                  "modules, each trained by its top layer's loss (default: one per layer; "
+                                  "docs/modules.md)")
+    g["method"].add_argument("--split", choices=SPLITS, default=d.split,
+                             help="with --modules: even = by layer count, balanced = smallest largest module's "
+                                  f"measured peak memory (default {d.split}; docs/modules.md)")
     return g
 
 
