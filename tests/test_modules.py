@@ -81,6 +81,8 @@ def test_balanced_picks_the_cut_a_brute_force_search_finds():
     cfg, _, strategy = tiny("gim", "audio", depth=5, steps=1)
     kept, peak = layer_costs(cfg, strategy, 0, batch("audio", 4), None, torch.device("cpu"))
     assert all(k > 0 for k in kept) and all(p > k for p, k in zip(peak, kept, strict=True))
+    # Tensor bytes: the same on every call, so a resumed run rebuilds the same cut.
+    assert layer_costs(cfg, strategy, 0, batch("audio", 4, seed=1), None, torch.device("cpu")) == (kept, peak)
 
     def modelled(first: int, end: int) -> float:
         return sum(kept[first : end - 1]) + peak[end - 1]
@@ -140,3 +142,12 @@ def test_phone_probe_frames_of_a_module_are_those_of_its_top_layer():
     _, layers, _ = tiny("gim", "audio", depth=4)
     _, cut, _ = tiny("gim", "audio", depth=4, modules=2)
     assert frame_geometry(cut) == [frame_geometry(layers)[1], frame_geometry(layers)[3]]
+
+
+def test_a_sweep_over_modules_drops_them_where_they_do_not_apply():
+    from gimbench.cli import make_parser
+    from gimbench.sweep.grid import configurations
+
+    args = make_parser().parse_args(["sweep", "--model", "gim,cpc", "--modules", "1,2,3,6"])
+    configs, _ = configurations(args, args.run_options)
+    assert [c.label for c in configs] == ["gim-modules1", "gim-modules2", "gim-modules3", "gim-modules6", "cpc"]
