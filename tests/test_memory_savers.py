@@ -77,6 +77,8 @@ def test_the_savers_are_profiled_per_module(options):
     ({"model": "gim", "accumulate": 2}, "--accumulate 2 applies to --model cpc"),
     ({"model": "gim", "checkpoint_activations": True}, "--checkpoint-activations applies to --model cpc"),
     ({"model": "supervised", "accumulate": 0}, "--accumulate must be positive"),
+    ({"model": "cpc", "accumulate": 2, "find_max_batch": True, "memory_budget": "1GiB"},
+     "--accumulate 2 and --find-max-batch exclude each other"),
 ])
 def test_bad_combinations_are_refused_naming_the_flag(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -34,6 +34,9 @@ class EndToEnd(Strategy):
 
     @classmethod
     def check(cls, cfg, processes: int) -> None:
+        if cfg.accumulate > 1 and cfg.find_max_batch:
+            raise ConfigError(f"--accumulate {cfg.accumulate} and --find-max-batch exclude each other: the search "
+                              "tries batch sizes it need not divide; search without it, then give --batch-size")
         local = cfg.batch_size // processes  # each process's share of the batch (data parallel)
         if local % cfg.accumulate:
             over = f" over {processes} processes: {local} each" if processes > 1 else ""
