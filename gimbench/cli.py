@@ -23,6 +23,7 @@ from gimbench.config import (
     DEVICES,
     LOCAL_GRADS,
     SPLIT_RANKS,
+    SPLITS,
     TRAIN_SPLITS,
     ConfigError,
     RunConfig,
@@ -46,6 +47,8 @@ from gimbench.runs.launch import launch
 from gimbench.runs.resume import RESUME_REFUSED, resume
 from gimbench.runs.run import probe_saved_run, run
 from gimbench.strategies import STRATEGIES
+from gimbench.sweep.compare import configurations as compare_configurations
+from gimbench.sweep.compare import refused as refused_by_compare
 from gimbench.sweep.grid import accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
 from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
@@ -150,6 +153,21 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["profiling"].add_argument("--trace", action="store_true",
                                 help="write trace.json (Chrome/Perfetto) of one warm-up step with per-module "
                                      "phases, and on CUDA memory_snapshot.pickle for memory_viz (default: off)")
+    g["method"].add_argument("--checkpoint-activations", action="store_true",
+                             help="cpc and supervised: recompute each module's activations in backward "
+                                  "(torch.utils.checkpoint, non-reentrant) instead of keeping them (default: off; "
+                                  "docs/memory-savers.md)")
+    g["method"].add_argument("--accumulate", type=int, default=d.accumulate, metavar="M",
+                             help="cpc and supervised: run each batch as M equal micro-batches, gradients "
+                                  "accumulated, negatives drawn per micro-batch; M must divide the batch "
+                                  f"(default {d.accumulate}; docs/memory-savers.md)")
+    g["method"].add_argument("--modules", type=int, default=None, metavar="K",
+                             help="greedy methods: cut the --depth layers into K contiguous gradient-isolated "
+                                  "modules, each trained by its top layer's loss (default: one per layer; "
+                                  "docs/modules.md)")
+    g["method"].add_argument("--split", choices=SPLITS, default=d.split,
+                             help="with --modules: even = by layer count, balanced = smallest largest module's "
+                                  f"measured peak memory (default {d.split}; docs/modules.md)")
     return g
 
 
@@ -178,6 +196,7 @@ def make_parser() -> Parser:
     check.add_argument("--data", choices=sorted(CHECKS), required=True, help="which dataset")
     check.add_argument("--data-root", required=True, help="the folder holding it (as for gimbench run)")
     add_sweep_parser(sub)
+    add_compare_parser(sub)
     add_report_parser(sub)
     compare = sub.add_parser("bench-compare", help="fail when memory peaks grew between two benchmark JSON files")
     compare.add_argument("old", help="saved 'pytest benchmarks/ --benchmark-json' output (the baseline)")
@@ -203,6 +222,17 @@ def add_sweep_parser(sub) -> None:
                             "from their checkpoints or run again (only --quiet may be given with it)")
     sweep.description = ("--out is the sweep folder (default reports/sweeps/<--name or UTC time>); --overwrite "
                          "reuses an existing one; --quiet hides the sweep's progress (runs are always quiet).")
+
+
+def add_compare_parser(sub) -> None:
+    compare = sub.add_parser("compare", help="cpc, cpc with checkpointing or accumulation, and gim at several "
+                                             "--modules on one setting, each in a fresh process; then their report")
+    add_run_options(compare)
+    option(compare, "--out").help = "the comparison's folder (default reports/compare/<--name or UTC time-modality>)"
+    option(compare, "--name").help = "the folder's name under reports/compare (default: UTC time and modality)"
+    compare.set_defaults(out=None)
+    compare.description = ("Rows: cpc, cpc --checkpoint-activations, cpc --accumulate 2 and 4, gim --modules 2, 3 "
+                           "and one per layer; every other run option is passed to every row (docs/compare.md).")
 
 
 def add_report_parser(sub) -> None:
@@ -323,6 +353,28 @@ def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) ->
     return sweep_ended(document, folder, console)
 
 
+def cmd_compare(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
+    from gimbench.report.export import report_folder, write_report  # matplotlib: ~1 s, for reports only
+
+    given = given_options(argv[1:])
+    if refused_by_compare(given):
+        raise ConfigError(refused_by_compare(given))
+    base = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__} | {"out": RunConfig.out}
+    depth = resolve_for_launch(RunConfig(**base)).depth
+    configs = compare_configurations(base, given, depth)
+    validate(configs, lambda values: resolve_for_launch(config_from_args(argparse.Namespace(**values))))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(args.out) if args.out else Path("reports/compare") / (args.name or f"{stamp}-{args.modality}")
+    with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
+        document = run_sweep(configs, folder, swept={"row": [c.label for c in configs]}, command=["gimbench", *argv],
+                             overwrite=args.overwrite, on_start=progress.on_start, on_done=progress.on_done)
+    entries, sweeps = collect([folder])
+    console.print(side_by_side(entries, sweeps))
+    report = write_report(entries, sweeps, report_folder(str(folder / "report"), overwrite=True), [str(folder)])
+    console.print(f"report: {report}", highlight=False)
+    return 0 if all(r["status"] == "complete" for r in document["runs"]) else 1
+
+
 def cmd_sweep_resume(args: argparse.Namespace, console: Console) -> int:
     """``gimbench sweep --resume FOLDER``: the recorded sweep's configurations, those not complete run now."""
     changed = [a.option_strings[0] for d, a in args.run_options.items()
@@ -420,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                     "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console, argv),
                     "data": lambda: cmd_data(args, console),
                     "sweep": lambda: cmd_sweep(args, console, ["gimbench", *(sys.argv[1:] if argv is None else argv)]),
+                    "compare": lambda: cmd_compare(args, console, argv),
                     "report": lambda: cmd_report(args, console),
                     "bench-compare": lambda: cmd_bench_compare(args, console)}
         return commands[args.command]()

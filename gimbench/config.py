@@ -22,7 +22,7 @@ from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_len
 from gimbench.models.presets import PRESETS
 from gimbench.strategies import STRATEGIES, Strategy
 
-__all__ = ["ConfigError", "RunConfig", "one_line", "parse_size", "recorded_config", "resolve"]
+__all__ = ["ConfigError", "RunConfig", "module_count", "one_line", "parse_size", "recorded_config", "resolve"]
 DEVICES = ("auto", "cpu", "cuda")
 CONTEXTS = ("auto", "none", "pixelcnn")
 TRAIN_SPLITS = ("auto", "unlabeled", "train")
@@ -34,6 +34,7 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # probe, at 1000 they lead by 9 points.
 DEFAULT_STEPS = {"audio": 2000, "vision": 1000}
 LOCAL_GRADS = ("auto", "dense", "sparse")  # gimbench.strategies.sparse
+SPLITS = ("even", "balanced")  # --modules: gimbench.models.cuts
 SPLIT_RANKS = ("balanced", "count")  # module-parallel GIM: gimbench.distributed.balance
 DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
@@ -101,6 +102,10 @@ class RunConfig:
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
     local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto: and cheaper)
     trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
+    checkpoint_activations: bool = False  # end-to-end methods: recompute each module's activations in backward
+    accumulate: int = 1  # end-to-end methods: micro-batches per batch, gradients accumulated
+    modules: int | None = None  # greedy methods: isolated modules the --depth layers are cut into (None: depth)
+    split: str = "even"  # greedy methods with --modules: cut by layer count, or by measured peak memory
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -154,6 +159,7 @@ def _check_numbers(cfg: RunConfig) -> None:
             raise ConfigError(f"{flag} must be zero or more, got {value}")
     _positive("--nproc", cfg.nproc)
     _positive("--max-inflight", cfg.max_inflight)
+    _positive("--accumulate", cfg.accumulate)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {cfg.seed}")
 
@@ -229,7 +235,8 @@ def _refuse_options_not_applying(cfg: RunConfig) -> None:
     for option, what in method_options().items():
         value = getattr(cfg, option)
         if value != getattr(RunConfig, option) and not applies(option, cfg):
-            raise ConfigError(f"{flag(option)} {value} applies to {what} only (this run is --model {cfg.model}); "
+            given = flag(option) if isinstance(value, bool) else f"{flag(option)} {value}"
+            raise ConfigError(f"{given} applies to {what} only (this run is --model {cfg.model}); "
                               "drop it")
 
 
@@ -262,13 +269,31 @@ def _check_processes(cfg: RunConfig, strategy: type[Strategy], processes: int, d
         if processes < 2:
             raise ConfigError(f"{what} spreads the modules over processes: run it with --nproc N (N >= 2) or torchrun")
         if processes > depth:
-            raise ConfigError(f"{what}: {processes} processes cannot split {depth} modules (use --nproc <= --depth)")
+            bound = "--modules" if cfg.modules else "--depth"
+            raise ConfigError(f"{what}: {processes} processes cannot split {depth} modules (use --nproc <= {bound})")
         for option in ("checkpoint_every", "find_max_batch"):
             if getattr(cfg, option):
                 raise ConfigError(f"{flag(option)} is not supported with {what}")
     elif processes > 1 and batch_size % processes:
         raise ConfigError(f"--batch-size {batch_size} is the global batch of the {processes} processes "
                           f"(--nproc); it must be divisible by {processes}")
+
+
+def _modules(cfg: RunConfig, depth: int) -> int | None:
+    """``--modules`` resolved: the number of modules the ``depth`` layers are cut into where the method cuts
+    them (one per layer unless given), ``None`` where it does not."""
+    if not applies("modules", cfg):
+        return None
+    modules = depth if cfg.modules is None else cfg.modules
+    if not 1 <= modules <= depth:
+        raise ConfigError(f"--modules {modules}: --depth {depth} builds {depth} layers to cut into 1 to {depth} "
+                          "modules")
+    return modules
+
+
+def module_count(cfg: RunConfig) -> int:
+    """The number of modules of a resolved config: ``--modules``, or one per layer of ``--depth``."""
+    return cfg.modules or cfg.depth
 
 
 def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> RunConfig:
@@ -298,6 +323,7 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
     _choice("--local-grad", cfg.local_grad, LOCAL_GRADS)
     _choice("--split-ranks", cfg.split_ranks, SPLIT_RANKS)
+    _choice("--split", cfg.split, SPLITS)
     _refuse_options_not_applying(cfg)
     _check_data(cfg, strategy)
     _check_numbers(cfg)
@@ -317,10 +343,12 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
                               f"{strategy.depth} or omit it")
         depth = strategy.depth
     _check_depth(cfg, depth, preset)
+    modules = _modules(cfg, depth)
     steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS[cfg.modality]
-    if steps < strategy.cycle(depth):
+    if steps < strategy.cycle(modules or depth):
+        what = f"--modules ({modules})" if modules not in (None, depth) else f"--depth ({depth})"
         raise ConfigError(f"{flag(method.choice or 'model')} {getattr(cfg, method.choice or 'model')} needs "
-                          f"--steps >= --depth ({depth}), got {steps}")
+                          f"--steps >= {what}, got {steps}")
     context = cfg.context
     if context == "auto":
         context = strategy.vision_context if cfg.modality == "vision" else "none"
@@ -328,12 +356,12 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
         raise ConfigError("--context pixelcnn applies to --modality vision only (audio's context is the GRU)")
     spec = PRESETS[preset][cfg.modality]
     batch_size = cfg.batch_size or spec.batch_size
-    _check_processes(cfg, strategy, processes, depth, batch_size)
+    _check_processes(cfg, strategy, processes, modules or depth, batch_size)
     micro_batches = cfg.micro_batches
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
     resolved = dataclasses.replace(cfg, device=device, preset=preset, depth=depth, context=context, steps=steps,
                                    batch_size=batch_size, lr=cfg.lr or spec.lr, micro_batches=micro_batches,
-                                   nproc=processes)
+                                   modules=modules, nproc=processes)
     strategy.check(resolved, processes)
     return resolved

@@ -78,11 +78,12 @@ class AudioInfoNCE(SampledNegatives):
 
     def __init__(
         self, *, context_dim: int, code_dim: int, steps: int, negatives: int, window: int | None,
-        codes_from_input: bool,
+        codes_from_input: bool, codes_from: Callable[[], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.steps, self.negatives, self.window = steps, negatives, window
         self.codes_from_input = codes_from_input  # the GRU module predicts its input codes
+        self.codes_from = codes_from  # where those are when the GRU is the top of a group (``Group.take_top_input``)
         self.predictor = nn.Linear(context_dim, code_dim * steps, bias=False)
 
     def forward(
@@ -90,6 +91,8 @@ class AudioInfoNCE(SampledNegatives):
         gather: Gather | None = None,
     ) -> torch.Tensor:
         """Loss of codes (B, C, L) given contexts (B, Cc, L); scalar. Labels are not used."""
+        if self.codes_from_input and self.codes_from is not None:
+            module_input = self.codes_from()
         codes = (module_input if self.codes_from_input else module_output).transpose(1, 2)
         everyone, first = self.whole_batch(codes, gather)
         length = codes.shape[1]

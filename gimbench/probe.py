@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gimbench.models.group import Group
+
 FRAME_SAMPLES = 160  # one label frame = 10 ms at 16 kHz (same grid as gimbench.data.synthetic)
 KINDS = ("pooled", "frames")
 
@@ -107,14 +109,15 @@ def frame_geometry(network: nn.Module) -> list[tuple[float, float]]:
         network: A ``Network`` whose ``encoder`` lists the modules.
 
     Returns:
-        One (hop, offset) pair per module.
+        One (hop, offset) pair per module (of its top layer, where a module holds several).
     """
     hop, offset, geometry = 1.0, 0.5, []
     for module in network.encoder:
-        if getattr(module, "geometry", None) is not None:
-            kernel, stride, padding = module.geometry
-            offset += hop * ((kernel - 1) / 2 - padding)
-            hop *= stride
+        for layer in module if isinstance(module, Group) else (module,):  # ``--modules``: a module of layers
+            if getattr(layer, "geometry", None) is not None:
+                kernel, stride, padding = layer.geometry
+                offset += hop * ((kernel - 1) / 2 - padding)
+                hop *= stride
         geometry.append((hop, offset))
     return geometry
 

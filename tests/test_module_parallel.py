@@ -21,9 +21,8 @@ from rich.console import Console
 from test_distributed import worker_pid
 
 from gimbench.cli import main, make_parser
-from gimbench.distributed.balance import balanced_groups
 from gimbench.distributed.links import NOT_SPLIT, timeline
-from gimbench.distributed.stages import module_groups
+from gimbench.models.cuts import balanced_groups, even_groups
 from gimbench.profiling.busy import BusyClock
 from gimbench.report.collect import result_from_doc
 from gimbench.report.terminal import run_summary
@@ -71,9 +70,9 @@ def runs(tmp_path_factory) -> Path:
 
 
 def test_module_groups_are_contiguous_and_even():
-    assert module_groups(6, 2) == [[0, 1, 2], [3, 4, 5]]
-    assert module_groups(4, 3) == [[0, 1], [2], [3]]
-    assert module_groups(3, 3) == [[0], [1], [2]]
+    assert even_groups(6, 2) == [[0, 1, 2], [3, 4, 5]]
+    assert even_groups(4, 3) == [[0, 1], [2], [3]]
+    assert even_groups(3, 3) == [[0], [1], [2]]
 
 
 def test_a_steps_transfer_is_its_messages_times_the_ping_capped_by_its_time_in_sends_and_receives():

@@ -11,9 +11,9 @@ import torch
 from conftest import batch, tiny
 
 from gimbench.config import ConfigError
-from gimbench.distributed.balance import balanced_groups
 from gimbench.models import build_network
 from gimbench.models.audio import ConvModule
+from gimbench.models.cuts import balanced_groups
 from gimbench.profiling.meter import NULL_METER
 from gimbench.profiling.resident import resident_breakdown
 from gimbench.strategies.sparse import local_grad_modes, sparse_forward_loss

@@ -10,35 +10,13 @@ changes only time, never the parameters: each module trains on exactly what it w
 
 from __future__ import annotations
 
-from itertools import accumulate
-
 import torch
 import torch.distributed as dist
 
 from gimbench.device import clock
+from gimbench.models.cuts import balanced_groups
 from gimbench.profiling.meter import NULL_METER
 from gimbench.strategies.base import train_module
-
-
-def balanced_groups(costs: list[float], ranks: int) -> list[list[int]]:
-    """Module indices in ``ranks`` contiguous, non-empty groups whose largest summed cost is the smallest possible
-    (dynamic programming over the last cut; ties go to the earliest cut)."""
-    n = len(costs)
-    if not 1 <= ranks <= n:
-        raise ValueError(f"cannot cut {n} modules into {ranks} non-empty groups")
-    prefix = [0.0, *accumulate(costs)]
-    # best[r][i]: (busiest group, cut) of the first i modules in r groups.
-    best = [[(float("inf"), 0)] * (n + 1) for _ in range(ranks + 1)]
-    best[0][0] = (0.0, 0)
-    for r in range(1, ranks + 1):
-        for i in range(r, n + 1):
-            best[r][i] = min((max(best[r - 1][j][0], prefix[i] - prefix[j]), j) for j in range(r - 1, i))
-    ends, i = [], n
-    for r in range(ranks, 0, -1):
-        ends.append(i)
-        i = best[r][i][1]
-    starts = [0, *reversed(ends[1:])]
-    return [list(range(s, e)) for s, e in zip(starts, reversed(ends), strict=True)]
 
 
 def module_costs(parts) -> list[float]:

@@ -19,7 +19,7 @@ from functools import partial
 from gimbench.distributed.balance import agreed_groups
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.distributed.links import timeline
-from gimbench.distributed.stages import module_groups
+from gimbench.models.cuts import even_groups
 
 
 class SpreadEngine(Engine):
@@ -37,7 +37,7 @@ class SpreadEngine(Engine):
         return replace(parts, network=network, optimizers=parts.strategy.make_optimizers(network))  # its own only
 
     def modules(self, network, world) -> list[int]:
-        return self.groups[world.rank] if self.groups else module_groups(len(network), world.size)[world.rank]
+        return self.groups[world.rank] if self.groups else even_groups(len(network), world.size)[world.rank]
 
     def _timeline(self, trainer) -> dict:
         cfg, strategy = trainer.strategy.cfg, trainer.strategy

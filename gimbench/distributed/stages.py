@@ -11,21 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gimbench.config import module_count
 from gimbench.distributed.world import World, gather_to_main, world_from_env
 from gimbench.models import Network
+from gimbench.models.cuts import even_groups
 from gimbench.profiling.busy import BusyClock
 from gimbench.strategies.base import Strategy
-
-
-def module_groups(depth: int, ranks: int) -> list[list[int]]:
-    """``depth`` module indices in ``ranks`` contiguous groups whose sizes differ by at most one (larger first)."""
-    base, extra = divmod(depth, ranks)
-    groups, start = [], 0
-    for r in range(ranks):
-        size = base + (r < extra)
-        groups.append(list(range(start, start + size)))
-        start += size
-    return groups
 
 
 class Vacant(nn.Module):
@@ -71,7 +62,7 @@ class SpreadStrategy(Strategy):
     def __init__(self, cfg, world: World | None = None) -> None:
         super().__init__(cfg)
         self.world = world or world_from_env()
-        self.groups = module_groups(cfg.depth, self.world.size)  # by count; ``regroup`` may change it
+        self.groups = even_groups(module_count(cfg), self.world.size)  # by count; ``regroup`` may change it
         self.owned = self.groups[self.world.rank]
         self.clock = BusyClock(torch.device(cfg.device))
 

@@ -6,13 +6,14 @@ methods, the top one for end-to-end), the modality and preset say what the modul
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
 from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
 from gimbench.models.audio import GRUModule, audio_lengths, audio_modules
+from gimbench.models.group import Group
 from gimbench.models.mfcc import MFCCFeatures
 from gimbench.models.pixelcnn import PixelCNN
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
@@ -29,11 +30,13 @@ class Network(nn.Module):
     Module k *owns* ``encoder[k]`` and its head; strategies optimise and report per owner.
     """
 
-    def __init__(self, modules: list[nn.Module], heads: dict[int, nn.Module], names: list[str]) -> None:
+    def __init__(self, modules: list[nn.Module], heads: dict[int, nn.Module], names: list[str],
+                 layers: list[list[int]] | None = None) -> None:
         super().__init__()
         self.encoder = nn.ModuleList(modules)
         self.heads = nn.ModuleDict({str(k): head for k, head in heads.items()})
         self.names = names
+        self.layers = layers or [[k] for k in range(len(modules))]  # the encoder layers each module holds
 
     def __len__(self) -> int:
         return len(self.encoder)
@@ -56,62 +59,86 @@ class Network(nn.Module):
         return x
 
 
-def audio_network(spec: AudioSpec, depth: int, heads_on: list[int], classes: int) -> Network:
-    """Audio encoder of ``depth`` modules with heads on the modules in ``heads_on``: InfoNCE, or a
-    speaker classifier when ``classes`` is set."""
-    modules = audio_modules(spec, depth)
+def grouped(layers: list[nn.Module], names: list[str], groups: list[list[int]] | None,
+            keeps_top_input: Callable[[nn.Module], bool]) -> tuple[list[nn.Module], list[str]]:
+    """The modules and their names: the layers themselves, or one ``Group`` of layers per entry of ``groups``
+    (named by their layers, e.g. ``conv1-conv2``)."""
+    if groups is None or len(groups) == len(layers):
+        return layers, names
+    modules = [Group([layers[i] for i in g], keeps_top_input=len(g) > 1 and keeps_top_input(layers[g[-1]]))
+               for g in groups]
+    return modules, ["-".join(names[i] for i in (g if len(g) <= 2 else (g[0], g[-1]))) for g in groups]
+
+
+def audio_network(spec: AudioSpec, depth: int, heads_on: list[int], classes: int,
+                  groups: list[list[int]] | None = None) -> Network:
+    """Audio encoder of ``depth`` layers, as ``groups`` of them (one module per layer by default), with heads on
+    the modules in ``heads_on`` (each on its module's top layer): InfoNCE, or a speaker classifier when
+    ``classes`` is set."""
+    layers = audio_modules(spec, depth)
+    names = [f"conv{i + 1}" for i in range(len(layers))]
+    if isinstance(layers[-1], GRUModule):
+        names[-1] = "gru"
+    modules, names = grouped(layers, names, groups, lambda top: isinstance(top, GRUModule) and not classes)
     heads = {}
     for k in heads_on:
+        top = layers[groups[k][-1]] if groups else modules[k]
+        recurrent = isinstance(top, GRUModule)
+        tap = modules[k].take_top_input if isinstance(modules[k], Group) and modules[k].keeps_top_input else None
         if classes:
-            width = spec.hidden if isinstance(modules[k], GRUModule) else spec.channels
-            heads[k] = Classifier(channels=width, classes=classes)
+            heads[k] = Classifier(channels=spec.hidden if recurrent else spec.channels, classes=classes)
             continue
-        recurrent = isinstance(modules[k], GRUModule)
         heads[k] = AudioInfoNCE(
             context_dim=spec.hidden if recurrent else spec.channels, code_dim=spec.channels,
             steps=spec.prediction_steps, negatives=spec.negatives, window=spec.window,
             codes_from_input=recurrent,
+            codes_from=tap,
         )
-    names = [f"conv{i + 1}" for i in range(len(modules))]
-    if isinstance(modules[-1], GRUModule):
-        names[-1] = "gru"
-    return Network(modules, heads, names)
+    return Network(modules, heads, names, groups)
 
 
-def vision_network(spec: VisionSpec, depth: int, heads_on: list[int], context: str, classes: int) -> Network:
-    """Vision encoder of ``depth`` modules with InfoNCE heads (the top one with a PixelCNN when
-    ``context`` says so), or class classifiers when ``classes`` is set."""
+def vision_network(spec: VisionSpec, depth: int, heads_on: list[int], context: str, classes: int,
+                   groups: list[list[int]] | None = None) -> Network:
+    """Vision encoder of ``depth`` layers (stages), as ``groups`` of them, with InfoNCE heads on the modules in
+    ``heads_on`` (the top module's with a PixelCNN when ``context`` says so), or class classifiers when
+    ``classes`` is set."""
     channels = vision_channels(spec, depth)
+    layers = vision_modules(spec, depth)
+    names = [f"stage{i + 1}" if i < len(spec.widths) else f"extra{i + 1}" for i in range(depth)]
+    modules, names = grouped(layers, names, groups, lambda top: False)
+    tops = [g[-1] for g in groups] if groups else list(range(depth))
     heads = {}
     for k in heads_on:
+        width = channels[tops[k]]
         if classes:
-            heads[k] = Classifier(channels=channels[k], classes=classes, patches=grid_size(spec) ** 2)
+            heads[k] = Classifier(channels=width, classes=classes, patches=grid_size(spec) ** 2)
             continue
-        ctx = PixelCNN(channels[k], spec.pixelcnn_layers) if context == "pixelcnn" and k == depth - 1 else None
+        ctx = PixelCNN(width, spec.pixelcnn_layers) if context == "pixelcnn" and k == len(modules) - 1 else None
         heads[k] = VisionInfoNCE(
-            channels=channels[k], grid=grid_size(spec), steps=spec.prediction_steps,
-            negatives=spec.negatives, context=ctx,
+            channels=width, grid=grid_size(spec), steps=spec.prediction_steps, negatives=spec.negatives, context=ctx,
         )
-    names = [f"stage{i + 1}" if i < len(spec.widths) else f"extra{i + 1}" for i in range(depth)]
-    return Network(vision_modules(spec, depth), heads, names)
+    return Network(modules, heads, names, groups)
 
 
 def build_network(
     *, modality: str, preset: str, depth: int, heads_on: list[int], context: str, classes: int = 0,
-    encoder: str = "trained",
+    encoder: str = "trained", groups: list[list[int]] | None = None,
 ) -> Network:
     """The network for a resolved configuration.
 
     Args:
+        heads_on: indices of the modules that carry a loss head.
         classes: 0 for InfoNCE heads; otherwise the heads are classifiers over this many labels.
         encoder: "trained" (the modality's encoder) or "mfcc" (fixed MFCC features, one module).
+        groups: the layers (0..depth-1) of each module, contiguous (``--modules``; ``gimbench.models.cuts``);
+            ``None``: one module per layer.
     """
     if encoder == "mfcc":
         return Network([MFCCFeatures()], {}, ["mfcc"])
     spec = PRESETS[preset][modality]
     if modality == "audio":
-        return audio_network(spec, depth, heads_on, classes)
-    return vision_network(spec, depth, heads_on, context, classes)
+        return audio_network(spec, depth, heads_on, classes, groups)
+    return vision_network(spec, depth, heads_on, context, classes, groups)
 
 
 def sequence_lengths(preset: str, depth: int) -> list[int]:

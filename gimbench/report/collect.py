@@ -28,14 +28,29 @@ class Entry:
 
     @property
     def strategy(self) -> str:
-        """``cpc``, ``gim per-module``, ...: what sets the gradient flow."""
+        """``cpc``, ``gim per-module``, ...: what sets the gradient flow (with the memory savers and the
+        ``--modules`` cut, where they are not the defaults)."""
         c = self.config
+        return " ".join([self._method(c), *_savers(c)])
+
+    @staticmethod
+    def _method(c: dict) -> str:
         if c["model"] == "gim":
             mode = c.get("gim_mode") or "per-module"
             return f"gim {mode} K={c.get('max_inflight')}" if mode == "module-parallel" else f"gim {mode}"
         if c["model"] == "cpc" and c.get("pipeline", "none") != "none":
             return f"cpc {c['pipeline']} M={c.get('micro_batches')}"
         return c["model"]
+
+
+def _savers(c: dict) -> list[str]:
+    """``checkpointed``, ``accumulate M``, ``modules K`` (with ``balanced``), for options away from their defaults
+    (configs recorded before they existed have none)."""
+    words = ["checkpointed"] if c.get("checkpoint_activations") else []
+    words += [f"accumulate {c['accumulate']}"] if (c.get("accumulate") or 1) > 1 else []
+    if c.get("modules") not in (None, c.get("depth")):
+        words += [f"modules {c['modules']}" + (" balanced" if c.get("split") == "balanced" else "")]
+    return words
 
 
 def _known(cls, values: dict) -> dict:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import torch
 
-from gimbench.config import RunConfig
+from gimbench.config import RunConfig, module_count
 from gimbench.data import make_source
 from gimbench.models import Network, build_network
 from gimbench.strategies import Strategy, make_strategy
+from gimbench.strategies.split import module_layers
 from gimbench.trainer import Parts
 
 
-def network_for(cfg: RunConfig, strategy: Strategy, classes: int = 0) -> Network:
+def network_for(cfg: RunConfig, strategy: Strategy, classes: int = 0,
+                groups: list[list[int]] | None = None) -> Network:
     """The network of a resolved config and its strategy, initialised from the seed; ``classes`` is
-    the number of training labels, used by supervised methods' heads."""
+    the number of training labels, used by supervised methods' heads; ``groups`` the layers of each module
+    (``--modules``: ``module_layers``; ``None``: one module per layer)."""
     torch.manual_seed(cfg.seed)
     return build_network(
-        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=strategy.heads_on(cfg.depth),
-        context=cfg.context, classes=classes if strategy.needs_labels else 0, encoder=strategy.encoder,
+        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=strategy.heads_on(module_count(cfg)),
+        context=cfg.context, classes=classes if strategy.needs_labels else 0, encoder=strategy.encoder, groups=groups,
     )
 
 
@@ -36,5 +39,7 @@ def build(cfg: RunConfig, device: torch.device | None = None) -> Parts:
     torch.utils.deterministic.fill_uninitialized_memory = False
     strategy = make_strategy(cfg)
     source = make_source(cfg, labelled=strategy.needs_labels)
-    network = network_for(cfg, strategy, source.num_classes).to(device)
+    groups = module_layers(cfg, strategy, source.num_classes,
+                           lambda: source.batch(cfg.batch_size, torch.Generator().manual_seed(cfg.seed)), device)
+    network = network_for(cfg, strategy, source.num_classes, groups).to(device)
     return Parts(network, strategy, source, strategy.make_optimizers(network), device)

@@ -23,9 +23,10 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def default_name(cfg: RunConfig) -> str:
-    """``<UTC timestamp>-<model>-<modality>-d<depth>``."""
+    """``<UTC timestamp>-<model>-<modality>-d<depth>``, and ``-m<modules>`` where ``--modules`` cuts fewer."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{cfg.model}-{cfg.modality}-d{cfg.depth}"
+    cut = f"-m{cfg.modules}" if cfg.modules not in (None, cfg.depth) else ""
+    return f"{stamp}-{cfg.model}-{cfg.modality}-d{cfg.depth}{cut}"
 
 
 def check_name(name: str) -> None:

@@ -191,7 +191,7 @@ class Run:
         failure = self.fit()
         if failure is None:
             whole, failure = processes.after_fit(
-                trainer, lambda: network_for(cfg, trainer.strategy, trainer.source.num_classes))
+                trainer, lambda: network_for(cfg, trainer.strategy, trainer.source.num_classes, trainer.network.layers))
             if whole is not None:
                 session.adopt(whole)
         if failure is None:

@@ -10,7 +10,7 @@ import dataclasses
 
 import torch
 
-from gimbench.config import RunConfig
+from gimbench.config import RunConfig, module_count
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
 from gimbench.runs.build import build
@@ -28,7 +28,7 @@ class Stepper:
     """
 
     def __init__(self, cfg: RunConfig) -> None:
-        self.cycle = strategy_class(cfg).cycle(cfg.depth)
+        self.cycle = strategy_class(cfg).cycle(module_count(cfg))
         self.cfg = dataclasses.replace(cfg, steps=self.cycle)
         parts = build(self.cfg)
         self.network, self.device = parts.network, parts.device

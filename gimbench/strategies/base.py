@@ -48,8 +48,9 @@ class Strategy:
 
     @classmethod
     def own_options(cls) -> tuple[str, ...]:
-        """``options``, and ``local_grad`` where each module learns from its own loss alone."""
-        return cls.options + (("local_grad",) if cls.isolated else ())
+        """``options``, and where each module learns from its own loss alone ``local_grad`` and the cut of the
+        layers into modules (``modules``, ``split``)."""
+        return cls.options + (("local_grad", "modules", "split") if cls.isolated else ())
 
     @classmethod
     def cycle(cls, depth: int) -> int:

@@ -4,7 +4,10 @@ Options that mean nothing for a configuration are dropped from it, so no run is 
 ``--gim-mode`` applies to ``--model gim`` only, ``--context`` to ``--modality vision`` only, and
 ``--depth`` not to ``--model mfcc`` (one module), ``--max-inflight`` to ``--gim-mode module-parallel`` only,
 ``--pipeline`` to ``--model cpc`` only and ``--micro-batches`` to a pipelined cpc only. So ``--model gim,cpc
---gim-mode module-parallel --pipeline gpipe,1f1b --nproc 2`` is the locking comparison's three runs.
+--gim-mode module-parallel --pipeline gpipe,1f1b --nproc 2`` is the locking comparison's three runs. Likewise
+``--modules`` and ``--split`` apply to greedy methods only and ``--accumulate`` to end-to-end ones (``--model
+gim,cpc --modules 1,2,3,6`` is five runs). A switch (``--checkpoint-activations``) is passed to every run, so it
+cannot be swept against its absence: ``gimbench compare`` runs that comparison.
 """
 
 from __future__ import annotations

@@ -1,0 +1,61 @@
+"""``gimbench compare``: gradient isolation against the memory savers engineers use anyway, on one setting.
+
+One run per row, each in a fresh process by the sweep runner (so every memory peak is clean), all with the
+same data, seed, batch, steps and network: plain ``cpc``, ``cpc --checkpoint-activations``, ``cpc --accumulate
+2`` and ``4``, and ``gim`` (per-module) at ``--modules`` 2, 3 and one per layer (those that the depth allows,
+each once). Vision runs use ``--context none`` unless ``--context`` is given, so every row trains the same
+encoder with the same InfoNCE head on its top (CPC's default PixelCNN is a bigger network, not a schedule).
+The runs' report (``gimbench report`` of the folder) goes into ``report/``: its first section sets every row
+against plain CPC.
+"""
+
+from __future__ import annotations
+
+from gimbench.config import RunConfig, flag
+from gimbench.sweep.grid import NOT_PASSED, SWEEP_LEVEL, Configuration
+
+# What the rows set; the same options given to ``gimbench compare`` are refused, naming the flag.
+VARIED = ("model", "checkpoint_activations", "accumulate", "modules", "split", "gim_mode", "pipeline")
+COMPARED_MODULES = (2, 3)  # besides one module per layer
+
+
+def rows(depth: int) -> list[tuple[str, dict]]:
+    """(label, the options it sets) of every row for a network of ``depth`` layers."""
+    savers = [("cpc", {"model": "cpc"}), ("cpc-checkpoint", {"model": "cpc", "checkpoint_activations": True}),
+              *((f"cpc-accumulate{m}", {"model": "cpc", "accumulate": m}) for m in (2, 4))]
+    cuts = sorted({k for k in COMPARED_MODULES if k < depth})
+    greedy = [(f"gim-modules{k}", {"model": "gim", "modules": k}) for k in cuts]
+    return savers + [*greedy, (f"gim-modules{depth}", {"model": "gim"})]
+
+
+def refused(given: set[str]) -> str | None:
+    """The error line for an option ``gimbench compare`` sets itself, or ``None``."""
+    for dest in VARIED:
+        if dest in given:
+            return f"{flag(dest)} does not apply: gimbench compare sets it per row (docs/compare.md); drop it"
+    return None
+
+
+def argv_of(values: dict) -> list[str]:
+    """Command-line flags that give ``values`` (RunConfig fields) to ``gimbench run``."""
+    argv: list[str] = []
+    for dest, value in values.items():
+        if isinstance(value, bool):
+            argv += [flag(dest)] if value else (["--no-probe"] if dest == "probe" else [])
+        else:
+            argv += [flag(dest), str(value)]
+    return argv
+
+
+def configurations(base: dict, given: set[str], depth: int) -> list[Configuration]:
+    """The compared runs: ``base`` (every RunConfig field) with the options ``given`` passed to every row, and
+    each row's own."""
+    shared = {d: base[d] for d in RunConfig.__dataclass_fields__ if d in given and d not in SWEEP_LEVEL + NOT_PASSED}
+    if base["modality"] == "vision" and "context" not in given:
+        shared["context"] = "none"
+    found = []
+    for i, (label, own) in enumerate(rows(depth), 1):
+        values = base | shared | own
+        found.append(Configuration(values, argv_of(shared | own), label, i))
+    return found
+
