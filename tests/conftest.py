@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gimbench.config import RunConfig
+from gimbench.profiling.meter import NULL_METER
 from gimbench.runs.build import build
 from gimbench.runs.run import resolve_config
 
@@ -51,7 +52,6 @@ def reseed_heads(network, seed: int) -> None:
 
 def captured_gradients(network, strategy, x, seed: int = 0) -> list[list[torch.Tensor | None] | None]:
     """Run one strategy step with capturing optimizers; per module, the gradients it produced."""
-    from gimbench.profiling.meter import NULL_METER
 
     captures = [Capture(network.owned_parameters(k)) for k in range(len(network))]
     torch.manual_seed(seed)
@@ -65,3 +65,13 @@ def _threads():
     """One torch thread: these are tiny runs, and on a 2-core machine where another process is busy two
     spinning threads made them 10-15x slower; one also fixes the summation order, so results repeat."""
     torch.set_num_threads(1)
+
+
+def trained_parameters(model: str, modality: str, steps: int = 3, **options) -> list[torch.Tensor]:
+    """The parameters after ``steps`` strategy steps of a tiny network on fixed batches (no trainer, no data)."""
+    _, network, strategy = tiny(model, modality, steps=steps, context="none", **options)
+    optimizers = strategy.make_optimizers(network)
+    torch.manual_seed(1)
+    for step in range(steps):
+        strategy.step(network, optimizers, batch(modality, seed=step), NULL_METER, step)
+    return [p.detach().clone() for p in network.parameters()]

@@ -6,7 +6,7 @@ from itertools import combinations
 
 import pytest
 import torch
-from conftest import Capture, batch, reseed_heads, tiny
+from conftest import Capture, batch, reseed_heads, tiny, trained_parameters
 
 from gimbench.config import ConfigError, RunConfig, resolve
 from gimbench.models.cuts import even_groups, min_max_groups
@@ -16,12 +16,7 @@ from gimbench.strategies.split import balanced_layers, layer_costs
 
 
 def _train(model: str, modality: str, steps: int = 3, **options) -> list[torch.Tensor]:
-    cfg, network, strategy = tiny(model, modality, depth=3, steps=steps, context="none", **options)
-    optimizers = strategy.make_optimizers(network)
-    torch.manual_seed(1)
-    for step in range(steps):
-        strategy.step(network, optimizers, batch(modality, seed=step), NULL_METER, step)
-    return [p.detach().clone() for p in network.parameters()]
+    return trained_parameters(model, modality, steps, depth=3, **options)
 
 
 @pytest.mark.parametrize("modality", ["audio", "vision"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import batch, captured_gradients, tiny
+from conftest import batch, captured_gradients, tiny, trained_parameters
 
 from gimbench.profiling.meter import NULL_METER
 from gimbench.strategies import STRATEGIES
@@ -68,14 +68,9 @@ def test_per_module_and_summed_give_the_same_gradients(modality):
 
 def _train(model: str, modality: str, steps: int) -> list[torch.Tensor]:
     # Dense local gradients: the same float sums as end-to-end (sparse ones agree to float tolerance, tested in
-    # test_sparse_local_grad.py).
-    dense = {"local_grad": "dense"} if model == "gim" else {}  # end-to-end CPC's gradients are dense anyway
-    cfg, network, strategy = tiny(model, modality, depth=1, steps=steps, context="none", **dense)
-    optimizers = strategy.make_optimizers(network)
-    torch.manual_seed(1)
-    for step in range(steps):
-        strategy.step(network, optimizers, batch(modality, seed=step), NULL_METER, step)
-    return [p.detach().clone() for p in network.parameters()]
+    # test_sparse_local_grad.py); end-to-end CPC's gradients are dense anyway.
+    dense = {"local_grad": "dense"} if model == "gim" else {}
+    return trained_parameters(model, modality, steps, depth=1, **dense)
 
 
 @pytest.mark.parametrize("modality", ["audio", "vision"])
