@@ -27,6 +27,7 @@ from gimbench.config import (
     TRAIN_SPLITS,
     ConfigError,
     RunConfig,
+    flag,
     resolve,
 )
 from gimbench.data import DATASETS
@@ -49,9 +50,9 @@ from gimbench.runs.run import probe_saved_run, run
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import refused as refused_by_compare
-from gimbench.sweep.grid import accept_lists, configurations, validate
+from gimbench.sweep.grid import Configuration, accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
-from gimbench.sweep.runner import read_sweep, resume_sweep, run_sweep
+from gimbench.sweep.runner import made_by, read_sweep, resume_sweep, run_sweep
 from gimbench.sweep.table import build_table, not_for_table
 
 
@@ -231,6 +232,10 @@ def add_compare_parser(sub) -> None:
     option(compare, "--out").help = "the comparison's folder (default reports/compare/<--name or UTC time-modality>)"
     option(compare, "--name").help = "the folder's name under reports/compare (default: UTC time and modality)"
     compare.set_defaults(out=None)
+    compare.add_argument("--resume", metavar="FOLDER", default=None,
+                         help="continue the comparison in FOLDER with its recorded options: rows not complete are "
+                              "resumed from their checkpoints or run again, then the report is rewritten (only "
+                              "--quiet may be given with it)")
     compare.description = ("Rows: cpc, cpc --checkpoint-activations, cpc --accumulate 2 and 4, gim --modules 2, 3 "
                            "and one per layer; every other run option is passed to every row (docs/compare.md).")
 
@@ -342,7 +347,9 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) -> int:
     if args.resume is not None:
-        return cmd_sweep_resume(args, console)
+        changed = [a.option_strings[0] for d, a in args.run_options.items()
+                   if d != "quiet" and getattr(args, d) != a.default]
+        return cmd_resume(args, console, changed)
     configs, swept = configurations(args, args.run_options)
     validate(configs, lambda values: resolve_for_launch(config_from_args(argparse.Namespace(**values))))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -353,45 +360,49 @@ def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) ->
     return sweep_ended(document, folder, console)
 
 
-def cmd_compare(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
-    from gimbench.report.export import report_folder, write_report  # matplotlib: ~1 s, for reports only
-
-    given = given_options(argv[1:])
+def compare_rows(args: argparse.Namespace, options: list[str]) -> list[Configuration]:
+    """The rows of ``gimbench compare``, given its parsed ``args`` and its command line after ``compare``."""
+    given = given_options(options)
     if refused_by_compare(given):
         raise ConfigError(refused_by_compare(given))
     base = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__} | {"out": RunConfig.out}
     depth = resolve_for_launch(RunConfig(**base)).depth
     configs = compare_configurations(base, given, depth)
     validate(configs, lambda values: resolve_for_launch(config_from_args(argparse.Namespace(**values))))
+    return configs
+
+
+def cmd_compare(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
+    if args.resume is not None:
+        return cmd_resume(args, console, sorted(flag(d) for d in given_options(argv[1:]) - {"quiet"}))
+    configs = compare_rows(args, argv[1:])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(args.out) if args.out else Path("reports/compare") / (args.name or f"{stamp}-{args.modality}")
     with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
         document = run_sweep(configs, folder, swept={"row": [c.label for c in configs]}, command=["gimbench", *argv],
                              overwrite=args.overwrite, on_start=progress.on_start, on_done=progress.on_done)
-    entries, sweeps = collect([folder])
-    console.print(side_by_side(entries, sweeps))
-    report = write_report(entries, sweeps, report_folder(str(folder / "report"), overwrite=True), [str(folder)])
-    console.print(f"report: {report}", highlight=False)
-    return 0 if all(r["status"] == "complete" for r in document["runs"]) else 1
+    return sweep_ended(document, folder, console)
 
 
-def cmd_sweep_resume(args: argparse.Namespace, console: Console) -> int:
-    """``gimbench sweep --resume FOLDER``: the recorded sweep's configurations, those not complete run now."""
-    changed = [a.option_strings[0] for d, a in args.run_options.items()
-               if d != "quiet" and getattr(args, d) != a.default]
+def cmd_resume(args: argparse.Namespace, console: Console, changed: list[str]) -> int:
+    """``gimbench sweep|compare --resume FOLDER``: the recorded configurations, those not complete run now;
+    ``changed`` names the run options given with it (refused: the recorded ones hold)."""
+    kind = args.command
     changed += [f"--{k}" for k in ("out", "name") if getattr(args, k) is not None]
     if changed:
-        raise ConfigError(f"sweep --resume continues a sweep with its recorded options; {', '.join(changed)} "
+        raise ConfigError(f"{kind} --resume continues a {kind} with its recorded options; {', '.join(changed)} "
                           "cannot be given (only --quiet)")
     folder = Path(args.resume)
     if not folder.is_dir():
-        raise ConfigError(f"--resume {folder}: no such sweep folder")
+        raise ConfigError(f"--resume {folder}: no such {kind} folder")
     document = read_sweep(folder)
     recorded = document.get("command") or []
-    if recorded[1:2] != ["sweep"]:
-        raise ConfigError(f"{folder}/sweep.json records no gimbench sweep command to continue")
+    if recorded[1:2] != [kind]:
+        other = f": gimbench {made_by(document)} --resume continues it" if recorded[1:2] in (["sweep"], ["compare"]) \
+            else ""
+        raise ConfigError(f"{folder}/sweep.json records no gimbench {kind} command to continue{other}")
     parsed = make_parser().parse_args(recorded[1:])
-    configs, _ = configurations(parsed, parsed.run_options)
+    configs = configurations(parsed, parsed.run_options)[0] if kind == "sweep" else compare_rows(parsed, recorded[2:])
     with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
         progress.done = sum(r["status"] == "complete" for r in document["runs"])
         document = resume_sweep(configs, folder, document, on_start=progress.on_start, on_done=progress.on_done)
@@ -399,11 +410,18 @@ def cmd_sweep_resume(args: argparse.Namespace, console: Console) -> int:
 
 
 def sweep_ended(document: dict, folder: Path, console: Console) -> int:
-    """Print the sweep's runs side by side; its exit status (128 + the signal that stopped it, if one did)."""
-    console.print(side_by_side(*collect([folder])))
+    """Print the sweep's runs side by side (a comparison also writes their report into ``report/``); its exit
+    status (128 + the signal that stopped it, if one did)."""
+    entries, sweeps = collect([folder])
+    console.print(side_by_side(entries, sweeps))
+    if made_by(document) == "compare":
+        from gimbench.report.export import report_folder, write_report  # matplotlib: ~1 s, for reports only
+
+        report = write_report(entries, sweeps, report_folder(str(folder / "report"), overwrite=True), [str(folder)])
+        console.print(f"report: {report}", highlight=False)
     console.print(f"sweep: {folder / 'sweep.json'}", highlight=False)
     if document["status"] == "interrupted":
-        sys.stderr.write(f"gimbench: sweep interrupted by {document['signal']}; continue it with: "
+        sys.stderr.write(f"gimbench: {made_by(document)} interrupted by {document['signal']}; continue it with: "
                          f"{document['resume_command']}\n")
         return 128 + signal.Signals[document["signal"]]
     return 0 if all(r["status"] == "complete" for r in document["runs"]) else 1

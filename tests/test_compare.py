@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,34 @@ def test_report_labels_tell_the_rows_apart():
     assert label(model="gim", modules=2) == "gim per-module modules 2"
     assert label(model="gim", modules=6) == "gim per-module"
     assert label(model="gim", modules=3, split="balanced") == "gim per-module modules 3 balanced"
+
+
+TINY = ["--preset", "tiny", "--device", "cpu", "--depth", "1", "--steps", "3", "--warmup-steps", "0",
+        "--profile-steps", "1", "--memory-steps", "1", "--no-probe", "--batch-size", "4", "--quiet"]
+
+
+def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_path, capsys):
+    folder = tmp_path / "c"
+    assert main(["compare", "--out", str(folder), *TINY]) == 0
+    document = json.loads((folder / "sweep.json").read_text())
+    assert document["status"] == "complete" and len(document["runs"]) == 5  # depth 1: no cut at 2 or 3
+    # As a signal during the last row leaves it: that row interrupted, the comparison resumable.
+    last = folder / document["runs"][-1]["folder"]
+    shutil.rmtree(last)
+    document["runs"][-1] |= {"status": "interrupted", "error": "stopped by SIGTERM"}
+    (folder / "sweep.json").write_text(json.dumps(document | {"status": "interrupted", "signal": "SIGTERM"}))
+    first = (folder / document["runs"][0]["folder"] / "results.json").read_bytes()
+    (folder / "report" / "index.html").unlink()
+
+    assert main(["sweep", "--resume", str(folder)]) == 2
+    assert "gimbench compare --resume continues it" in capsys.readouterr().err
+    assert main(["compare", "--resume", str(folder), "--steps", "9"]) == 2
+    assert "--steps cannot be given" in capsys.readouterr().err
+
+    assert main(["compare", "--resume", str(folder), "--quiet"]) == 0
+    resumed = json.loads((folder / "sweep.json").read_text())
+    assert resumed["status"] == "complete" and len(resumed["resumed"]) == 1
+    assert [r["status"] for r in resumed["runs"]] == ["complete"] * 5
+    assert json.loads((last / "results.json").read_text())["steps_completed"] == 3
+    assert (folder / document["runs"][0]["folder"] / "results.json").read_bytes() == first  # not run again
+    assert "gim per-module" in (folder / "report" / "index.html").read_text()

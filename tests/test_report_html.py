@@ -119,7 +119,10 @@ def test_report_renders_in_headless_chromium_with_verdict_tables_and_plots(repor
     assert re.search(r"depth 1: (no method saves memory against cpc|gim per-module needs least memory)", dom)
     repeats = {row["method"]: row for row in table(tables, "Repeats") if row["setting"] == "depth 1"}
     assert re.fullmatch(r"[\d.]+ \([\d.]+-[\d.]+\)", repeats["cpc"]["step ms"])  # mean (min-max) of 2 seeds
-    assert table(tables, "Environment")[0]["memory backend"] == "cpu-allocator"
+    environment = table(tables, "Environment")[0]
+    assert environment["memory backend"] == "cpu-allocator"
+    doc = json.loads((Path(table(tables, "Runs side by side")[0]["folder"]) / "results.json").read_text())
+    assert environment["threads"] == str(doc["environment"]["threads"])  # CPU kernels' buffers grow with them
     rows = table(tables, "Runs side by side")
     for row in rows:
         doc = json.loads((Path(row["folder"]) / "results.json").read_text())

@@ -11,6 +11,7 @@ from gimbench.report.collect import Entry, labels
 from gimbench.report.groups import groups
 from gimbench.report.terminal import ranks_table
 from gimbench.report.verdict import environment_table, repeats_table, verdict
+from gimbench.sweep.runner import made_by
 
 
 def _probe_tasks(entries: list[Entry]) -> list[str]:
@@ -95,7 +96,7 @@ def sweep_note(sweep: dict) -> str:
     status = sweep["status"]
     if sweep.get("stale"):
         status = (f"running, but its process (pid {sweep.get('pid', '?')}) is gone: killed? "
-                  f"gimbench sweep --resume {sweep['folder']} continues it")
+                  f"gimbench {made_by(sweep)} --resume {sweep['folder']} continues it")
     return (f"sweep {sweep['folder']} ({status}): {len(runs)} runs, {failed} failed"
             f"{f', {interrupted} interrupted' if interrupted else ''}; swept "
             f"{'; '.join(f'{k} ' + ','.join(map(str, v)) for k, v in sweep['swept'].items()) or 'nothing'}; wall "

@@ -120,16 +120,18 @@ def _spread(spread: Spread | None, scale: float = 1.0) -> str:
 
 
 def environment_table(entries: list[Entry]) -> Table:
-    """Each distinct environment (torch, device, commit, memory backend) and the runs (their numbers in the
-    table of all runs) measured in it."""
+    """Each distinct environment (torch, device, CPU threads, commit, memory backend) and the runs (their numbers
+    in the table of all runs) measured in it. Threads matter to memory too: CPU kernels' working buffers, which
+    the allocator counts, grow with them (docs/results/2026-11-30-compare.md)."""
     found: dict[tuple, list[int]] = {}
     for number, entry in enumerate(entries, 1):
         if entry.doc:
             env = entry.doc.get("environment") or {}
-            key = (env.get("torch"), f"{env.get('device')} ({env.get('device_name')})",
+            key = (env.get("torch"), f"{env.get('device')} ({env.get('device_name')})", env.get("threads", "-"),
                    (env.get("git_commit") or "-")[:10], entry.doc.get("memory_backend"))
             found.setdefault(key, []).append(number)
-    table = titled_table("Environment and memory backend", ["runs", "torch", "device", "commit", "memory backend"])
+    table = titled_table("Environment and memory backend",
+                         ["runs", "torch", "device", "threads", "commit", "memory backend"])
     table.columns[0].justify = "left"
     for key, runs in found.items():
         table.add_row(module_span(runs), *map(str, key))

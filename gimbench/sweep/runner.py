@@ -3,7 +3,8 @@
 A fresh process per run keeps every memory peak clean (nothing cached from the run before). A run
 that fails is recorded with its exit code and last error line, and the sweep goes on. A signal stops
 the run in progress with a checkpoint (see ``gimbench.sweep.signals``), records it as ``interrupted``
-with its resume command, and ends the sweep; ``resume_sweep`` runs what is not complete yet.
+with its resume command, and ends the sweep; ``resume_sweep`` runs what is not complete yet. ``gimbench
+compare`` runs its rows as such a sweep, and continues one the same way.
 """
 
 from __future__ import annotations
@@ -187,12 +188,18 @@ def _run(configs, folder: Path, document: dict, *, overwrite: bool, on_start, on
             stopped = stop.signal is not None and any(c.name not in ended for c in configs)
             document["status"] = "interrupted" if stopped else "complete"
             document["signal"] = None if stop.signal is None else stop.signal.name
-            document["resume_command"] = shlex.join(["gimbench", "sweep", "--resume", str(folder.absolute())]) \
-                if stopped else None
+            document["resume_command"] = shlex.join(["gimbench", made_by(document), "--resume",
+                                                     str(folder.absolute())]) if stopped else None
         finally:
             document |= timing(document["runs"], time.perf_counter() - started)
             _write(folder, document)
     return document
+
+
+def made_by(document: dict) -> str:
+    """The command that made a sweep folder and continues it (``sweep`` or ``compare``)."""
+    command = document.get("command") or []
+    return command[1] if command[:1] == ["gimbench"] and command[1:2] in (["sweep"], ["compare"]) else "sweep"
 
 
 def _put(document: dict, record: dict) -> None:
