@@ -56,8 +56,9 @@ def test_report_labels_tell_the_rows_apart():
     assert label(model="gim", modules=3, split="balanced") == "gim per-module modules 3 balanced"
 
 
-TINY = ["--preset", "tiny", "--device", "cpu", "--depth", "1", "--steps", "3", "--warmup-steps", "0",
-        "--profile-steps", "1", "--memory-steps", "1", "--no-probe", "--batch-size", "4", "--quiet"]
+TINY = ["--modality", "vision", "--preset", "tiny", "--device", "cpu", "--depth", "1", "--steps", "3",
+        "--warmup-steps", "0", "--profile-steps", "1", "--memory-steps", "1", "--no-probe", "--batch-size", "4",
+        "--quiet"]
 
 
 def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_path, capsys):

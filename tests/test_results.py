@@ -38,3 +38,6 @@ def test_a_run_result_renders_itself_with_rich_as_the_run_summary(tmp_path):
     console = Console(file=io.StringIO(), width=100)
     console.print(result)
     assert console.file.getvalue().startswith("gimbench run gim (per-module)") and "conv1" in console.file.getvalue()
+    # 2 steps hold the unprofiled step and the memory-tracked one; the summary says the timed one did not fit.
+    said = " ".join(console.file.getvalue().split())
+    assert "timed steps: 0 of the 1 asked for (--profile-steps) fit in 2 steps" in said

@@ -68,6 +68,10 @@ def step_text(result: RunResult) -> Text:
         kind = "timed" if s.timed_steps else "unprofiled"
         lines = [f"step: {s.time_ms:.1f} ms {kind} (IQR {s.time_ms_iqr:.1f}){unprofiled}{overhead} · "
                  f"{s.samples_per_second:.1f} samples/s · {data}"]
+    asked = result.config.get("profile_steps") or 0
+    if s.timed_steps < asked and result.steps_completed:
+        lines.append(f"timed steps: {s.timed_steps} of the {asked} asked for (--profile-steps) fit in "
+                     f"{result.steps_completed} steps after warm-up and memory-tracked ones")
     skipped = result.data.get("skipped") or {}
     if skipped:
         counts = ", ".join(f"{reason} {entry['count']}" for reason, entry in skipped.items())
