@@ -121,8 +121,8 @@ def _spread(spread: Spread | None, scale: float = 1.0) -> str:
 
 def environment_table(entries: list[Entry]) -> Table:
     """Each distinct environment (torch, device, CPU threads, commit, memory backend) and the runs (their numbers
-    in the table of all runs) measured in it. Threads matter to memory too: CPU kernels' working buffers, which
-    the allocator counts, grow with them (docs/results/2026-11-30-compare.md)."""
+    in the table of all runs) measured in it. Threads can matter to memory too: CPU kernels' working buffers, which
+    the allocator counts, can grow with them (docs/results/2026-11-30-compare.md)."""
     found: dict[tuple, list[int]] = {}
     for number, entry in enumerate(entries, 1):
         if entry.doc:
