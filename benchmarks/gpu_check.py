@@ -22,7 +22,8 @@ Installs nothing and downloads nothing (the embedded synthetic data). What it ru
 4. With ``--cpu-compare``: each configuration's memory steps also on the CPU (the CPU allocator backend).
 
 Writes ``<out>/gpu_check-<device>.json`` and ``.md`` (default ``reports/reference/``); exits 1 if any check
-failed (every configuration still runs, so one run shows everything that breaks).
+failed (every configuration still runs, so one run shows everything that breaks). With time left on the GPU,
+``benchmarks/gpu_compare.py`` runs ``gimbench compare``'s memory half there next.
 """
 
 from __future__ import annotations
@@ -221,23 +222,28 @@ def main() -> int:
             traced = {"problems": [f"{type(e).__name__}: {e}"], "traceback": traceback.format_exc()}
         print(f"--trace: {'; '.join(traced['problems']) or 'ok'} (memory snapshot {traced.get('memory_snapshot')}; "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     failed = [r for r in rows if r["problems"]] + [c for c in (search, traced) if c["problems"]]
     markdown = table(rows, name, args.preset) + (
         f"\nfind-max-batch, budget {search['budget']}: "
         f"{'; '.join(search['problems']) or 'ok'}; tried {search.get('max_batch', {}).get('tried')}\n"
         f"\n--trace: {'; '.join(traced['problems']) or 'ok'}; memory snapshot {traced.get('memory_snapshot')} "
         f"({traced.get('memory_snapshot_bytes')} bytes)\n")
-    write_json_atomic(out / f"gpu_check-{slug}.json", {
+    write_reference(Path(args.out), "gpu_check", name, {
         "schema": "gimbench.gpu_check/2", "device_name": name, "preset": args.preset, "batch_size": args.batch_size,
         "steps": args.steps, "seconds": time.perf_counter() - started, "runs": rows, "max_batch": search,
-        "trace": traced, "passed": not failed})
-    (out / f"gpu_check-{slug}.md").write_text(markdown)
-    print(markdown)
-    print(f"wrote {out}/gpu_check-{slug}.json and .md; {'all checks passed' if not failed else 'CHECKS FAILED'}")
+        "trace": traced, "passed": not failed}, markdown)
+    print(f"{'all checks passed' if not failed else 'CHECKS FAILED'}")
     return 1 if failed else 0
+
+
+def write_reference(out: Path, stem: str, name: str, document: dict, markdown: str) -> None:
+    """``<out>/<stem>-<device name>.json`` and ``.md``; prints the markdown and where both went."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / f"{stem}-{slug}.json", document)
+    (out / f"{stem}-{slug}.md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {out}/{stem}-{slug}.json and .md")
 
 
 if __name__ == "__main__":
