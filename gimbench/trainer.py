@@ -10,9 +10,9 @@ import torch
 
 from gimbench.data import Source
 from gimbench.data.loading import BatchStream
+from gimbench.device import clock
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
-from gimbench.profiling.timing import StepClock
 from gimbench.strategies import Strategy
 
 
@@ -125,16 +125,18 @@ class Trainer:
 
     def _fit(self, steps: int, batches: BatchStream) -> History:
         optimizers, history = self.optimizers, self.history
+        now = clock(self.device)  # reads after the device's queued work is done
         while self.step < steps and not self.should_stop():
             step = self.step
-            laps = StepClock(self.device)
+            t0 = now()
             x, y = next(batches)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            data_seconds = laps.lap()
+            t1 = now()
             meter = self.meter_for(step)
             with meter.step():
                 losses = self.strategy.step(self.network, optimizers, x, meter, step, labels=y)
-            seconds = laps.lap()
+            t2 = now()
+            seconds, data_seconds = t2 - t1, t1 - t0
             values = [None if loss is None else float(loss) for loss in losses]
             for k, value in enumerate(values):
                 if value is not None and not math.isfinite(value):

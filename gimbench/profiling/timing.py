@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 import torch
 
-from gimbench.device import clock
 from gimbench.profiling.meter import IntervalMeter, Key
 
 
@@ -52,17 +51,3 @@ class TimingMeter(IntervalMeter):
             seconds[key] = seconds.get(key, 0.0) + self._seconds(start, end)
         self.steps.append(seconds)
 
-
-class StepClock:
-    """The trainer's clock: seconds since the previous reading, each read after the device's queued work is done,
-    so a step splits into waiting for its batch and computing it."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.now = clock(device)
-        self.last = self.now()
-
-    def lap(self) -> float:
-        """Seconds since the previous ``lap`` (or since the clock was made)."""
-        now = self.now()
-        seconds, self.last = now - self.last, now
-        return seconds
