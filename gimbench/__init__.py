@@ -1,11 +1,27 @@
-"""gimbench: memory and time of greedy, gradient-isolated training (GIM) versus end-to-end CPC."""
+"""gimbench: memory and time of greedy, gradient-isolated training (GIM) versus end-to-end CPC.
 
-from gimbench.config import ConfigError, RunConfig
-from gimbench.report import terminal as _terminal  # noqa: F401  (RunResult renders with rich)
-from gimbench.results.schema import RunResult
-from gimbench.runs.failures import RunEnded
-from gimbench.runs.resume import resume
-from gimbench.runs.run import run
+The names below are loaded on first use (PEP 562), so importing a submodule (``gimbench.losses``) loads that
+submodule alone, not the run lifecycle, the report layer or rich.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["ConfigError", "RunConfig", "RunEnded", "RunResult", "resume", "run"]
 __version__ = "0.1.0"
+
+_HOMES = {"ConfigError": "gimbench.errors", "RunConfig": "gimbench.config", "RunEnded": "gimbench.runs.failures",
+          "RunResult": "gimbench.results.schema", "resume": "gimbench.runs.resume", "run": "gimbench.runs.run"}
+
+
+def __getattr__(name: str) -> object:
+    """One of ``__all__``, imported from its home; a result of the Python API renders with rich
+    (``gimbench.report.terminal`` registers how), so it is loaded with them."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'gimbench' has no attribute {name!r}")
+    if name in ("RunResult", "resume", "run"):
+        importlib.import_module("gimbench.report.terminal")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

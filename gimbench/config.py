@@ -4,7 +4,7 @@
 fully specified config for a device and a number of processes (preset, depth, batch size, context filled
 in) or raises ``ConfigError`` with a one-line message naming the flag and the allowed values. It is the
 one place every option is checked: the CLI, the Python API, the launcher and resume all call it. What a
-method allows it reads from the strategy's own description (``gimbench.strategies.base``) and what a
+method allows it reads from the method's description (``gimbench.strategies.method``) and what a
 dataset needs from the dataset registry, never from comparisons of names.
 """
 
@@ -20,7 +20,7 @@ from gimbench.device import available
 from gimbench.errors import ConfigError, one_line
 from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
 from gimbench.models.presets import PRESETS
-from gimbench.strategies import STRATEGIES, Strategy
+from gimbench.strategies import STRATEGIES, MethodSpec
 
 __all__ = ["ConfigError", "RunConfig", "module_count", "one_line", "parse_size", "recorded_config", "resolve"]
 DEVICES = ("auto", "cpu", "cuda")
@@ -207,11 +207,11 @@ def method_options() -> dict[str, str]:
     for name, method in sorted(STRATEGIES.items()):
         if method.choice:
             where.setdefault(method.choice, []).append(f"--model {name}")
-        for value, strategy in method.variants.items():
-            for option in strategy.own_options():
+        for value, spec in method.variants.items():
+            for option in spec.own_options():
                 everywhere = all(option in s.own_options() for s in method.variants.values())
                 where.setdefault(option, []).append(f"--model {name}" if everywhere or not method.choice else
-                                                    strategy.called or f"{flag(method.choice)} {value}")
+                                                    spec.called or f"{flag(method.choice)} {value}")
     return {option: " or ".join(dict.fromkeys(what)) for option, what in where.items()}
 
 
@@ -222,12 +222,12 @@ def applies(option: str, cfg: RunConfig) -> bool:
     method = STRATEGIES.get(cfg.model)
     if method is None:
         return True
-    strategy = method.variants.get(getattr(cfg, method.choice) if method.choice else "")
+    spec = method.variants.get(getattr(cfg, method.choice) if method.choice else "")
     if option == "depth":
-        return strategy is None or strategy.depth is None
+        return spec is None or spec.depth is None
     if option not in method_options():
         return True
-    return strategy is not None and option in method.options(cfg) or option == method.choice
+    return spec is not None and option in method.options(cfg) or option == method.choice
 
 
 def _refuse_options_not_applying(cfg: RunConfig) -> None:
@@ -240,7 +240,7 @@ def _refuse_options_not_applying(cfg: RunConfig) -> None:
                               "drop it")
 
 
-def _check_data(cfg: RunConfig, strategy: type[Strategy]) -> None:
+def _check_data(cfg: RunConfig, spec: MethodSpec) -> None:
     dataset = DATASETS[cfg.data]
     if dataset.modality is not None and cfg.modality != dataset.modality:
         raise ConfigError(f"--data {cfg.data} is a dataset of {dataset.modality}; use --modality {dataset.modality}")
@@ -250,11 +250,11 @@ def _check_data(cfg: RunConfig, strategy: type[Strategy]) -> None:
         raise ConfigError(f"--data-root is for real datasets; --data {cfg.data} is generated in process")
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
-    if cfg.train_split == "unlabeled" and strategy.loss == "classifier":
+    if cfg.train_split == "unlabeled" and spec.needs_labels:
         raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
 
 
-def _check_processes(cfg: RunConfig, strategy: type[Strategy], processes: int, depth: int, batch_size: int) -> None:
+def _check_processes(cfg: RunConfig, spec: MethodSpec, processes: int, depth: int, batch_size: int) -> None:
     """The options of a run on ``processes`` processes, and of strategies that spread modules over them."""
     if processes == 1 and cfg.nproc > 1:
         raise ConfigError(f"--nproc {cfg.nproc}: start the run with `gimbench run --nproc {cfg.nproc}` or torchrun "
@@ -264,7 +264,7 @@ def _check_processes(cfg: RunConfig, strategy: type[Strategy], processes: int, d
     if processes > 1 and cfg.find_max_batch:
         raise ConfigError("--find-max-batch searches with one process: run it with --nproc 1, then train with "
                           "--nproc N and --batch-size set to N times the size it found")
-    if strategy.spreads:
+    if spec.spreads:
         what = f"{flag(STRATEGIES[cfg.model].choice)} {getattr(cfg, STRATEGIES[cfg.model].choice)}"
         if processes < 2:
             raise ConfigError(f"{what} spreads the modules over processes: run it with --nproc N (N >= 2) or torchrun")
@@ -313,10 +313,10 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     method = STRATEGIES[cfg.model]
     if method.choice:
         _choice(flag(method.choice), getattr(cfg, method.choice), list(method.variants))
-    strategy = method.variant(cfg)
+    spec = method.variant(cfg)
     _choice("--modality", cfg.modality, MODALITIES)
-    if cfg.modality not in strategy.modalities:
-        raise ConfigError(f"--model {cfg.model} is for --modality {' or '.join(strategy.modalities)}")
+    if cfg.modality not in spec.modalities:
+        raise ConfigError(f"--model {cfg.model} is for --modality {' or '.join(spec.modalities)}")
     _choice("--preset", cfg.preset, ("auto", *PRESETS))
     _choice("--context", cfg.context, CONTEXTS)
     _choice("--data", cfg.data, sorted(DATASETS))
@@ -325,7 +325,7 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     _choice("--split-ranks", cfg.split_ranks, SPLIT_RANKS)
     _choice("--split", cfg.split, SPLITS)
     _refuse_options_not_applying(cfg)
-    _check_data(cfg, strategy)
+    _check_data(cfg, spec)
     _check_numbers(cfg)
     if cfg.find_max_batch != (cfg.memory_budget is not None):
         raise ConfigError("--find-max-batch and --memory-budget go together: the search needs a budget, "
@@ -337,31 +337,31 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
         _check_budget(cfg.memory_budget, device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]
-    if strategy.depth is not None:
-        if cfg.depth not in (None, strategy.depth):
-            raise ConfigError(f"--depth: --model {cfg.model} has {strategy.depth} module(s); use --depth "
-                              f"{strategy.depth} or omit it")
-        depth = strategy.depth
+    if spec.depth is not None:
+        if cfg.depth not in (None, spec.depth):
+            raise ConfigError(f"--depth: --model {cfg.model} has {spec.depth} module(s); use --depth "
+                              f"{spec.depth} or omit it")
+        depth = spec.depth
     _check_depth(cfg, depth, preset)
     modules = _modules(cfg, depth)
     steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS[cfg.modality]
-    if steps < strategy.cycle(modules or depth):
+    if steps < spec.cycle(modules or depth):
         what = f"--modules ({modules})" if modules not in (None, depth) else f"--depth ({depth})"
         raise ConfigError(f"{flag(method.choice or 'model')} {getattr(cfg, method.choice or 'model')} needs "
                           f"--steps >= {what}, got {steps}")
     context = cfg.context
     if context == "auto":
-        context = strategy.vision_context if cfg.modality == "vision" else "none"
+        context = spec.vision_context if cfg.modality == "vision" else "none"
     if context == "pixelcnn" and cfg.modality != "vision":
         raise ConfigError("--context pixelcnn applies to --modality vision only (audio's context is the GRU)")
-    spec = PRESETS[preset][cfg.modality]
-    batch_size = cfg.batch_size or spec.batch_size
-    _check_processes(cfg, strategy, processes, modules or depth, batch_size)
+    sizes = PRESETS[preset][cfg.modality]
+    batch_size = cfg.batch_size or sizes.batch_size
+    _check_processes(cfg, spec, processes, modules or depth, batch_size)
     micro_batches = cfg.micro_batches
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
     resolved = dataclasses.replace(cfg, device=device, preset=preset, depth=depth, context=context, steps=steps,
-                                   batch_size=batch_size, lr=cfg.lr or spec.lr, micro_batches=micro_batches,
+                                   batch_size=batch_size, lr=cfg.lr or sizes.lr, micro_batches=micro_batches,
                                    modules=modules, nproc=processes)
-    strategy.check(resolved, processes)
+    spec.check(resolved, processes)
     return resolved

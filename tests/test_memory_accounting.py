@@ -284,4 +284,4 @@ def test_profiled_run_reports_allocator_figures_and_no_floor_without_isolation()
     step = profiler.step_memory()
     assert profiler.backend == "cpu-allocator"
     assert step["untracked_bytes"] >= 0 and step["tracked_peak_bytes"] > step["resident_bytes"]
-    assert step["floor_bytes"] is None and step["peak_over_floor"] is None  # no isolate given: no floor
+    assert step["floor_bytes"] is None and step["peak_over_floor"] is None  # no floor measurement given: no floor

@@ -12,7 +12,9 @@ from gimbench.config import ConfigError, RunConfig, resolve
 from gimbench.models.cuts import even_groups, min_max_groups
 from gimbench.models.group import Group
 from gimbench.profiling.meter import NULL_METER
-from gimbench.strategies.split import balanced_layers, layer_costs
+from gimbench.runs.split import measured_layer_costs
+from gimbench.strategies import spec_of
+from gimbench.strategies.split import balanced_layers
 
 
 def _train(model: str, modality: str, steps: int = 3, **options) -> list[torch.Tensor]:
@@ -73,11 +75,12 @@ def _brute_force(n: int, k: int, cost) -> float:
 
 
 def test_balanced_picks_the_cut_a_brute_force_search_finds():
-    cfg, _, strategy = tiny("gim", "audio", depth=5, steps=1)
-    kept, peak = layer_costs(cfg, strategy, 0, batch("audio", 4), None, torch.device("cpu"))
+    cfg, _, _ = tiny("gim", "audio", depth=5, steps=1)
+    kept, peak = measured_layer_costs(cfg, spec_of(cfg), 0, batch("audio", 4), None, torch.device("cpu"))
     assert all(k > 0 for k in kept) and all(p > k for p, k in zip(peak, kept, strict=True))
     # Tensor bytes: the same on every call, so a resumed run rebuilds the same cut.
-    assert layer_costs(cfg, strategy, 0, batch("audio", 4, seed=1), None, torch.device("cpu")) == (kept, peak)
+    assert measured_layer_costs(cfg, spec_of(cfg), 0, batch("audio", 4, seed=1), None, torch.device("cpu")) == \
+        (kept, peak)
 
     def modelled(first: int, end: int) -> float:
         return sum(kept[first : end - 1]) + peak[end - 1]

@@ -24,8 +24,8 @@ from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.runs.run import resolve_config
-from gimbench.strategies import make_strategy
-from gimbench.strategies.alone import alone_peaks
+from gimbench.profiling.floor import alone_peaks
+from gimbench.strategies import spec_of
 from gimbench.trainer import Parts, Trainer
 
 CPU = torch.device("cpu")
@@ -67,7 +67,9 @@ def dense(model: str) -> dict:
 
 
 def strategy_for(model: str, mode: str = "per-module"):
-    return make_strategy(resolve_config(RunConfig(model=model, gim_mode=mode, preset="tiny", device="cpu", depth=3)))
+    cfg = resolve_config(RunConfig(model=model, gim_mode=mode, preset="tiny", device="cpu", depth=3))
+    spec = spec_of(cfg)
+    return spec.trains(cfg, spec)
 
 
 def memory_steps(network: Network, strategy, x: torch.Tensor, steps: int = 1, seed: int = 0) -> MemoryMeter:
@@ -313,7 +315,7 @@ def floors_and_peaks(model: str, mode: str, steps: int = 9, depth: int = 3):
     optimizers = strategy.make_optimizers(network)
     kinds = plan(steps, 1, 0, 1, trains=lambda step: strategy.trained_at(step, depth))
     profiler = Profiler(kinds, network, optimizers, CPU,
-                        isolate=partial(alone_peaks, strategy, network, optimizers, device=CPU))
+                        measure_floor=partial(alone_peaks, strategy.train_alone, network, optimizers, device=CPU))
     trainer = Trainer(Parts(network, strategy, RandomAudio(), optimizers, CPU), cfg.batch_size, cfg.seed,
                       meter_for=profiler.meter_for, after_batch=profiler.after_step)
     torch.manual_seed(cfg.seed)
@@ -350,7 +352,7 @@ def test_the_floor_is_measured_apart_and_summed_holds_the_other_modules_graphs_a
 
 def test_floor_measurement_leaves_training_untouched(deterministic):
     measured = floors_and_peaks("gim", "per-module", steps=4)
-    assert measured.isolated is not None
+    assert measured.floor_by_module is not None
     cfg, network, strategy = tiny("gim", "audio", depth=3, steps=4, **dense("gim"))
     trainer = Trainer(Parts(network, strategy, RandomAudio(), strategy.make_optimizers(network), CPU),
                       cfg.batch_size, cfg.seed)

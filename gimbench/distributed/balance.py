@@ -10,6 +10,8 @@ changes only time, never the parameters: each module trains on exactly what it w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.distributed as dist
 
@@ -17,32 +19,31 @@ from gimbench.device import clock
 from gimbench.models.cuts import balanced_groups
 from gimbench.profiling.meter import NULL_METER
 from gimbench.strategies.base import train_module
+from gimbench.trainer import Parts
 
 
 def module_costs(parts) -> list[float]:
     """Seconds of each module's training step (forward, local loss, backward, optimizer step, with the run's
-    local gradients) on one batch, after one unmeasured step; the parameters and the heads' generators are put
-    back afterwards and the optimizers are throwaway ones, so training goes on as if nothing had run."""
+    local gradients) on one batch, after one unmeasured step, on ``parts`` built whole for this alone."""
     network, strategy, device, cfg = parts.network, parts.strategy, parts.device, parts.strategy.cfg
-    saved = {k: v.clone() for k, v in network.state_dict().items()}
     x, labels = parts.source.batch(cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
     x, labels = x.to(device), labels.to(device)
-    optimizers, modes, now = strategy.make_optimizers(network), strategy.local_grads(network), clock(device)
+    optimizers, modes, now = parts.optimizers, strategy.local_grads(network), clock(device)
     for _ in range(2):  # the first step pays for first calls (kernel setup, Adam's state); the second is kept
         h, costs = x, []
         for k in range(len(network)):
             start = now()
             h, _ = train_module(network, k, h, optimizers[k], NULL_METER, labels, modes[k])
             costs.append(now() - start)
-    network.load_state_dict(saved)
     return costs
 
 
-def agreed_groups(world, parts) -> tuple[list[list[int]], list[float]]:
-    """The balanced split (and the costs it came from), measured on rank 0 and broadcast to every rank."""
+def agreed_groups(world, whole: Callable[[], Parts], device: torch.device) -> tuple[list[list[int]], list[float]]:
+    """The balanced split (and the costs it came from), measured on rank 0 on ``whole()`` (parts that train
+    every module) and broadcast to every rank."""
     message: list = [None]
     if world.is_main:
-        costs = module_costs(parts)
+        costs = module_costs(whole())
         message = [(balanced_groups(costs, world.size), costs)]
-    dist.broadcast_object_list(message, src=0, device=parts.device)
+    dist.broadcast_object_list(message, src=0, device=device)
     return message[0]

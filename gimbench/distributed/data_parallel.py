@@ -129,7 +129,8 @@ class SlicedSource:
 class DataParallel(Engine):
     mode = "data-parallel"
 
-    def wrap(self, parts, world):
+    def parts(self, cfg: RunConfig, world, build):
+        parts = build(cfg)
         trained = [optimizer is not None for optimizer in parts.optimizers]
         view = DataParallelView(parts.network, parts.device, trained)
         return replace(parts, source=SlicedSource(parts.source, world.rank, world.size),

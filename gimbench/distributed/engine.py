@@ -1,8 +1,8 @@
 """Distributed modes, registered by the name results.json's ``distributed.mode`` records.
 
-A run under torchrun trains with the engine of its mode. The engine wraps the run's parts for the world
-before the trainer is made (wraps the strategy, slices the data, keeps this rank's modules) and says what
-each rank's row holds;
+A run under torchrun trains with the engine of its mode (the one its method's description names). The engine
+builds the run's parts for this rank before the trainer is made (wraps the strategy and slices the data, or
+builds the rank's own modules and strategy) and says what each rank's row holds;
 everything else (run folder, stop agreement, gathering rows, results) is the run plumbing's
 (``gimbench.distributed.runtime``), shared by every mode.
 """
@@ -28,13 +28,14 @@ class Engine:
     mode = ""
     agreed_failures = AGREED_FAILURES
 
-    def wrap(self, parts, world):
-        """The run's ``Parts`` (``gimbench.trainer``) as this rank of ``world`` trains them."""
-        return parts
+    def parts(self, cfg: RunConfig, world, build: Callable):
+        """The run's ``Parts`` (``gimbench.trainer``) as this rank of ``world`` trains them; ``build(cfg, strategy=,
+        owned=)`` builds them on this rank's device (``gimbench.runs.build``)."""
+        return build(cfg)
 
-    def modules(self, network, world) -> list[int]:
+    def modules(self, trainer, world) -> list[int]:
         """The indices of the modules this rank trains."""
-        return list(range(len(network)))
+        return list(range(len(trainer.network)))
 
     def local_batch(self, cfg: RunConfig, world) -> int:
         """Examples this rank trains on per step."""

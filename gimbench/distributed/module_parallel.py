@@ -34,7 +34,8 @@ from gimbench.distributed.world import World
 from gimbench.models import Network
 from gimbench.profiling.busy import BusyClock
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, train_module
+from gimbench.strategies import MethodSpec
+from gimbench.strategies.base import train_module
 
 MAX_DIMS = 8  # the header holds the number of dimensions and up to this many sizes
 TAIL = 2  # numbers after each activation: the last step, the stopping signal
@@ -127,20 +128,16 @@ class StopBoard:
 
 
 class ModuleParallel(SpreadStrategy):
-    """GIM with this rank's modules only; the rest of the network lives on the other ranks.
+    """GIM with this rank's modules only (``--gim-mode module-parallel``); the rest of the network lives on the
+    other ranks.
 
     ``local_stop`` (set by the run) is the signal this process received (0: none); rank 0 stops the run on its
     own or on one another rank reported.
     """
 
-    description = ("GIM, module-parallel: each process (--nproc) trains its own modules;"
-                   " batches flow rank to rank (--max-inflight)")
-    isolated = True
-
-    options = ("max_inflight", "split_ranks")
-
-    def __init__(self, cfg, world: World | None = None) -> None:
-        super().__init__(cfg, world)
+    def __init__(self, cfg, spec: MethodSpec, world: World, groups: list[list[int]],
+                 costs: list[float] | None = None) -> None:
+        super().__init__(cfg, spec, world, groups, costs)
         self.inbox: Inbox | None = None
         self.board: StopBoard | None = None
         self.outbox = (Outbox(self.world.rank + 1, cfg.max_inflight, self.clock)
@@ -148,10 +145,6 @@ class ModuleParallel(SpreadStrategy):
         self.clock.transfers_measured = True
         self.local_stop: Callable[[], int] = lambda: 0  # the signal number this process received, 0 for none
         self.next_step, self.last, self.signal = 0, cfg.steps - 1, 0
-
-    @classmethod
-    def engine(cls, cfg) -> str:
-        return "module-parallel"
 
     def listen(self, local_stop: Callable[[], int]) -> None:
         """Where to read the signal number this process received (0 for none) before each step."""
@@ -195,5 +188,3 @@ class ModuleParallel(SpreadStrategy):
         self.last, self.signal = self.inbox.last, self.inbox.signal
         return h
 
-
-STRATEGIES["gim"].add("module-parallel", ModuleParallel)

@@ -11,13 +11,15 @@ locking that GIM does without. Negatives are drawn within each micro-batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
 from gimbench.models import Network
 from gimbench.profiling.busy import BusyClock
-from gimbench.profiling.meter import NULL_METER, Meter
+from gimbench.profiling.meter import Meter
 
 PIPELINE_SCHEDULES = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
 
@@ -28,22 +30,23 @@ class StageModules(nn.Module):
     Returns the output of its top module, or on the last stage the micro-batch's loss as a shape-(1,) tensor.
     """
 
-    def __init__(self, network: Network, owned: list[int], last: bool) -> None:
+    def __init__(self, network: Network, owned: list[int], last: bool, meter_of: Callable[[], Meter]) -> None:
         super().__init__()
         self.network, self.owned, self.last = network, owned, last
-        self.meter: Meter = NULL_METER  # set for each step
+        self.meter_of = meter_of  # the meter of the step running (the strategy's)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        meter = self.meter_of()
         for k in self.owned:
             h_in = h
-            with self.meter.phase(k, "forward"):
+            with meter.phase(k, "forward"):
                 h = self.network.encoder[k](h)
         if not self.last:
             return h
         if not torch.is_grad_enabled():  # the stage's shape inference: leave the head's negative draws untouched
             return h.new_zeros(1)
         top = self.owned[-1]
-        with self.meter.phase(top, "loss"):
+        with meter.phase(top, "loss"):
             return self.network.head(top)(h_in, h).reshape(1)
 
 
@@ -60,7 +63,7 @@ class MeasuredStage(PipelineStage):
             return super().forward_one_chunk(*args, **kwargs)
 
     def backward_one_chunk(self, *args, **kwargs):
-        with self.clock.busy(), self.modules.meter.phase(self.modules.owned[-1], "backward"):
+        with self.clock.busy(), self.modules.meter_of().phase(self.modules.owned[-1], "backward"):
             return super().backward_one_chunk(*args, **kwargs)
 
 
@@ -69,8 +72,10 @@ def _sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return output.sum()
 
 
-def pipeline_schedule(network: Network, owned: list[int], world, device: torch.device, clock: BusyClock, cfg):
-    """This rank's stage of the pipeline and the schedule that runs it (``--pipeline``, ``--micro-batches``)."""
-    modules = StageModules(network, owned, last=world.rank == world.size - 1)
+def pipeline_schedule(network: Network, owned: list[int], world, device: torch.device, clock: BusyClock, cfg,
+                      meter_of: Callable[[], Meter]):
+    """The schedule that runs this rank's stage of the pipeline (``--pipeline``, ``--micro-batches``); the stage
+    reports its phases to ``meter_of()``, the meter of the step running."""
+    modules = StageModules(network, owned, last=world.rank == world.size - 1, meter_of=meter_of)
     stage = MeasuredStage(modules, clock, stage_index=world.rank, num_stages=world.size, device=device)
-    return modules, PIPELINE_SCHEDULES[cfg.pipeline](stage, n_microbatches=cfg.micro_batches, loss_fn=_sum)
+    return PIPELINE_SCHEDULES[cfg.pipeline](stage, n_microbatches=cfg.micro_batches, loss_fn=_sum)

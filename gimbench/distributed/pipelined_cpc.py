@@ -18,41 +18,20 @@ import torch
 from gimbench.distributed.links import link_sizes, ping_links, timed_pipeline_transfers
 from gimbench.distributed.stages import SpreadStrategy
 from gimbench.distributed.world import World
-from gimbench.errors import ConfigError
 from gimbench.models import Network
 from gimbench.profiling.meter import NULL_METER, Meter
-from gimbench.strategies.base import STRATEGIES, optimizer_step
+from gimbench.strategies import MethodSpec
+from gimbench.strategies.base import optimizer_step
 
 
 class PipelinedCPC(SpreadStrategy):
     """CPC whose encoder is cut into one pipeline stage per rank; this rank holds and steps its stage only."""
 
-    description = "end-to-end CPC pipelined over torchrun's processes (--pipeline gpipe or 1f1b)"
-    options = ("micro_batches",)
-    called = "a pipelined cpc (--model cpc --pipeline gpipe or 1f1b)"
-    vision_context = "pixelcnn"
-
-    def __init__(self, cfg, world: World | None = None) -> None:
-        super().__init__(cfg, world)
-        self.schedule = None
-        self.modules = None
-
-    @classmethod
-    def engine(cls, cfg) -> str:
-        return f"pipeline-{cfg.pipeline}"
-
-    @classmethod
-    def check(cls, cfg, processes: int) -> None:
-        if cfg.micro_batches <= 0:
-            raise ConfigError(f"--micro-batches must be positive, got {cfg.micro_batches}")
-        if cfg.batch_size % cfg.micro_batches:
-            raise ConfigError(f"--micro-batches {cfg.micro_batches} must divide the batch size ({cfg.batch_size})")
-        if cfg.pipeline == "1f1b" and cfg.micro_batches < processes:
-            raise ConfigError(f"--pipeline 1f1b needs --micro-batches >= the number of processes ({processes}), "
-                              f"got {cfg.micro_batches}")
-
-    def heads_on(self, depth: int) -> list[int]:
-        return [depth - 1]
+    def __init__(self, cfg, spec: MethodSpec, world: World, groups: list[list[int]],
+                 costs: list[float] | None = None) -> None:
+        super().__init__(cfg, spec, world, groups, costs)
+        self.schedule = None  # made at the first step (see the module's docstring)
+        self.meter: Meter = NULL_METER  # the meter of the step running; the stage reports its phases to it
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
@@ -61,10 +40,10 @@ class PipelinedCPC(SpreadStrategy):
         if self.schedule is None:
             from gimbench.distributed.pipeline import pipeline_schedule
 
-            self.modules, self.schedule = pipeline_schedule(network, self.owned, self.world, x.device, self.clock,
-                                                            self.cfg)
+            self.schedule = pipeline_schedule(network, self.owned, self.world, x.device, self.clock, self.cfg,
+                                              meter_of=lambda: self.meter)
         self.clock.begin_step()
-        self.modules.meter = meter
+        self.meter = meter
         target = torch.zeros(self.cfg.micro_batches, device=x.device)  # one slot per micro-batch's loss
         losses: list[torch.Tensor] = []
         with timed_pipeline_transfers(self.clock):
@@ -75,12 +54,9 @@ class PipelinedCPC(SpreadStrategy):
         for k in self.owned:
             with self.clock.busy(), meter.phase(k, "optimizer"):
                 optimizer_step(optimizers[k])
-        self.modules.meter = NULL_METER
+        self.meter = NULL_METER
         result: list[torch.Tensor | None] = [None] * len(network)
         if losses:
             result[-1] = torch.stack(losses).mean().detach()
         return result
 
-
-for _schedule in ("gpipe", "1f1b"):
-    STRATEGIES["cpc"].add(_schedule, PipelinedCPC)

@@ -18,16 +18,15 @@ import torch
 import torch.distributed as dist
 
 from gimbench.config import ConfigError, RunConfig, one_line
-from gimbench.distributed import data_parallel, spread_engine  # noqa: F401  (register their engines)
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.distributed.world import DEFAULT_TIMEOUT_S, World, backend_for, gather_to_main, joined
 from gimbench.results.schema import Failure, ModuleResult, RankRow, StepResult
-from gimbench.strategies import strategy_class
+from gimbench.strategies import spec_of
 
 
 def engine_for(cfg: RunConfig) -> Engine:
-    """The engine of the mode the config's strategy runs in on several processes."""
-    return ENGINES[strategy_class(cfg).engine(cfg)]()
+    """The engine of the mode the config's method runs in on several processes (its description names it)."""
+    return ENGINES[spec_of(cfg).engine]()
 
 
 class PeerLost(Exception):
@@ -43,7 +42,7 @@ class Runtime:
     device: torch.device
     timeout_s: float = DEFAULT_TIMEOUT_S
 
-    isolates = False  # the greedy floor is measured by single-process runs only
+    distributed = True  # the greedy floor is measured by single-process runs only
 
     @property
     def main(self) -> bool:
@@ -53,9 +52,9 @@ class Runtime:
         """Inside, this process is a member of the run's process group."""
         return joined(self.world, self.device, self.timeout_s)
 
-    def wrap(self, parts):
-        """The run's parts as this rank trains them (``Engine.wrap``)."""
-        return self.engine.wrap(parts, self.world)
+    def parts(self, cfg: RunConfig, build: Callable):
+        """The run's parts as this rank trains them (``Engine.parts``; ``build`` as it says)."""
+        return self.engine.parts(cfg, self.world, build)
 
     def stop_rule(self, stop, parts) -> Callable[[], bool]:
         """What the trainer asks before each step (``Engine.stop_rule``)."""

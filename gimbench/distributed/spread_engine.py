@@ -1,8 +1,9 @@
 """The distributed modes that spread the encoder's modules over the ranks: ``module-parallel`` (GIM) and
 ``pipeline-gpipe`` / ``pipeline-1f1b`` (end-to-end CPC).
 
-Each rank keeps only its own modules (``SpreadStrategy.local``) with their optimizers; after training, rank 0
-receives every other rank's modules, so its checkpoint, probes and checksum cover the whole trained network.
+Each rank builds only its own modules (``gimbench.distributed.stages.rank_share``) with their optimizers, and the
+strategy of its mode for them; after training, rank 0 receives every other rank's modules, so its checkpoint,
+probes and checksum cover the whole trained network.
 Module-parallel GIM cuts the modules by measured cost unless ``--split-ranks count`` (``balance``). A rank's idle
 fraction is the share of its step wall time (warm-up and memory-tracked steps left out) not
 spent computing: the time it waited on its peers, the pipeline's bubble; ``gimbench.distributed.links``
@@ -16,28 +17,40 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
+from gimbench.config import RunConfig, module_count
 from gimbench.distributed.balance import agreed_groups
 from gimbench.distributed.engine import ENGINES, Engine
 from gimbench.distributed.links import timeline
+from gimbench.distributed.module_parallel import ModuleParallel
+from gimbench.distributed.pipelined_cpc import PipelinedCPC
+from gimbench.distributed.stages import SpreadStrategy
+from gimbench.distributed.world import device_of
 from gimbench.models.cuts import even_groups
+from gimbench.strategies import spec_of
 
 
 class SpreadEngine(Engine):
-    """Modules spread over the ranks; only a stop is agreed on by every rank (a loss is one rank's own)."""
+    """Modules spread over the ranks; only a stop is agreed on by every rank (a loss is one rank's own).
+
+    ``trains`` is the mode's strategy class (a ``SpreadStrategy``), made for each rank with the split.
+    """
 
     agreed_failures = ("interrupted",)
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.groups: list[list[int]] | None = None  # the split the strategy holds, once prepared
+    def __init__(self, mode: str, trains: type[SpreadStrategy]) -> None:
+        self.mode, self.trains = mode, trains
 
-    def wrap(self, parts, world):
-        self.groups = parts.strategy.groups
-        network = parts.strategy.local(parts.network)
-        return replace(parts, network=network, optimizers=parts.strategy.make_optimizers(network))  # its own only
+    def split(self, cfg: RunConfig, world, build: Callable) -> tuple[list[list[int]], list[float] | None]:
+        """The modules of every rank, and the step costs they were cut by (``None``: cut by count)."""
+        return even_groups(module_count(cfg), world.size), None
 
-    def modules(self, network, world) -> list[int]:
-        return self.groups[world.rank] if self.groups else even_groups(len(network), world.size)[world.rank]
+    def parts(self, cfg: RunConfig, world, build: Callable):
+        groups, costs = self.split(cfg, world, build)
+        strategy = self.trains(cfg, spec_of(cfg), world, groups, costs)
+        return build(cfg, strategy=strategy, owned=groups[world.rank])
+
+    def modules(self, trainer, world) -> list[int]:
+        return trainer.strategy.owned
 
     def _timeline(self, trainer) -> dict:
         cfg, strategy = trainer.strategy.cfg, trainer.strategy
@@ -59,19 +72,18 @@ class SpreadEngine(Engine):
 
 class ModuleParallelEngine(SpreadEngine):
     """Module-parallel GIM stops without a collective: rank 0 decides and its decision travels with the data
-    (see ``gimbench.distributed.module_parallel``)."""
+    (see ``gimbench.distributed.module_parallel``). Its split is balanced by measured step costs unless
+    ``--split-ranks count``: rank 0 measures each module trained as ``--gim-mode per-module`` trains it."""
 
-    costs: list[float] | None = None  # seconds of each module's step, measured to balance the split
-
-    def wrap(self, parts, world):
-        if parts.strategy.cfg.split_ranks == "balanced":
-            groups, self.costs = agreed_groups(world, parts)
-            parts.strategy.regroup(groups)
-        return super().wrap(parts, world)
+    def split(self, cfg: RunConfig, world, build: Callable) -> tuple[list[list[int]], list[float] | None]:
+        if cfg.split_ranks != "balanced":
+            return super().split(cfg, world, build)
+        return agreed_groups(world, lambda: build(replace(cfg, gim_mode="per-module")), device_of(world, cfg.device))
 
     def row_extras(self, trainer) -> dict:
         """The split: how it was cut and, where balanced, the measured module step times it was cut by."""
-        measured = None if self.costs is None else [1e3 * c for c in self.costs]
+        costs = trainer.strategy.costs
+        measured = None if costs is None else [1e3 * c for c in costs]
         return {"split": {"by": trainer.strategy.cfg.split_ranks, "module_step_ms": measured}}
 
     def stop_rule(self, runtime, stop, parts) -> Callable[[], bool]:
@@ -86,6 +98,6 @@ class ModuleParallelEngine(SpreadEngine):
         return requested
 
 
-ENGINES.register("module-parallel")(partial(ModuleParallelEngine, "module-parallel"))
-ENGINES.register("pipeline-gpipe")(partial(SpreadEngine, "pipeline-gpipe"))
-ENGINES.register("pipeline-1f1b")(partial(SpreadEngine, "pipeline-1f1b"))
+ENGINES.register("module-parallel")(partial(ModuleParallelEngine, "module-parallel", ModuleParallel))
+ENGINES.register("pipeline-gpipe")(partial(SpreadEngine, "pipeline-gpipe", PipelinedCPC))
+ENGINES.register("pipeline-1f1b")(partial(SpreadEngine, "pipeline-1f1b", PipelinedCPC))

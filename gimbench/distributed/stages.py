@@ -2,8 +2,9 @@
 
 Module-parallel GIM and pipelined CPC split the encoder the same way: rank r holds one contiguous group of
 modules (with their heads). Every rank builds the whole network from the seed, as a single process does, so
-the initial parameters are identical; then it keeps only its own modules and frees the others. At the end
-rank 0 receives every other rank's modules and holds the whole trained network again.
+the initial parameters are identical; its network is then made of its own modules only (``rank_share``), before
+any optimizer or trainer exists. At the end rank 0 receives every other rank's modules and holds the whole
+trained network again.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gimbench.config import module_count
-from gimbench.distributed.world import World, gather_to_main, world_from_env
+from gimbench.distributed.world import World, gather_to_main
 from gimbench.models import Network
-from gimbench.models.cuts import even_groups
 from gimbench.profiling.busy import BusyClock
-from gimbench.strategies.base import Strategy
+from gimbench.strategies import MethodSpec, Strategy
 
 
 class Vacant(nn.Module):
@@ -26,14 +25,12 @@ class Vacant(nn.Module):
         raise RuntimeError("this module lives on another rank")
 
 
-def keep_only(network: Network, owned: list[int]) -> Network:
-    """Free every module (and head) outside ``owned``; module indices and names stay as they were."""
-    for k in range(len(network)):
-        if k not in owned:
-            network.encoder[k] = Vacant()
-            if network.head(k) is not None:
-                del network.heads[str(k)]
-    return network
+def rank_share(network: Network, owned: list[int]) -> Network:
+    """A network of ``network``'s modules (and heads) in ``owned`` only, the others ``Vacant``; module indices and
+    names stay as they were. ``network`` is a whole one just built, to be dropped (its other modules are freed)."""
+    modules = [module if k in owned else Vacant() for k, module in enumerate(network.encoder)]
+    heads = {k: network.head(k) for k in owned if network.head(k) is not None}
+    return Network(modules, heads, network.names, network.layers)
 
 
 def owned_state(network: Network, owned: list[int]) -> dict[str, torch.Tensor]:
@@ -55,24 +52,18 @@ def reassemble(world: World, network: Network, owned: list[int], full: Network |
 
 
 class SpreadStrategy(Strategy):
-    """A strategy whose modules are spread over torchrun's processes: this rank trains ``owned`` only."""
+    """A strategy whose modules are spread over torchrun's processes: this rank trains ``groups[rank]`` only.
 
-    spreads = True
+    ``groups`` are the modules of every rank (the same on all of them); ``costs`` the seconds of each module's
+    step they were cut by (``gimbench.distributed.balance``), ``None`` where they were cut by count.
+    """
 
-    def __init__(self, cfg, world: World | None = None) -> None:
-        super().__init__(cfg)
-        self.world = world or world_from_env()
-        self.groups = even_groups(module_count(cfg), self.world.size)  # by count; ``regroup`` may change it
-        self.owned = self.groups[self.world.rank]
+    def __init__(self, cfg, spec: MethodSpec, world: World, groups: list[list[int]],
+                 costs: list[float] | None = None) -> None:
+        super().__init__(cfg, spec)
+        self.world, self.groups, self.costs = world, groups, costs
+        self.owned = groups[world.rank]
         self.clock = BusyClock(torch.device(cfg.device))
-
-    def regroup(self, groups: list[list[int]]) -> None:
-        """Hold ``groups[rank]`` instead (before ``local`` frees the others); every rank must pass the same."""
-        self.groups, self.owned = groups, groups[self.world.rank]
-
-    def local(self, network: Network) -> Network:
-        """Only this rank's modules and heads are kept."""
-        return keep_only(network, self.owned)
 
     def whole_network(self, network: Network, full: Network | None) -> Network | None:
         """Rank 0: ``full`` (a freshly built whole network) loaded with every rank's trained modules; other

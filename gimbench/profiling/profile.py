@@ -5,7 +5,8 @@ record the allocator and the tensor tracker (slow, never timed); ``timed`` steps
 alternate with ``plain`` steps that run nothing, so the timers' own cost can be read off as a ratio.
 Memory steps cover the whole schedule: every module's work is measured, each time after that module
 has trained once (so its optimizer state exists). The greedy floor is measured apart from the steps it
-judges: each module trained alone on the batch of the last memory step (``isolate``).
+judges: each module trained alone on the batch of the last memory step (``measure_floor``, given at
+construction; ``gimbench.profiling.floor``).
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ class Profiler:
     network: torch.nn.Module
     optimizers: list
     device: torch.device
-    isolate: Callable | None = None  # (x, labels) -> each module's peak trained alone; None: no floor
+    measure_floor: Callable | None = None  # (x, labels) -> each module's peak trained alone; None: no floor
     distributed: bool = False  # under torchrun (on the CPU the tracker alone then measures, see allocator)
-    isolated: list[int | None] | None = field(default=None, init=False)  # what ``isolate`` measured
+    floor_by_module: list[int | None] | None = field(default=None, init=False)  # what ``measure_floor`` measured
     floor_note: str | None = field(default=None, init=False)  # why there is no floor, where it was tried
 
     def __post_init__(self) -> None:
@@ -81,11 +82,11 @@ class Profiler:
 
     def after_step(self, step: int, x: torch.Tensor, labels: torch.Tensor | None) -> None:
         """After the plan's last memory step, measure each module trained alone on the same batch."""
-        if self.isolate is not None and self.kinds[step] == "memory" and "memory" not in self.kinds[step + 1:]:
+        if self.measure_floor is not None and self.kinds[step] == "memory" and "memory" not in self.kinds[step + 1:]:
             try:
-                self.isolated = self.isolate(x, labels)
+                self.floor_by_module = self.measure_floor(x, labels)
             except torch.OutOfMemoryError as e:  # a measurement beside training: it fails alone
-                self.isolated = None
+                self.floor_by_module = None
                 self.floor_note = f"not measured: out of memory training a module alone ({str(e).splitlines()[0]})"
                 empty_cache(self.device)
 
@@ -123,8 +124,8 @@ class Profiler:
             p: max(i.tracked.live for s in self.memory.steps for key, i in s.intervals.items() if key == (k, p))
             for p in memory["phase_peak_bytes"]
         }
-        if self.isolated is not None and self.isolated[k] is not None:
-            memory["alone_peak_bytes"] = self.isolated[k]
+        if self.floor_by_module is not None and self.floor_by_module[k] is not None:
+            memory["alone_peak_bytes"] = self.floor_by_module[k]
         memory |= resident_breakdown(self.network, self.optimizers[k], k)
         return {"memory": memory}
 
@@ -132,7 +133,7 @@ class Profiler:
         """The greedy floor: the highest step peak of training one module alone (its forward, local loss
         or the gradient arriving at its output, backward and optimizer step) on the batch of the last
         memory step, resident state included; measured apart from the steps it is compared with."""
-        peaks = [p for p in self.isolated or () if p is not None]
+        peaks = [p for p in self.floor_by_module or () if p is not None]
         return max(peaks) if peaks else None
 
     def step_memory(self) -> dict:
@@ -153,7 +154,7 @@ class Profiler:
             "resident_bytes": max(s.resident for s in self.memory.steps),
             "input_bytes": top.preexisting,
             "floor_bytes": floor,
-            "floor_by_module_bytes": self.isolated,
+            "floor_by_module_bytes": self.floor_by_module,
             "floor_note": self.floor_note,
             "peak_over_floor": top.allocator_peak / floor if floor else None,
             "rss_peak_bytes": max((s.rss_peak or 0 for s in self.memory.steps), default=0) or None,

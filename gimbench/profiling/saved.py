@@ -18,7 +18,7 @@ def measurements(profiler: Profiler) -> dict:
     timing = [[[module, phase, seconds] for (module, phase), seconds in step.items()] for step in profiler.timing.steps]
     memory = [asdict(step) | {"intervals": [[m, p, asdict(i)] for (m, p), i in step.intervals.items()]}
               for step in profiler.memory.steps]
-    return {"timing": timing, "memory": memory, "isolated": profiler.isolated}
+    return {"timing": timing, "memory": memory, "floor_by_module": profiler.floor_by_module}
 
 
 def _snapshot(d: dict) -> Snapshot:
@@ -39,5 +39,6 @@ def restore(profiler: Profiler, saved: dict) -> None:
     profiler.timing.steps[:0] = [{(m, p): s for m, p, s in step} for step in saved["timing"]]
     steps = [_step_memory(step) for step in saved["memory"]]
     profiler.memory.steps[:0] = [s for s in steps if s.allocator_peak is not None]
-    if saved.get("isolated") is not None and profiler.isolated is None:
-        profiler.isolated = list(saved["isolated"])
+    floor = saved.get("floor_by_module", saved.get("isolated"))  # "isolated": checkpoints written before #24
+    if floor is not None and profiler.floor_by_module is None:
+        profiler.floor_by_module = list(floor)

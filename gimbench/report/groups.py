@@ -76,7 +76,7 @@ class Cell:
 
 
 @dataclass
-class Group:
+class Setting:
     """One setting and its methods, ``cpc`` (the baseline) first where it is there."""
 
     name: str
@@ -87,7 +87,7 @@ class Group:
         return self.cells[0]
 
 
-def groups(entries: list[Entry]) -> list[Group]:
+def groups(entries: list[Entry]) -> list[Setting]:
     """Completed runs by setting (in order of first appearance), each setting's runs by method."""
     done = [e for e in entries if e.doc]
     found: dict[tuple, dict[str, list[Entry]]] = {}
@@ -96,7 +96,7 @@ def groups(entries: list[Entry]) -> list[Group]:
     result = []
     for methods in found.values():
         cells = sorted((Cell(m, runs) for m, runs in methods.items()), key=lambda c: c.method != "cpc")
-        result.append(Group(setting_name(cells[0].runs[0], done), cells))
+        result.append(Setting(setting_name(cells[0].runs[0], done), cells))
     return result
 
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from gimbench.profiling.tracker import CATEGORIES  # noqa: E402
 from gimbench.report.collect import Entry  # noqa: E402
-from gimbench.report.groups import Group, Spread, series  # noqa: E402
+from gimbench.report.groups import Setting, Spread, series  # noqa: E402
 
 MIB = 2**20
 
@@ -112,7 +112,7 @@ def _in_mib(value: int | None) -> float | None:
     return None if value is None else value / MIB
 
 
-def module_bars(group: Group) -> bytes | None:
+def module_bars(group: Setting) -> bytes | None:
     """Per module, what was live at its peak, stacked by category: every method of the setting side by side
     on one shared MiB scale (first run of each); ``None`` without memory rows."""
     cells = [c for c in group.cells if any(m.get("memory") for m in c.runs[0].doc["modules"])]

@@ -6,7 +6,7 @@ from rich.table import Table
 
 from gimbench.report.cells import titled_table
 from gimbench.report.collect import Entry
-from gimbench.report.groups import Cell, Group, Spread, groups
+from gimbench.report.groups import Cell, Setting, Spread, groups
 from gimbench.report.terminal import module_span
 
 MIB = 2**20
@@ -37,7 +37,7 @@ def accuracy(task: str):
     return read
 
 
-def tasks(group: Group) -> list[str]:
+def tasks(group: Setting) -> list[str]:
     return list(dict.fromkeys(t for c in group.cells for e in c.runs for t in e.doc.get("probe") or {}))
 
 
@@ -56,7 +56,7 @@ def _mean(spread: Spread | None, fmt: str, scale: float = 1.0) -> str:
     return "-" if spread is None else format(spread.mean / scale, fmt)
 
 
-def verdict_table(group: Group) -> Table:
+def verdict_table(group: Setting) -> Table:
     """One row per method of the setting: runs, mean peak and step time, and each figure against the
     baseline (cpc where it is in the group): x for ratios, percentage points for last-module accuracy."""
     base, names = group.baseline, tasks(group)
@@ -80,7 +80,7 @@ def where_peak(cell: Cell) -> str:
     return f"; its peak sits at module {top['index']} {top['name']} ({top['memory'].get('peak_phase', '?')})"
 
 
-def sentence(group: Group) -> str:
+def sentence(group: Setting) -> str:
     """Which method needs least memory in the setting, by how much, at what step time, where its peak sits."""
     measured = [c for c in group.cells if c.spread(peak)]
     if not measured:
@@ -102,7 +102,7 @@ def sentence(group: Group) -> str:
             f"{ratio(best, base, step_ms)} {base.method}'s step time{where_peak(best)}.")
 
 
-def repeats_table(found: list[Group]) -> Table | None:
+def repeats_table(found: list[Setting]) -> Table | None:
     """Where a method ran more than once in a setting (seeds): mean, 95% interval (3 repeats up) and range."""
     rows = [(g, c) for g in found for c in g.cells if len(c.runs) > 1]
     if not rows:

@@ -1,5 +1,5 @@
 """A run's parts, built once from a resolved config: used by a run, a resume, ``gimbench probe``, the benchmark
-stepper and the batch-size search alike."""
+stepper and the batch-size search alike; under torchrun each rank builds its own share."""
 
 from __future__ import annotations
 
@@ -7,26 +7,33 @@ import torch
 
 from gimbench.config import RunConfig, module_count
 from gimbench.data import make_source
+from gimbench.distributed.stages import rank_share
 from gimbench.models import Network, build_network
-from gimbench.strategies import Strategy, make_strategy
-from gimbench.strategies.split import module_layers
+from gimbench.runs.split import module_layers
+from gimbench.strategies import MethodSpec, Strategy, spec_of
 from gimbench.trainer import Parts
 
 
-def network_for(cfg: RunConfig, strategy: Strategy, classes: int = 0,
+def network_for(cfg: RunConfig, spec: MethodSpec, classes: int = 0,
                 groups: list[list[int]] | None = None) -> Network:
-    """The network of a resolved config and its strategy, initialised from the seed; ``classes`` is
+    """The network of a resolved config and its method's description, initialised from the seed; ``classes`` is
     the number of training labels, used by supervised methods' heads; ``groups`` the layers of each module
     (``--modules``: ``module_layers``; ``None``: one module per layer)."""
     torch.manual_seed(cfg.seed)
     return build_network(
-        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=strategy.heads_on(module_count(cfg)),
-        context=cfg.context, classes=classes if strategy.needs_labels else 0, encoder=strategy.encoder, groups=groups,
+        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=spec.heads_on(module_count(cfg)),
+        context=cfg.context, classes=classes if spec.needs_labels else 0, encoder=spec.encoder, groups=groups,
     )
 
 
-def build(cfg: RunConfig, device: torch.device | None = None) -> Parts:
+def build(cfg: RunConfig, device: torch.device | None = None, *, strategy: Strategy | None = None,
+          owned: list[int] | None = None) -> Parts:
     """Strategy, source, network (on ``device``, by default the config's) and one optimizer per module.
+
+    A distributed engine that spreads modules over ranks hands in this rank's ``strategy`` and the modules it
+    ``owned``: the whole network is built from the seed as one process builds it (so the initial parameters are
+    the same), and this rank's network holds only its own modules. By default the method's own strategy trains
+    every module.
 
     Gathering negatives backpropagates through an accumulating index_put, which multithreaded CPU kernels sum
     in varying order; deterministic kernels make a seed reproduce the same parameters on the CPU. Deterministic
@@ -37,9 +44,15 @@ def build(cfg: RunConfig, device: torch.device | None = None) -> Parts:
     device = torch.device(cfg.device) if device is None else device
     torch.use_deterministic_algorithms(device.type == "cpu")
     torch.utils.deterministic.fill_uninitialized_memory = False
-    strategy = make_strategy(cfg)
-    source = make_source(cfg, labelled=strategy.needs_labels)
-    groups = module_layers(cfg, strategy, source.num_classes,
+    spec = spec_of(cfg)
+    # A variant spread over ranks is trained by its engine's strategy only; built outside one (its saved run
+    # probed) it gets the plain Strategy, which makes optimizers and never steps.
+    strategy = strategy or (spec.trains or Strategy)(cfg, spec)
+    source = make_source(cfg, labelled=spec.needs_labels)
+    groups = module_layers(cfg, spec, source.num_classes,
                            lambda: source.batch(cfg.batch_size, torch.Generator().manual_seed(cfg.seed)), device)
-    network = network_for(cfg, strategy, source.num_classes, groups).to(device)
+    network = network_for(cfg, spec, source.num_classes, groups)
+    if owned is not None:
+        network = rank_share(network, owned)
+    network = network.to(device)
     return Parts(network, strategy, source, strategy.make_optimizers(network), device)

@@ -1,7 +1,7 @@
 """The run's place among processes: alone, or one rank of a torchrun world.
 
 A run asks the same questions either way (where is my device, who creates the folder, how are my parts
-wrapped, when do I stop, what do I gather); ``OneProcess`` answers them for a run alone, and
+built, when do I stop, what do I gather); ``OneProcess`` answers them for a run alone, and
 ``gimbench.distributed.runtime.Runtime`` for a rank, so the run itself never branches on which it is.
 """
 
@@ -22,7 +22,7 @@ class OneProcess:
     """A run alone in its process."""
 
     main = True  # it writes the folder, checkpoints and results
-    isolates = True  # it measures the greedy floor (each module trained alone)
+    distributed = False  # it measures the greedy floor (each module trained alone)
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -33,8 +33,8 @@ class OneProcess:
     def create_folder(self, create: Callable[[], Path]) -> Path:
         return create()
 
-    def wrap(self, parts):
-        return parts
+    def parts(self, cfg: RunConfig, build: Callable):
+        return build(cfg)
 
     def stop_rule(self, stop, parts) -> Callable[[], bool]:
         return stop.requested

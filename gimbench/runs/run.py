@@ -24,6 +24,7 @@ from gimbench.distributed.runtime import Runtime
 from gimbench.distributed.world import world_from_env
 from gimbench.models import Network
 from gimbench.probe import probe
+from gimbench.profiling.floor import alone_peaks
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.profiling.trace import trace_block, trace_meter, with_trace
 from gimbench.results.atomic import WriteError
@@ -56,7 +57,7 @@ from gimbench.runs.maxbatch import find_max_batch
 from gimbench.runs.processes import processes_for
 from gimbench.runs.session import Session
 from gimbench.runs.stopping import Interrupted, StopSignals
-from gimbench.strategies.alone import alone_peaks
+from gimbench.strategies import spec_of
 from gimbench.trainer import NonFiniteLoss, Parts, StepRecord, Trainer
 
 
@@ -147,29 +148,29 @@ class Run:
 
     def execute(self) -> RunResult:
         cfg, processes = self.cfg, self.processes
-        parts = build(cfg, processes.device)
         with processes.joined():
+            parts = processes.parts(cfg, partial(build, device=processes.device))
             created = self.folder is None
             folder = self.folder or processes.create_folder(lambda: create_run_folder(cfg))
             # One writer per run folder (a resume holds its lock already; under torchrun rank 0 writes for all).
             # From here on a signal ends the run with a checkpoint instead of killing it.
             lock = RunLock(folder) if created and processes.main else contextlib.nullcontext()
             with lock, StopSignals(announce=processes.main) as stop:
-                session = self.session = self.make_session(processes.wrap(parts), folder, stop)
+                session = self.session = self.make_session(parts, folder, stop)
                 if self.state is not None:
                     session.restore(self.state)
                 self.listeners.on_start(cfg, folder)
                 return self.finish_training(stop)
 
     def make_session(self, parts: Parts, folder: Path, stop: StopSignals) -> Session:
-        """The trainer, profiler and tracer of the run's (wrapped) parts, in a session that checkpoints them."""
+        """The trainer, profiler and tracer of the run's parts, in a session that checkpoints them."""
         cfg, processes, network = self.cfg, self.processes, parts.network
         kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps,
                      trains=lambda step: parts.strategy.trained_at(step, len(network)))
-        isolate = partial(alone_peaks, parts.strategy, network, parts.optimizers, device=parts.device) \
-            if processes.isolates else None
-        profiler = Profiler(kinds, network, parts.optimizers, parts.device, isolate=isolate,
-                            distributed=not processes.isolates)
+        floor = None if processes.distributed else \
+            partial(alone_peaks, parts.strategy.train_alone, network, parts.optimizers, device=parts.device)
+        profiler = Profiler(kinds, network, parts.optimizers, parts.device, measure_floor=floor,
+                            distributed=processes.distributed)
         tracer = trace_meter(kinds, folder, network.names, parts.device) if cfg.trace and processes.main else None
         self.locator = Locator()
         meter_for = with_trace(profiler.meter_for, tracer)
@@ -191,7 +192,7 @@ class Run:
         failure = self.fit()
         if failure is None:
             whole, failure = processes.after_fit(
-                trainer, lambda: network_for(cfg, trainer.strategy, trainer.source.num_classes, trainer.network.layers))
+                trainer, lambda: network_for(cfg, spec_of(cfg), trainer.source.num_classes, trainer.network.layers))
             if whole is not None:
                 session.adopt(whole)
         if failure is None:
@@ -236,7 +237,7 @@ def rank_row(session: Session, runtime: Runtime) -> RankRow:
     trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
     local = runtime.engine.local_batch(cfg, runtime.world)
     step = step_result(trainer.history, profiler.kinds[:trainer.step], local, profiler.step_memory())
-    modules = runtime.engine.modules(trainer.network, runtime.world)
+    modules = runtime.engine.modules(trainer, runtime.world)
     grads = trainer.strategy.local_grads(trainer.network)
     rows = [m for m in module_results(trainer.network, trainer.history.losses, profiler, grads) if m.index in modules]
     return runtime.row(step, rows, modules, trainer)

@@ -7,15 +7,16 @@ every optimizer's state exists), then one cycle of memory-tracked steps.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import torch
 
 from gimbench.config import RunConfig, module_count
+from gimbench.profiling.floor import alone_peaks
 from gimbench.profiling.meter import NULL_METER, Meter
 from gimbench.profiling.profile import Profiler
 from gimbench.runs.build import build
-from gimbench.strategies import strategy_class
-from gimbench.strategies.alone import alone_peaks
+from gimbench.strategies import spec_of
 from gimbench.trainer import Trainer
 
 
@@ -28,20 +29,22 @@ class Stepper:
     """
 
     def __init__(self, cfg: RunConfig) -> None:
-        self.cycle = strategy_class(cfg).cycle(module_count(cfg))
+        self.cycle = spec_of(cfg).cycle(module_count(cfg))
         self.cfg = dataclasses.replace(cfg, steps=self.cycle)
         parts = build(self.cfg)
         self.network, self.device = parts.network, parts.device
         self.meter: Meter = NULL_METER  # what the next step reports to
-        self.isolate = lambda x, y: alone_peaks(parts.strategy, self.network, parts.optimizers, x, y, self.device)
-        self.profiler = Profiler(["memory"] * self.cycle, self.network, parts.optimizers, self.device)
+        floor = partial(alone_peaks, parts.strategy.train_alone, self.network, parts.optimizers, device=self.device)
+        self.profiler = Profiler(["memory"] * self.cycle, self.network, parts.optimizers, self.device,
+                                 measure_floor=floor)
         self.trainer = Trainer(parts, self.cfg.batch_size, self.cfg.seed, meter_for=lambda step: self.meter,
                                after_batch=self._after_batch)
-        self.tracking = False
+        self.tracking = False  # the steps report to the memory meter
+        self.floor = False  # and after the cycle's last one, the profiler measures the greedy floor
         self.taken = 0
 
     def _after_batch(self, step: int, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self.tracking:
+        if self.tracking and self.floor:
             self.profiler.after_step(step, x, y)
 
     def step(self, meter: Meter = NULL_METER) -> None:
@@ -59,8 +62,7 @@ class Stepper:
     def track_memory(self, floor: bool = False) -> None:
         """One schedule cycle of memory-tracked steps (the run's allocator watch and tensor tracker); with
         ``floor``, then each module trained alone on the last step's batch (the greedy floor)."""
-        self.profiler.isolate = self.isolate if floor else None
-        self.tracking = True
+        self.tracking, self.floor = True, floor
         try:
             for _ in range(self.cycle):
                 self.step(self.profiler.memory)

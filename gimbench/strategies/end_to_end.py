@@ -21,30 +21,35 @@ from torch.utils.checkpoint import checkpoint
 from gimbench.errors import ConfigError
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Method, Strategy, optimizer_step
+from gimbench.strategies.base import Strategy, optimizer_step
+from gimbench.strategies.method import STRATEGIES, Method, MethodSpec
+
+
+def check_end_to_end(cfg, processes: int) -> None:
+    """``--accumulate`` must cut each process's share of the batch into equal micro-batches."""
+    if cfg.accumulate > 1 and cfg.find_max_batch:
+        raise ConfigError(f"--accumulate {cfg.accumulate} and --find-max-batch exclude each other: the search "
+                          "tries batch sizes it need not divide; search without it, then give --batch-size")
+    local = cfg.batch_size // processes  # each process's share of the batch (data parallel)
+    if local % cfg.accumulate:
+        over = f" over {processes} processes: {local} each" if processes > 1 else ""
+        raise ConfigError(f"--accumulate {cfg.accumulate} must divide the batch (--batch-size {cfg.batch_size}"
+                          f"{over}) into equal micro-batches")
+
+
+def check_pipelined(cfg, processes: int) -> None:
+    """``--micro-batches`` must cut the batch evenly, and 1F1B needs one per process at least."""
+    if cfg.micro_batches <= 0:
+        raise ConfigError(f"--micro-batches must be positive, got {cfg.micro_batches}")
+    if cfg.batch_size % cfg.micro_batches:
+        raise ConfigError(f"--micro-batches {cfg.micro_batches} must divide the batch size ({cfg.batch_size})")
+    if cfg.pipeline == "1f1b" and cfg.micro_batches < processes:
+        raise ConfigError(f"--pipeline 1f1b needs --micro-batches >= the number of processes ({processes}), "
+                          f"got {cfg.micro_batches}")
 
 
 class EndToEnd(Strategy):
     """CPC: the same encoder as GIM with a single InfoNCE loss at the top and full backprop."""
-
-    description = "end-to-end CPC: one loss at the top, one backward through every module"
-    vision_context = "pixelcnn"
-    options = ("checkpoint_activations", "accumulate")
-    called = "--model cpc --pipeline none"
-
-    @classmethod
-    def check(cls, cfg, processes: int) -> None:
-        if cfg.accumulate > 1 and cfg.find_max_batch:
-            raise ConfigError(f"--accumulate {cfg.accumulate} and --find-max-batch exclude each other: the search "
-                              "tries batch sizes it need not divide; search without it, then give --batch-size")
-        local = cfg.batch_size // processes  # each process's share of the batch (data parallel)
-        if local % cfg.accumulate:
-            over = f" over {processes} processes: {local} each" if processes > 1 else ""
-            raise ConfigError(f"--accumulate {cfg.accumulate} must divide the batch (--batch-size {cfg.batch_size}"
-                              f"{over}) into equal micro-batches")
-
-    def heads_on(self, depth: int) -> list[int]:
-        return [depth - 1]
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
@@ -84,12 +89,18 @@ class EndToEnd(Strategy):
         return loss.detach()
 
 
-class Supervised(EndToEnd):
-    description = "supervised end-to-end: a classifier (speaker / class) on the top module"
-    loss = "classifier"
-    vision_context = "none"
+SAVERS = ("checkpoint_activations", "accumulate")  # the memory savers of the end-to-end methods
+CPC = MethodSpec("end-to-end CPC: one loss at the top, one backward through every module", EndToEnd, heads="top",
+                 vision_context="pixelcnn", options=SAVERS, called="--model cpc --pipeline none",
+                 check=check_end_to_end)
+# Trained by gimbench.distributed.pipelined_cpc, on the engines of these names.
+PIPELINED = {schedule: MethodSpec("end-to-end CPC pipelined over torchrun's processes (--pipeline gpipe or 1f1b)",
+                                  heads="top", vision_context="pixelcnn", spreads=True, options=("micro_batches",),
+                                  called="a pipelined cpc (--model cpc --pipeline gpipe or 1f1b)",
+                                  engine=f"pipeline-{schedule}", check=check_pipelined)
+             for schedule in ("gpipe", "1f1b")}
 
-
-# ``--pipeline gpipe|1f1b`` variants are added by gimbench.distributed (they run over torchrun's processes).
-STRATEGIES.register("cpc")(Method(EndToEnd.description, {"none": EndToEnd}, choice="pipeline"))
-STRATEGIES.register("supervised")(Method.single(Supervised))
+STRATEGIES.register("cpc")(Method(CPC.description, {"none": CPC, **PIPELINED}, choice="pipeline"))
+STRATEGIES.register("supervised")(Method.single(MethodSpec(
+    "supervised end-to-end: a classifier (speaker / class) on the top module", EndToEnd, loss="classifier",
+    heads="top", options=SAVERS, check=check_end_to_end)))

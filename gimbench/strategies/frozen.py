@@ -10,14 +10,12 @@ import torch
 
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Method, Strategy
+from gimbench.strategies.base import Strategy
+from gimbench.strategies.method import STRATEGIES, Method, MethodSpec
 
 
 class Frozen(Strategy):
     """No heads, no optimizers: each step is the encoder's forward pass under ``torch.no_grad``."""
-
-    def heads_on(self, depth: int) -> list[int]:
-        return []
 
     def make_optimizers(self, network: Network) -> list[None]:
         return [None] * len(network)
@@ -37,16 +35,8 @@ class Frozen(Strategy):
             network.encoder[k](h)
 
 
-class RandomInit(Frozen):
-    description = "random init: the encoder as initialised, never trained"
-
-
-class MFCC(Frozen):
-    description = "MFCC features (audio only; torchaudio, 13 coefficients + deltas, 10 ms hop)"
-    encoder = "mfcc"
-    modalities = ("audio",)
-    depth = 1  # one module: the MFCC front end
-
-
-STRATEGIES.register("random")(Method.single(RandomInit))
-STRATEGIES.register("mfcc")(Method.single(MFCC))
+STRATEGIES.register("random")(Method.single(MethodSpec(
+    "random init: the encoder as initialised, never trained", Frozen, heads="none")))
+STRATEGIES.register("mfcc")(Method.single(MethodSpec(
+    "MFCC features (audio only; torchaudio, 13 coefficients + deltas, 10 ms hop)", Frozen, heads="none",
+    encoder="mfcc", modalities=("audio",), depth=1)))  # one module: the MFCC front end

@@ -17,14 +17,12 @@ import torch
 
 from gimbench.models import Network
 from gimbench.profiling.meter import Meter
-from gimbench.strategies.base import STRATEGIES, Method, Strategy, optimizer_step, train_module
+from gimbench.strategies.base import Strategy, optimizer_step, train_module
+from gimbench.strategies.method import STRATEGIES, Method, MethodSpec
 from gimbench.strategies.sparse import forward_loss
 
 
 class PerModule(Strategy):
-    description = ("GIM, per-module: each module's forward, loss, backward and step before the next;"
-                   " its graph freed at once")
-    isolated = True
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
@@ -39,8 +37,6 @@ class PerModule(Strategy):
 
 
 class Summed(Strategy):
-    description = "GIM, summed: the reference schedule; every local loss summed, one backward (all graphs alive at it)"
-    isolated = True
 
     def step(
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
@@ -61,18 +57,10 @@ class Summed(Strategy):
 
 
 class Sequential(Strategy):
-    description = ("GIM, sequential: one module trains at a time for its share of the steps;"
-                   " those below run without autograd")
-    isolated = True
-
-    def __init__(self, cfg) -> None:
-        super().__init__(cfg)
+    def __init__(self, cfg, spec: MethodSpec) -> None:
+        super().__init__(cfg, spec)
         self.schedule_steps = cfg.steps  # the run's length the shares are cut from
         self.module = 0  # the module trained at the latest step
-
-    @classmethod
-    def cycle(cls, depth: int) -> int:
-        return depth
 
     def current(self, step: int, depth: int) -> int:
         """The module trained at ``step``: equal shares of the run, in order."""
@@ -103,12 +91,21 @@ class Sequential(Strategy):
         return [None] * k + [loss] + [None] * (len(network) - k - 1)
 
 
-class GreedySupervised(PerModule):
-    description = "greedy supervised: a classifier on every module, gradients isolated"
-    loss = "classifier"
-
-
+GIM_MODES = {
+    "per-module": MethodSpec("GIM, per-module: each module's forward, loss, backward and step before the next;"
+                             " its graph freed at once", PerModule, isolated=True),
+    "summed": MethodSpec("GIM, summed: the reference schedule; every local loss summed, one backward (all graphs"
+                         " alive at it)", Summed, isolated=True),
+    "sequential": MethodSpec("GIM, sequential: one module trains at a time for its share of the steps;"
+                             " those below run without autograd", Sequential, isolated=True, in_turn=True),
+    # Trained by gimbench.distributed.module_parallel, on the engine of that name.
+    "module-parallel": MethodSpec("GIM, module-parallel: each process (--nproc) trains its own modules;"
+                                  " batches flow rank to rank (--max-inflight)", isolated=True, spreads=True,
+                                  options=("max_inflight", "split_ranks"), engine="module-parallel"),
+}
 STRATEGIES.register("gim")(Method(
     "Greedy InfoMax: a local loss per module, gradients isolated (--gim-mode picks the schedule)",
-    {"per-module": PerModule, "summed": Summed, "sequential": Sequential}, choice="gim_mode"))
-STRATEGIES.register("greedy-supervised")(Method.single(GreedySupervised))
+    GIM_MODES, choice="gim_mode"))
+STRATEGIES.register("greedy-supervised")(Method.single(MethodSpec(
+    "greedy supervised: a classifier on every module, gradients isolated", PerModule, loss="classifier",
+    isolated=True)))

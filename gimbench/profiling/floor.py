@@ -1,7 +1,8 @@
 """The greedy floor, measured: each module trained alone, with the run's own memory meter.
 
 For module k, the input it sees in training is computed without autograd from the batch, then the
-module is trained by itself (``Strategy.train_alone``) inside one memory-tracked step. Its step peak is
+module is trained by itself inside one memory-tracked step, by the function the run hands in (its
+strategy's ``train_alone``: profiling knows how to measure, the strategy how to train). Its step peak is
 what training that module needs with everything resident (every module's parameters and optimizer
 state) and its input live: no schedule can go below the largest of these. The run's parameters,
 optimizer state and random generators are copied to the host first and put back after, so the
@@ -10,12 +11,16 @@ measurement leaves training exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from gimbench.device import rng_state, set_rng_state
-from gimbench.models import Network
 from gimbench.profiling.memory import MemoryMeter
-from gimbench.strategies.base import Strategy
+from gimbench.profiling.meter import Meter
+
+# (network, k, h, optimizer, meter, labels): module k's forward, local loss, backward and step on its input h
+TrainAlone = Callable[[torch.nn.Module, int, torch.Tensor, object, Meter, torch.Tensor | None], None]
 
 
 def _to_host(value):
@@ -29,9 +34,9 @@ def _to_host(value):
     return value
 
 
-def alone_peaks(strategy: Strategy, network: Network, optimizers: list, x: torch.Tensor,
+def alone_peaks(train_alone: TrainAlone, network: torch.nn.Module, optimizers: list, x: torch.Tensor,
                 labels: torch.Tensor | None, device: torch.device) -> list[int | None]:
-    """Each module's allocator step peak when trained alone on its input from batch ``x``."""
+    """Each module's allocator step peak when trained alone (``train_alone``) on its input from batch ``x``."""
     model = _to_host(network.state_dict())
     states = [None if o is None else _to_host(o.state_dict()) for o in optimizers]
     rng = rng_state(device)
@@ -49,7 +54,7 @@ def alone_peaks(strategy: Strategy, network: Network, optimizers: list, x: torch
         meter = MemoryMeter(network, optimizers, device)
         try:
             with meter.step():
-                strategy.train_alone(network, k, h, optimizers[k], meter, labels)
+                train_alone(network, k, h, optimizers[k], meter, labels)
         finally:
             put_back()
         peaks.append(meter.steps[0].allocator_peak)
