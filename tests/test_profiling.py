@@ -20,11 +20,11 @@ from torch import nn
 
 from gimbench.config import RunConfig
 from gimbench.models import Network
+from gimbench.profiling.floor import alone_peaks
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.runs.run import resolve_config
-from gimbench.profiling.floor import alone_peaks
 from gimbench.strategies import spec_of
 from gimbench.trainer import Parts, Trainer
 
