@@ -125,8 +125,6 @@ def test_bad_combinations_are_refused_naming_the_flag(options, message):
 
 
 def test_module_parallel_needs_no_more_processes_than_modules():
-    import gimbench.distributed  # noqa: F401  (registers module-parallel GIM)
-
     cfg = RunConfig(preset="tiny", device="cpu", gim_mode="module-parallel", modules=2, nproc=3)
     with pytest.raises(ConfigError, match="3 processes cannot split 2 modules"):
         resolve(cfg, processes=3)
