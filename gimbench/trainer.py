@@ -46,8 +46,9 @@ class History:
 
 @dataclass(frozen=True)
 class Parts:
-    """What a run trains, built once from its config (``gimbench.runs.build``); a distributed engine wraps them
-    (slices the data, wraps the strategy, keeps this rank's modules) before the ``Trainer`` is made."""
+    """What a run trains, built once from its config (``gimbench.runs.build``); under torchrun the engine of the
+    run's mode builds this rank's (slices the data and wraps the strategy, or builds only this rank's modules and
+    its strategy for them) before the ``Trainer`` is made."""
 
     network: Network
     strategy: Strategy
