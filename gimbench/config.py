@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from gimbench.data import DATASETS
 from gimbench.device import available
 from gimbench.errors import ConfigError, one_line
-from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH, sequence_lengths
+from gimbench.models import MODALITIES, NETWORKS, PAPER_NETWORKS, NetworkEntry
 from gimbench.models.presets import PRESETS
 from gimbench.strategies import STRATEGIES, MethodSpec
 
@@ -71,6 +71,9 @@ class RunConfig:
 
     model: str = "gim"
     modality: str = "audio"
+    # A registered network (gimbench.models.NETWORKS; Python API only, no flag yet). auto: the modality's paper
+    # network (cpc-audio, gim-vision), or mfcc for --model mfcc.
+    network: str = "auto"
     depth: int | None = None  # None: the reference depth of the modality
     preset: str = "auto"  # auto: paper on CUDA, tiny on CPU
     gim_mode: str = "per-module"
@@ -174,13 +177,27 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _check_depth(cfg: RunConfig, depth: int, preset: str) -> None:
-    if not 1 <= depth <= MAX_DEPTH:
-        raise ConfigError(f"--depth must be between 1 and {MAX_DEPTH}, got {depth}")
-    if cfg.modality == "audio":
-        steps = PRESETS[preset]["audio"].prediction_steps
-        if min(sequence_lengths(preset, depth)) <= steps:
-            raise ConfigError(f"--depth {depth}: sequences become shorter than {steps} prediction steps")
+def _network(cfg: RunConfig, spec: MethodSpec) -> str:
+    """The registered network ``cfg`` trains: the one it names, or by default the modality's paper network (the
+    MFCC front end for a method that reads MFCC features)."""
+    default = "mfcc" if spec.encoder == "mfcc" else PAPER_NETWORKS[cfg.modality]
+    if cfg.network == "auto":
+        return default
+    _choice("network", cfg.network, sorted(NETWORKS))
+    if spec.encoder == "mfcc" and cfg.network != default:
+        raise ConfigError(f"network {cfg.network!r}: --model {cfg.model} reads MFCC features, not a network")
+    if NETWORKS[cfg.network].modality != cfg.modality:
+        raise ConfigError(f"network {cfg.network!r} reads {NETWORKS[cfg.network].modality}; use --modality "
+                          f"{NETWORKS[cfg.network].modality}")
+    return cfg.network
+
+
+def _check_depth(network: NetworkEntry, depth: int, preset: str) -> None:
+    if not 1 <= depth <= network.max_depth:
+        raise ConfigError(f"--depth must be between 1 and {network.max_depth}, got {depth}")
+    problem = network.depth_problem(preset, depth)
+    if problem:
+        raise ConfigError(f"--depth {depth}: {problem}")
 
 
 def _check_budget(text: str, device: str) -> None:
@@ -336,13 +353,14 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     if cfg.memory_budget is not None:
         _check_budget(cfg.memory_budget, device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
-    depth = cfg.depth if cfg.depth is not None else REFERENCE_DEPTH[cfg.modality]
+    network = _network(cfg, spec)
+    depth = cfg.depth if cfg.depth is not None else NETWORKS[network].reference_depth
     if spec.depth is not None:
         if cfg.depth not in (None, spec.depth):
             raise ConfigError(f"--depth: --model {cfg.model} has {spec.depth} module(s); use --depth "
                               f"{spec.depth} or omit it")
         depth = spec.depth
-    _check_depth(cfg, depth, preset)
+    _check_depth(NETWORKS[network], depth, preset)
     modules = _modules(cfg, depth)
     steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS[cfg.modality]
     if steps < spec.cycle(modules or depth):
@@ -360,8 +378,8 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     micro_batches = cfg.micro_batches
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
-    resolved = dataclasses.replace(cfg, device=device, preset=preset, depth=depth, context=context, steps=steps,
-                                   batch_size=batch_size, lr=cfg.lr or sizes.lr, micro_batches=micro_batches,
-                                   modules=modules, nproc=processes)
+    resolved = dataclasses.replace(cfg, network=network, device=device, preset=preset, depth=depth, context=context,
+                                   steps=steps, batch_size=batch_size, lr=cfg.lr or sizes.lr,
+                                   micro_batches=micro_batches, modules=modules, nproc=processes)
     spec.check(resolved, processes)
     return resolved

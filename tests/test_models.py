@@ -1,13 +1,15 @@
-"""Encoders: the reference's parameter counts, the depth rule, shapes."""
+"""Encoders: the network registry, the reference's parameter counts, the depth rule, shapes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gimbench.models import MAX_DEPTH, build_network
+from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
+from gimbench.models import MAX_DEPTH, NETWORKS, PAPER_NETWORKS
 from gimbench.models.audio import audio_lengths
 from gimbench.models.presets import PRESETS
+from gimbench.strategies.heads import build_network
 
 
 def count(module: torch.nn.Module) -> int:
@@ -15,7 +17,42 @@ def count(module: torch.nn.Module) -> int:
 
 
 def network(modality, preset, depth, heads, context="none"):
-    return build_network(modality=modality, preset=preset, depth=depth, heads_on=heads, context=context)
+    return build_network(network=PAPER_NETWORKS[modality], preset=preset, depth=depth, heads_on=heads,
+                         context=context)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_every_network_says_its_output_shapes_exactly(name):
+    entry = NETWORKS[name]
+    layers = entry.build("tiny", entry.reference_depth)
+    assert len(layers.modules) == len(layers.names) == entry.reference_depth
+    h = torch.randn(2, *layers.input_shape)
+    for module, shape in zip(layers.modules, layers.output_shapes(), strict=True):
+        h = module(h)
+        assert h.shape == (2 * shape[0], *shape[1:])
+
+
+def test_output_shapes_draw_no_random_numbers():
+    layers = NETWORKS["cpc-audio"].build("tiny", 6)
+    torch.manual_seed(0)
+    layers.output_shapes()
+    drawn = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.rand(1) == drawn
+
+
+def test_heads_follow_the_layers_output_shapes():
+    audio = network("audio", "tiny", 6, [0, 5])
+    spec = PRESETS["tiny"]["audio"]
+    conv, gru = audio.head(0), audio.head(5)
+    assert isinstance(conv, AudioInfoNCE) and not conv.codes_from_input and gru.codes_from_input
+    assert conv.predictor.weight.shape == (spec.channels * spec.prediction_steps, spec.channels)
+    assert gru.predictor.weight.shape == (spec.channels * spec.prediction_steps, spec.hidden)
+    vision = build_network(network="gim-vision", preset="tiny", depth=3, heads_on=[1, 2], context="none", classes=5)
+    assert isinstance(vision.head(2), Classifier) and vision.head(2).patches == 49
+    assert vision.head(2).linear.weight.shape == (5, 4 * PRESETS["tiny"]["vision"].widths[2])
+    gim = network("vision", "tiny", 3, [2])
+    assert isinstance(gim.head(2), VisionInfoNCE) and gim.head(2).grid == 7
 
 
 def test_paper_parameter_counts_match_the_reference():

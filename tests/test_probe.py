@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from gimbench.models import build_network
 from gimbench.models.audio import GRUModule
 from gimbench.probe import (
     FRAME_SAMPLES,
@@ -19,13 +18,14 @@ from gimbench.probe import (
     probe,
     train_probe,
 )
+from gimbench.strategies.heads import build_network
 
 FRAMES = 40  # a 0.4 s utterance: long enough for interior frames at every module, short enough to be fast
 
 
 def audio_net(depth: int = 6) -> nn.Module:
     torch.manual_seed(0)
-    return build_network(modality="audio", preset="tiny", depth=depth, heads_on=[], context="none")
+    return build_network(network="cpc-audio", preset="tiny", depth=depth, heads_on=[], context="none")
 
 
 def rows(n: int, classes: int, informative: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +131,7 @@ def test_extract_features_audio_shapes_and_input_order():
 
 def test_extract_features_vision_pooled_shapes():
     torch.manual_seed(0)
-    net = build_network(modality="vision", preset="tiny", depth=3, heads_on=[], context="none")
+    net = build_network(network="gim-vision", preset="tiny", depth=3, heads_on=[], context="none")
     images = list(torch.randn(3, 1, 64, 64))
     features = extract_features(net, images, "pooled", "cpu", batch_size=2)
     assert [tuple(f.shape) for f in features] == [(3, 32), (3, 64), (3, 128)]

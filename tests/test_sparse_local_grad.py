@@ -11,11 +11,11 @@ import torch
 from conftest import batch, tiny
 
 from gimbench.config import ConfigError
-from gimbench.models import build_network
 from gimbench.models.audio import ConvModule
 from gimbench.models.cuts import balanced_groups
 from gimbench.profiling.meter import NULL_METER
 from gimbench.profiling.resident import resident_breakdown
+from gimbench.strategies.heads import build_network
 from gimbench.strategies.sparse import local_grad_modes, sparse_forward_loss
 
 CROP = {"tiny": 5120, "paper": 20480}
@@ -24,7 +24,7 @@ CROP = {"tiny": 5120, "paper": 20480}
 def conv_inputs(preset: str, b: int = 3):
     """The depth-6 audio network at ``preset`` and each conv module's input for one random batch."""
     torch.manual_seed(0)
-    network = build_network(modality="audio", preset=preset, depth=6, heads_on=list(range(6)), context="none")
+    network = build_network(network="cpc-audio", preset=preset, depth=6, heads_on=list(range(6)), context="none")
     h, inputs = 0.3 * torch.randn(b, 1, CROP[preset]), []
     with torch.no_grad():
         for module in network.encoder:

@@ -1,7 +1,7 @@
-"""Encoders built as ordered lists of modules, plus the loss heads a method attaches to them.
+"""Encoders as ordered lists of layers, registered by name (``NETWORKS``), and the ``Network`` a method trains:
+the layers as gradient-isolated modules, with the loss heads the method attached (``gimbench.strategies.heads``).
 
-``build_network`` is the one entry point: the method says where losses go (every module for greedy
-methods, the top one for end-to-end), the modality and preset say what the modules are.
+Models know nothing of losses: a registered network says what its layers are and their output shapes.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
-from gimbench.models.audio import GRUModule, audio_lengths, audio_modules
+from gimbench.models import audio, mfcc, vision  # noqa: F401  (each registers its network)
+from gimbench.models.audio import audio_lengths
 from gimbench.models.group import Group
-from gimbench.models.mfcc import MFCCFeatures
-from gimbench.models.pixelcnn import PixelCNN
-from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
-from gimbench.models.vision import grid_size, vision_channels, vision_modules
+from gimbench.models.networks import MAX_DEPTH, NETWORKS, Layers, NetworkEntry, register_network
+from gimbench.models.presets import PRESETS
 
-MODALITIES = ("audio", "vision")
-REFERENCE_DEPTH = {"audio": 6, "vision": 3}
-MAX_DEPTH = 16
+# The network each modality trains when none is named: the paper's encoders.
+PAPER_NETWORKS = {"audio": "cpc-audio", "vision": "gim-vision"}
+MODALITIES = tuple(PAPER_NETWORKS)
+REFERENCE_DEPTH = {modality: NETWORKS[name].reference_depth for modality, name in PAPER_NETWORKS.items()}
+
+__all__ = ["MAX_DEPTH", "MODALITIES", "NETWORKS", "PAPER_NETWORKS", "REFERENCE_DEPTH", "Group", "Layers", "Network",
+           "NetworkEntry", "grouped", "register_network", "sequence_lengths"]
 
 
 class Network(nn.Module):
@@ -60,87 +62,18 @@ class Network(nn.Module):
 
 
 def grouped(layers: list[nn.Module], names: list[str], groups: list[list[int]] | None,
-            keeps_top_input: Callable[[nn.Module], bool]) -> tuple[list[nn.Module], list[str]]:
+            keeps_top_input: Callable[[int], bool]) -> tuple[list[nn.Module], list[str]]:
     """The modules and their names: the layers themselves, or one ``Group`` of layers per entry of ``groups``
-    (named by their layers, e.g. ``conv1-conv2``)."""
+    (named by their layers, e.g. ``conv1-conv2``); ``keeps_top_input(i)``: whether a group topped by layer i
+    keeps that layer's input for its head (``Group.take_top_input``)."""
     if groups is None or len(groups) == len(layers):
         return layers, names
-    modules = [Group([layers[i] for i in g], keeps_top_input=len(g) > 1 and keeps_top_input(layers[g[-1]]))
+    modules = [Group([layers[i] for i in g], keeps_top_input=len(g) > 1 and keeps_top_input(g[-1]))
                for g in groups]
     return modules, ["-".join(names[i] for i in (g if len(g) <= 2 else (g[0], g[-1]))) for g in groups]
 
 
-def audio_network(spec: AudioSpec, depth: int, heads_on: list[int], classes: int,
-                  groups: list[list[int]] | None = None) -> Network:
-    """Audio encoder of ``depth`` layers, as ``groups`` of them (one module per layer by default), with heads on
-    the modules in ``heads_on`` (each on its module's top layer): InfoNCE, or a speaker classifier when
-    ``classes`` is set."""
-    layers = audio_modules(spec, depth)
-    names = [f"conv{i + 1}" for i in range(len(layers))]
-    if isinstance(layers[-1], GRUModule):
-        names[-1] = "gru"
-    modules, names = grouped(layers, names, groups, lambda top: isinstance(top, GRUModule) and not classes)
-    heads = {}
-    for k in heads_on:
-        top = layers[groups[k][-1]] if groups else modules[k]
-        recurrent = isinstance(top, GRUModule)
-        tap = modules[k].take_top_input if isinstance(modules[k], Group) and modules[k].keeps_top_input else None
-        if classes:
-            heads[k] = Classifier(channels=spec.hidden if recurrent else spec.channels, classes=classes)
-            continue
-        heads[k] = AudioInfoNCE(
-            context_dim=spec.hidden if recurrent else spec.channels, code_dim=spec.channels,
-            steps=spec.prediction_steps, negatives=spec.negatives, window=spec.window,
-            codes_from_input=recurrent,
-            codes_from=tap,
-        )
-    return Network(modules, heads, names, groups)
-
-
-def vision_network(spec: VisionSpec, depth: int, heads_on: list[int], context: str, classes: int,
-                   groups: list[list[int]] | None = None) -> Network:
-    """Vision encoder of ``depth`` layers (stages), as ``groups`` of them, with InfoNCE heads on the modules in
-    ``heads_on`` (the top module's with a PixelCNN when ``context`` says so), or class classifiers when
-    ``classes`` is set."""
-    channels = vision_channels(spec, depth)
-    layers = vision_modules(spec, depth)
-    names = [f"stage{i + 1}" if i < len(spec.widths) else f"extra{i + 1}" for i in range(depth)]
-    modules, names = grouped(layers, names, groups, lambda top: False)
-    tops = [g[-1] for g in groups] if groups else list(range(depth))
-    heads = {}
-    for k in heads_on:
-        width = channels[tops[k]]
-        if classes:
-            heads[k] = Classifier(channels=width, classes=classes, patches=grid_size(spec) ** 2)
-            continue
-        ctx = PixelCNN(width, spec.pixelcnn_layers) if context == "pixelcnn" and k == len(modules) - 1 else None
-        heads[k] = VisionInfoNCE(
-            channels=width, grid=grid_size(spec), steps=spec.prediction_steps, negatives=spec.negatives, context=ctx,
-        )
-    return Network(modules, heads, names, groups)
-
-
-def build_network(
-    *, modality: str, preset: str, depth: int, heads_on: list[int], context: str, classes: int = 0,
-    encoder: str = "trained", groups: list[list[int]] | None = None,
-) -> Network:
-    """The network for a resolved configuration.
-
-    Args:
-        heads_on: indices of the modules that carry a loss head.
-        classes: 0 for InfoNCE heads; otherwise the heads are classifiers over this many labels.
-        encoder: "trained" (the modality's encoder) or "mfcc" (fixed MFCC features, one module).
-        groups: the layers (0..depth-1) of each module, contiguous (``--modules``; ``gimbench.models.cuts``);
-            ``None``: one module per layer.
-    """
-    if encoder == "mfcc":
-        return Network([MFCCFeatures()], {}, ["mfcc"])
-    spec = PRESETS[preset][modality]
-    if modality == "audio":
-        return audio_network(spec, depth, heads_on, classes, groups)
-    return vision_network(spec, depth, heads_on, context, classes, groups)
-
-
 def sequence_lengths(preset: str, depth: int) -> list[int]:
-    """Audio sequence length after each module; used to validate depth against prediction steps."""
+    """Sequence length after each layer of the paper's audio encoder (``--local-grad auto`` compares them with the
+    loss's window)."""
     return audio_lengths(PRESETS[preset]["audio"], depth)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gimbench.models.presets import AudioSpec
+from gimbench.models.networks import MAX_DEPTH, Layers, register_network
+from gimbench.models.presets import PRESETS, AudioSpec
 
 # (kernel, stride, padding) of the reference's five conv layers; later layers keep the resolution.
 REFERENCE_CONVS = ((10, 5, 2), (8, 4, 2), (4, 2, 2), (4, 2, 2), (4, 2, 1))
@@ -72,3 +73,22 @@ def audio_lengths(spec: AudioSpec, depth: int) -> list[int]:
         length = (length + 2 * padding - kernel) // stride + 1
         lengths.append(length)
     return lengths + ([length] if depth >= 2 else [])
+
+
+def too_short(preset: str, depth: int) -> str | None:
+    """Why ``depth`` cannot train under audio InfoNCE: a sequence shorter than the prediction steps."""
+    steps = PRESETS[preset]["audio"].prediction_steps
+    if min(audio_lengths(PRESETS[preset]["audio"], depth)) <= steps:
+        return f"sequences become shorter than {steps} prediction steps"
+    return None
+
+
+@register_network("cpc-audio", modality="audio", reference_depth=6, max_depth=MAX_DEPTH, depth_problem=too_short)
+def cpc_audio(preset: str, depth: int) -> Layers:
+    """The paper's audio encoder: strided convs, then a GRU (depth 6 is the reference)."""
+    spec = PRESETS[preset]["audio"]
+    names = [f"conv{i + 1}" for i in range(depth)]
+    if depth >= 2:
+        names[-1] = "gru"
+    return Layers(audio_modules(spec, depth), names, (1, spec.crop_samples),
+                  autoregressive=(depth - 1,) if depth >= 2 else ())

@@ -10,6 +10,9 @@ import torch
 import torchaudio
 from torch import nn
 
+from gimbench.models.networks import Layers, register_network
+from gimbench.models.presets import PRESETS
+
 SAMPLE_RATE = 16000
 HOP = 160
 
@@ -31,3 +34,9 @@ class MFCCFeatures(nn.Module):
         c = self.mfcc(x.squeeze(1))
         d = self.deltas(c)
         return torch.cat([c, d, self.deltas(d)], dim=1)
+
+
+@register_network("mfcc", modality="audio", reference_depth=1)
+def mfcc(preset: str, depth: int) -> Layers:
+    """MFCC features: a fixed front end of one layer, no parameters (``--model mfcc``)."""
+    return Layers([MFCCFeatures()], ["mfcc"], (1, PRESETS[preset]["audio"].crop_samples))

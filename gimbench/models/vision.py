@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gimbench.models.presets import VisionSpec
+from gimbench.models.networks import MAX_DEPTH, Layers, register_network
+from gimbench.models.presets import PRESETS, VisionSpec
 
 
 class Bottleneck(nn.Module):
@@ -50,11 +51,6 @@ class Patchify(nn.Module):
         return p.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, self.patch, self.patch)
 
 
-def grid_size(spec: VisionSpec) -> int:
-    """Patches per side of the crop (7 for 64x64 crops of 16x16 patches at stride 8)."""
-    return (spec.crop - spec.patch) // spec.patch_stride + 1
-
-
 def stage(in_channels: int, planes: int, blocks: int, stride: int) -> list[nn.Module]:
     """``blocks`` bottlenecks; only the first one strides or changes the channel count."""
     layers = [Bottleneck(in_channels, planes, stride)]
@@ -79,6 +75,9 @@ def vision_modules(spec: VisionSpec, depth: int) -> list[nn.Module]:
     return modules
 
 
-def vision_channels(spec: VisionSpec, depth: int) -> list[int]:
-    """Output channels of each module (256, 512, 1024 at paper)."""
-    return [4 * spec.widths[min(i, len(spec.widths) - 1)] for i in range(depth)]
+@register_network("gim-vision", modality="vision", reference_depth=3, max_depth=MAX_DEPTH)
+def gim_vision(preset: str, depth: int) -> Layers:
+    """The paper's vision encoder: ResNet-50 stages on every patch of the crop (depth 3 is the reference)."""
+    spec = PRESETS[preset]["vision"]
+    names = [f"stage{i + 1}" if i < len(spec.widths) else f"extra{i + 1}" for i in range(depth)]
+    return Layers(vision_modules(spec, depth), names, (1, spec.crop, spec.crop))

@@ -8,21 +8,22 @@ import torch
 from gimbench.config import RunConfig, module_count
 from gimbench.data import make_source
 from gimbench.distributed.stages import rank_share
-from gimbench.models import Network, build_network
+from gimbench.models import Network
 from gimbench.runs.split import module_layers
 from gimbench.strategies import MethodSpec, Strategy, spec_of
+from gimbench.strategies.heads import build_network
 from gimbench.trainer import Parts
 
 
 def network_for(cfg: RunConfig, spec: MethodSpec, classes: int = 0,
                 groups: list[list[int]] | None = None) -> Network:
-    """The network of a resolved config and its method's description, initialised from the seed; ``classes`` is
-    the number of training labels, used by supervised methods' heads; ``groups`` the layers of each module
-    (``--modules``: ``module_layers``; ``None``: one module per layer)."""
+    """The network of a resolved config (its registered ``network``) with the heads its method's description puts
+    on it, initialised from the seed; ``classes`` is the number of training labels, used by supervised methods'
+    heads; ``groups`` the layers of each module (``--modules``: ``module_layers``; ``None``: one module per layer)."""
     torch.manual_seed(cfg.seed)
     return build_network(
-        modality=cfg.modality, preset=cfg.preset, depth=cfg.depth, heads_on=spec.heads_on(module_count(cfg)),
-        context=cfg.context, classes=classes if spec.needs_labels else 0, encoder=spec.encoder, groups=groups,
+        network=cfg.network, preset=cfg.preset, depth=cfg.depth, heads_on=spec.heads_on(module_count(cfg)),
+        context=cfg.context, classes=classes if spec.needs_labels else 0, groups=groups,
     )
 
 

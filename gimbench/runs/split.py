@@ -12,11 +12,11 @@ from collections.abc import Callable
 import torch
 
 from gimbench.config import RunConfig
-from gimbench.models import build_network
 from gimbench.models.cuts import even_groups
 from gimbench.profiling.layer_costs import layer_costs
 from gimbench.strategies import MethodSpec
 from gimbench.strategies.base import train_module
+from gimbench.strategies.heads import build_network
 from gimbench.strategies.split import balanced_layers
 
 
@@ -24,7 +24,7 @@ def measured_layer_costs(cfg: RunConfig, spec: MethodSpec, classes: int, x: torc
                          labels: torch.Tensor | None, device: torch.device) -> tuple[list[int], list[int]]:
     """(kept, peak) bytes of each layer of ``cfg.depth`` trained as its own module on batch ``x`` (dense local
     gradients), on a network built for the measurement alone."""
-    network = build_network(modality=cfg.modality, preset=cfg.preset, depth=cfg.depth,
+    network = build_network(network=cfg.network, preset=cfg.preset, depth=cfg.depth,
                             heads_on=list(range(cfg.depth)), context=cfg.context,
                             classes=classes if spec.needs_labels else 0).to(device)
     optimizers = [torch.optim.Adam(network.owned_parameters(k), lr=cfg.lr) for k in range(cfg.depth)]

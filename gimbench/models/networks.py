@@ -1,0 +1,79 @@
+"""The network registry: each entry builds an encoder's layers for a preset and a depth, and its layers say
+their output shapes, from which a method attaches its loss heads (``gimbench.strategies.heads``).
+
+A network is a plain list of layers, in order; ``--depth N`` builds the first N of them (for the paper's
+networks, the depth rule of ``audio.py`` and ``vision.py``), ``--modules K`` cuts them into K gradient-isolated
+modules. Registering one is the decorator ``register_network`` on a function ``(preset, depth) -> Layers``
+(docs/extending.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from gimbench.registry import Registry
+
+NETWORKS = Registry("network")
+MAX_DEPTH = 16  # the paper networks' depth rule grows them to this many layers
+
+
+@dataclass(frozen=True)
+class Layers:
+    """A network built for one preset and depth: its layers, their names, and what its input looks like."""
+
+    modules: list[nn.Module]
+    names: list[str]
+    input_shape: tuple[int, ...]  # one example, without the batch: audio (1, samples), vision (1, crop, crop)
+    # Layers whose output is a context over their input (CPC's GRU): an InfoNCE head there predicts that input.
+    autoregressive: tuple[int, ...] = ()
+
+    def output_shapes(self) -> list[torch.Size]:
+        """Each layer's output shape for a batch of one example: shapes only, run on the meta device (no memory
+        used, no random number drawn). The batch dimension is then the rows one example becomes (the vision
+        encoder's patches)."""
+        h, shapes = torch.empty(1, *self.input_shape, device="meta"), []
+        for layer in self.modules:
+            state = {name: torch.empty_like(t, device="meta")
+                     for name, t in (*layer.named_parameters(), *layer.named_buffers())}
+            h = functional_call(layer, state, (h,))
+            shapes.append(h.shape)
+        return shapes
+
+
+def no_problem(preset: str, depth: int) -> None:
+    """Every depth up to ``max_depth`` trains."""
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """A registered network: how to build its layers and what ``config.resolve`` checks."""
+
+    build: Callable[[str, int], Layers]  # (preset, depth) -> its first ``depth`` layers, initialised from torch's RNG
+    modality: str  # the data it reads ("audio" or "vision"), and the presets its sizes and heads' settings come from
+    reference_depth: int  # --depth when it is not given
+    max_depth: int
+    # (preset, depth) -> why that depth cannot train, or None (the audio encoder's sequences must outlast the
+    # prediction steps)
+    depth_problem: Callable[[str, int], str | None] = no_problem
+
+    @property
+    def description(self) -> str:
+        return (self.build.__doc__ or "").strip().splitlines()[0]
+
+
+def register_network(name: str, *, modality: str, reference_depth: int, max_depth: int | None = None,
+                     depth_problem: Callable[[str, int], str | None] = no_problem) -> Callable:
+    """Decorator that registers a ``(preset, depth) -> Layers`` function as network ``name``; ``max_depth``
+    defaults to ``reference_depth`` (a network of that many layers)."""
+
+    def add(build: Callable[[str, int], Layers]) -> Callable[[str, int], Layers]:
+        NETWORKS.register(name)(NetworkEntry(build, modality, reference_depth, max_depth or reference_depth,
+                                             depth_problem))
+        return build
+
+    return add

@@ -1,0 +1,75 @@
+"""The loss heads a method attaches to a registered network, from its layers' output shapes.
+
+The method says which modules carry a head (every one for greedy methods, the top one for end-to-end) and
+what it computes (InfoNCE, or a classifier on the labels); the network says what its layers output. The heads'
+settings (prediction steps, negatives, window, PixelCNN layers) are the modality preset's, as in the paper:
+
+- audio InfoNCE on a (1, C, L) sequence: predicts the layer's own output codes, or, on an autoregressive layer
+  (CPC's GRU), the codes of its input;
+- vision InfoNCE on (P, C, h, w) patch maps, P = g x g patches of one image: grid rows below;
+- a classifier on the pooled output (over time, or over space and the P patches).
+
+Heads are built after every layer, in the order of ``heads_on``: layers and heads draw their initial values
+from torch's RNG in that order, so a seed gives the same parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
+from gimbench.models import NETWORKS, Group, Layers, Network, grouped
+from gimbench.models.pixelcnn import PixelCNN
+from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
+
+
+def build_network(
+    *, network: str, preset: str, depth: int, heads_on: list[int], context: str, classes: int = 0,
+    groups: list[list[int]] | None = None,
+) -> Network:
+    """Registered ``network``'s first ``depth`` layers at ``preset``, with heads.
+
+    Args:
+        heads_on: indices of the modules that carry a loss head.
+        context: "pixelcnn" puts a PixelCNN context on the top module's vision InfoNCE head.
+        classes: 0 for InfoNCE heads; otherwise the heads are classifiers over this many labels.
+        groups: the layers (0..depth-1) of each module, contiguous (``--modules``; ``gimbench.models.cuts``);
+            ``None``: one module per layer.
+    """
+    entry = NETWORKS[network]
+    layers = entry.build(preset, depth)
+    modules, names = grouped(layers.modules, layers.names, groups,
+                             lambda top: top in layers.autoregressive and not classes)
+    tops = [g[-1] for g in groups] if groups else list(range(len(modules)))
+    spec, shapes = PRESETS[preset][entry.modality], [torch.Size((1, *layers.input_shape)), *layers.output_shapes()]
+    heads = {}
+    for k in heads_on:
+        tap = modules[k].take_top_input if isinstance(modules[k], Group) and modules[k].keeps_top_input else None
+        pixelcnn = context == "pixelcnn" and k == len(modules) - 1
+        heads[k] = head(layers, shapes, tops[k], spec, classes, pixelcnn, tap)
+    return Network(modules, heads, names, groups)
+
+
+def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | VisionSpec, classes: int,
+         pixelcnn: bool, tap: Callable[[], torch.Tensor] | None) -> nn.Module:
+    """The head on a module whose top layer is ``top``, given the shapes of the input and of every layer's output
+    (``shapes[i + 1]``: layer i's); ``tap`` gives the top layer's input where a group keeps it."""
+    out = shapes[top + 1]
+    if classes:
+        return Classifier(channels=out[1], classes=classes, patches=out[0])
+    if isinstance(spec, AudioSpec) and len(out) == 3:
+        recurrent = top in layers.autoregressive
+        return AudioInfoNCE(
+            context_dim=out[1], code_dim=shapes[top][1] if recurrent else out[1], steps=spec.prediction_steps,
+            negatives=spec.negatives, window=spec.window, codes_from_input=recurrent, codes_from=tap,
+        )
+    if isinstance(spec, VisionSpec) and len(out) == 4 and math.isqrt(out[0]) ** 2 == out[0]:
+        context = PixelCNN(out[1], spec.pixelcnn_layers) if pixelcnn else None
+        return VisionInfoNCE(channels=out[1], grid=math.isqrt(out[0]), steps=spec.prediction_steps,
+                             negatives=spec.negatives, context=context)
+    raise ValueError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
+                     "(audio: (1, channels, steps); vision: (patches, channels, h, w) on a square grid)")
