@@ -16,6 +16,7 @@ from gimbench.models.presets import PRESETS
 from gimbench.results.schema import parameter_checksum
 from gimbench.runs.build import network_for
 from gimbench.strategies import make_strategy
+from gimbench.strategies.heads import build_network
 
 TOY = "toy-audio"
 WIDTHS = (1, 8, 8, 16)
@@ -72,6 +73,20 @@ def test_a_registered_network_groups_into_modules(toy, tmp_path):
 def test_a_network_that_cannot_run_is_one_line(toy, options, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         resolve(RunConfig(**{"preset": "tiny", "device": "cpu", **options}))
+
+
+def flat(preset: str, depth: int) -> Layers:
+    """One layer whose output is no sequence: (B, 64)."""
+    return Layers([nn.Flatten()], ["flat"], (1, 64))
+
+
+def test_a_layer_no_head_reads_is_one_line():
+    register_network("toy-flat", modality="audio", reference_depth=1)(flat)
+    try:
+        with pytest.raises(ConfigError, match=r"layer 'flat' outputs \(1, 64\) per example: no InfoNCE head"):
+            build_network(network="toy-flat", preset="tiny", depth=1, heads_on=[0], context="none")
+    finally:
+        del NETWORKS["toy-flat"]
 
 
 def test_the_default_network_is_the_modality_paper_encoder():

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gimbench.errors import ConfigError
 from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
 from gimbench.models import NETWORKS, Group, Layers, Network, grouped
 from gimbench.models.pixelcnn import PixelCNN
@@ -71,5 +72,5 @@ def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | V
         context = PixelCNN(out[1], spec.pixelcnn_layers) if pixelcnn else None
         return VisionInfoNCE(channels=out[1], grid=math.isqrt(out[0]), steps=spec.prediction_steps,
                              negatives=spec.negatives, context=context)
-    raise ValueError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
+    raise ConfigError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
                      "(audio: (1, channels, steps); vision: (patches, channels, h, w) on a square grid)")
