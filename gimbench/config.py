@@ -74,7 +74,7 @@ class RunConfig:
     # A registered network (gimbench.models.NETWORKS; Python API only, no flag yet). auto: the modality's paper
     # network (cpc-audio, gim-vision), or mfcc for --model mfcc.
     network: str = "auto"
-    depth: int | None = None  # None: the reference depth of the modality
+    depth: int | None = None  # None: the reference depth of the network (of the modality's paper network)
     preset: str = "auto"  # auto: paper on CUDA, tiny on CPU
     gim_mode: str = "per-module"
     context: str = "auto"  # vision only: auto = pixelcnn for cpc, none for greedy methods

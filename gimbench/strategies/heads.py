@@ -62,15 +62,19 @@ def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | V
     out = shapes[top + 1]
     if classes:
         return Classifier(channels=out[1], classes=classes, patches=out[0])
-    if isinstance(spec, AudioSpec) and len(out) == 3:
+    if isinstance(spec, AudioSpec) and len(out) == 3 and out[2] > spec.prediction_steps:
         recurrent = top in layers.autoregressive
         return AudioInfoNCE(
             context_dim=out[1], code_dim=shapes[top][1] if recurrent else out[1], steps=spec.prediction_steps,
             negatives=spec.negatives, window=spec.window, codes_from_input=recurrent, codes_from=tap,
         )
-    if isinstance(spec, VisionSpec) and len(out) == 4 and math.isqrt(out[0]) ** 2 == out[0]:
+    grid = math.isqrt(out[0])
+    # Predictions skip the row right below a context: the grid needs rows below the steps' reach.
+    if isinstance(spec, VisionSpec) and len(out) == 4 and grid**2 == out[0] and grid > spec.prediction_steps + 1:
         context = PixelCNN(out[1], spec.pixelcnn_layers) if pixelcnn else None
-        return VisionInfoNCE(channels=out[1], grid=math.isqrt(out[0]), steps=spec.prediction_steps,
-                             negatives=spec.negatives, context=context)
+        return VisionInfoNCE(channels=out[1], grid=grid, steps=spec.prediction_steps, negatives=spec.negatives,
+                             context=context)
     raise ConfigError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
-                     "(audio: (1, channels, steps); vision: (patches, channels, h, w) on a square grid)")
+                      f"(audio: (1, channels, steps) with more than {spec.prediction_steps} steps; vision: "
+                      f"(patches, channels, h, w), the patches a square grid of more than {spec.prediction_steps + 1} "
+                      "rows)")
