@@ -34,7 +34,7 @@ from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
-from gimbench.models import MAX_DEPTH, MODALITIES, REFERENCE_DEPTH
+from gimbench.models import MAX_DEPTH, MODALITIES, NETWORKS, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
 from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
 from gimbench.report.collect import collect, result_from_doc
@@ -466,6 +466,9 @@ def cmd_list(console: Console) -> int:
         table.add_row("model", name, strategy.description)
     for name in MODALITIES:
         table.add_row("modality", name, f"reference depth {REFERENCE_DEPTH[name]}")
+    for name, network in sorted(NETWORKS.items()):
+        table.add_row("network", name, f"{network.modality}, reference depth {network.reference_depth}: "
+                      f"{network.description}")
     for name, strategy in STRATEGIES["gim"].variants.items():
         table.add_row("gim mode", name, strategy.description)
     for name in sorted(DATASETS):

@@ -14,7 +14,7 @@ import torch
 import gimbench
 from gimbench.cli import main
 from gimbench.config import DEFAULT_STEPS, RunConfig
-from gimbench.models import MODALITIES
+from gimbench.models import MODALITIES, NETWORKS
 from gimbench.runs.run import resolve_config
 from gimbench.strategies import STRATEGIES
 
@@ -153,8 +153,9 @@ def test_subprocess_user_mistake_has_no_traceback(tmp_path):
 def test_list_names_every_registry(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
-    for name in [*STRATEGIES, *MODALITIES, *GIM_MODES, "synthetic", "paper", "tiny"]:
+    for name in [*STRATEGIES, *MODALITIES, *GIM_MODES, *NETWORKS, "synthetic", "paper", "tiny"]:
         assert name in text
+    assert "The paper's audio encoder" in text  # networks are described
     assert "one backward" in text and "without autograd" in text  # every gim mode is described
 
 

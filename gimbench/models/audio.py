@@ -85,7 +85,7 @@ def too_short(preset: str, depth: int) -> str | None:
 
 @register_network("cpc-audio", modality="audio", reference_depth=6, max_depth=MAX_DEPTH, depth_problem=too_short)
 def cpc_audio(preset: str, depth: int) -> Layers:
-    """The paper's audio encoder: strided convs, then a GRU (depth 6 is the reference)."""
+    """The paper's audio encoder: strided convs, then a GRU."""
     spec = PRESETS[preset]["audio"]
     names = [f"conv{i + 1}" for i in range(depth)]
     if depth >= 2:

@@ -38,5 +38,5 @@ class MFCCFeatures(nn.Module):
 
 @register_network("mfcc", modality="audio", reference_depth=1)
 def mfcc(preset: str, depth: int) -> Layers:
-    """MFCC features: a fixed front end of one layer, no parameters (``--model mfcc``)."""
+    """MFCC features: a fixed front end without parameters (--model mfcc)."""
     return Layers([MFCCFeatures()], ["mfcc"], (1, PRESETS[preset]["audio"].crop_samples))

@@ -77,7 +77,7 @@ def vision_modules(spec: VisionSpec, depth: int) -> list[nn.Module]:
 
 @register_network("gim-vision", modality="vision", reference_depth=3, max_depth=MAX_DEPTH)
 def gim_vision(preset: str, depth: int) -> Layers:
-    """The paper's vision encoder: ResNet-50 stages on every patch of the crop (depth 3 is the reference)."""
+    """The paper's vision encoder: ResNet-50 stages on every patch of the crop."""
     spec = PRESETS[preset]["vision"]
     names = [f"stage{i + 1}" if i < len(spec.widths) else f"extra{i + 1}" for i in range(depth)]
     return Layers(vision_modules(spec, depth), names, (1, spec.crop, spec.crop))
