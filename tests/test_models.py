@@ -25,6 +25,7 @@ def network(modality, preset, depth, heads, context="none"):
 def test_every_network_says_its_output_shapes_exactly(name):
     entry = NETWORKS[name]
     layers = entry.build("tiny", entry.reference_depth)
+    assert entry.description and entry.modality in PAPER_NETWORKS
     assert len(layers.modules) == len(layers.names) == entry.reference_depth
     h = torch.randn(2, *layers.input_shape)
     for module, shape in zip(layers.modules, layers.output_shapes(), strict=True):

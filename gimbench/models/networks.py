@@ -63,7 +63,8 @@ class NetworkEntry:
 
     @property
     def description(self) -> str:
-        return (self.build.__doc__ or "").strip().splitlines()[0]
+        """The first line of the build function's docstring (``gimbench list`` shows it)."""
+        return ((self.build.__doc__ or "").strip().splitlines() or [""])[0]
 
 
 def register_network(name: str, *, modality: str, reference_depth: int, max_depth: int | None = None,
