@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_layers import graph
 
 from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
 from gimbench.models import MAX_DEPTH, NETWORKS, PAPER_NETWORKS
@@ -31,6 +32,11 @@ def test_every_network_says_its_output_shapes_exactly(name):
     for module, shape in zip(layers.modules, layers.output_shapes(), strict=True):
         h = module(h)
         assert h.shape == (2 * shape[0], *shape[1:])
+
+
+def test_networks_know_nothing_of_losses():
+    imported = {m for name, deps in graph().items() if name.startswith("gimbench.models") for m in deps}
+    assert "gimbench.models.presets" in imported and not any(m.startswith("gimbench.losses") for m in imported)
 
 
 def test_output_shapes_draw_no_random_numbers():
