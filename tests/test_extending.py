@@ -15,7 +15,7 @@ from gimbench.models import NETWORKS, Layers, register_network
 from gimbench.models.presets import PRESETS
 from gimbench.results.schema import parameter_checksum
 from gimbench.runs.build import network_for
-from gimbench.strategies import make_strategy
+from gimbench.strategies import spec_of
 from gimbench.strategies.heads import build_network
 
 TOY = "toy-audio"
@@ -45,7 +45,7 @@ def toy_config(model: str, out: Path, **options) -> RunConfig:
 def test_a_network_registered_from_a_test_file_trains(toy, model, tmp_path):
     cfg = toy_config(model, tmp_path)
     resolved = resolve(cfg)
-    initial = parameter_checksum(network_for(resolved, make_strategy(resolved)))
+    initial = parameter_checksum(network_for(resolved, spec_of(resolved)))
     result = run(cfg)
     assert [m.name for m in result.modules] == ["toy1", "toy2", "toy3"]
     # The method's heads: an InfoNCE predictor (16 x 16*12) on every module for gim, on the top one for cpc.
