@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from gimbench.losses import AudioInfoNCE, read_positions, split_read
+from gimbench.losses import AudioInfoNCE, read_positions
 from gimbench.models import Network
 from gimbench.models.audio import ConvModule
 from gimbench.models.receptive import receptive_fields
@@ -82,28 +82,68 @@ class LocalLoss(torch.autograd.Function):
         return (None,) * 6 + (grad * weight, grad * bias, *(grad * g for g in ctx.head_grads))
 
 
+def step_weights(width: int, steps: int, sequences: int) -> torch.Tensor:
+    """(W, K): each (window row t, step k)'s weight in ``stepwise_info_nce``'s mean: 1 / (K B n_k) where
+    t + k is inside the window (n_k = W - k such rows), 0 past it."""
+    t, k = torch.arange(width)[:, None], torch.arange(1, steps + 1)
+    valid = t < width - k
+    return valid / (steps * sequences * valid.sum(0))
+
+
+def infonce_gradients(weight: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, scale: torch.Tensor,
+                      weight_grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``AudioInfoNCE.score`` of window rows ``targets`` (b, W, C), their own contexts, against ``negatives``
+    (b, W, N, C), with its gradients by hand: autograd would batch a (1 x C) by (C x 1) product per (row,
+    step) and keep every intermediate. Returns the loss's share (``scale`` (W, K): ``step_weights``), the
+    targets' and negatives' gradients; the predictor's (``weight`` (K C, C)) is added to ``weight_grad``."""
+    b, width, n, c = negatives.shape
+    steps = weight.shape[0] // c
+    predictions = (targets.view(b * width, c) @ weight.T).view(b, width, steps, c)
+    logits = targets.new_zeros(b, width, steps, 1 + n)
+    logits[..., 1:] = (predictions.view(b * width, steps, c) @ negatives.view(b * width, n, c).mT).view(
+        b, width, steps, n)
+    for k in range(1, min(steps, width - 1) + 1):  # row t's step k is row t + k; past the window: weight 0
+        logits[:, : width - k, k - 1, 0] = (predictions[:, : width - k, k - 1] * targets[:, k:]).sum(-1)
+    log_p = logits.log_softmax(-1)
+    value = -(log_p[..., 0] * scale).sum()
+    grad = log_p.exp_().mul_(scale[..., None])
+    grad[..., 0] -= scale
+    predictions_grad = (grad[..., 1:].reshape(b * width, steps, n) @ negatives.view(b * width, n, c)).view(
+        b, width, steps, c)
+    negatives_grad = grad[..., 1:].reshape(b * width, steps, n).mT @ predictions.view(b * width, steps, c)
+    ahead = range(1, min(steps, width - 1) + 1)
+    for k in ahead:
+        predictions_grad[:, : width - k, k - 1] += grad[:, : width - k, k - 1, 0, None] * targets[:, k:]
+    targets_grad = (predictions_grad.view(b * width, steps * c) @ weight).view(b, width, c)
+    for k in ahead:
+        targets_grad[:, k:] += grad[:, : width - k, k - 1, 0, None] * predictions[:, : width - k, k - 1]
+    weight_grad.addmm_(predictions_grad.view(b * width, steps * c).T, targets.view(b * width, c))
+    return value, targets_grad, negatives_grad.view(b, width, n, c)
+
+
 def sparse_loss(network: Network, k: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Module k's local loss on its output ``z`` (computed without autograd), backpropagated as far as the rows
-    it reads and the head's parameters a few sequences at a time; the returned loss's backward finishes the
-    conv's gradients."""
+    """Module k's local loss on its output ``z`` (computed without autograd), its gradients as far as the rows
+    it reads and the head's parameters found a few sequences at a time; the returned loss's backward finishes
+    the conv's gradients."""
     module, head = network.encoder[k], network.head(k)
     b, _, length = z.shape
     start, width, drawn = head.draw_reads(b, length, z.device)
-    positions = torch.unique(read_positions(length, start, width, drawn))  # sorted
-    rows = z[positions // length, :, positions % length].requires_grad_()  # (U, C): every row the loss reads
-    params = list(head.parameters())
-    value, grads = z.new_zeros(()), [torch.zeros_like(t) for t in (rows, *params)]
+    positions, index = torch.unique(read_positions(length, start, width, drawn), return_inverse=True)  # sorted
+    rows = z[positions // length, :, positions % length]  # (U, C): every row the loss reads
+    window, picked = index[: b * width].view(b, width), index[b * width :].view(drawn.shape)
+    weight = head.predictor.weight.detach()
+    value, rows_grad, weight_grad = z.new_zeros(()), torch.zeros_like(rows), torch.zeros_like(weight)
+    scale = step_weights(width, head.steps, b).to(z.device)
     for first in range(0, b, SEQUENCES_PER_CHUNK):
-        part = drawn[first : first + SEQUENCES_PER_CHUNK]
-        read = rows[torch.searchsorted(positions, read_positions(length, start, width, part, first))]
-        targets, negatives = split_read(read, width, part)
-        loss = head.score(targets, targets, negatives) * (len(part) / b)  # each chunk's share of the mean
-        for total, g in zip(grads, torch.autograd.grad(loss, [rows, *params]), strict=True):
-            total += g
-        value += loss.detach()
-    rows_grad = grads[0].mul_(rows.detach() > 0)  # through the ReLU
+        w, p = window[first : first + SEQUENCES_PER_CHUNK], picked[first : first + SEQUENCES_PER_CHUNK]
+        part, targets_grad, negatives_grad = infonce_gradients(weight, rows[w], rows[p], scale, weight_grad)
+        value += part
+        rows_grad.index_add_(0, w.flatten(), targets_grad.flatten(0, 1))
+        rows_grad.index_add_(0, p.flatten(), negatives_grad.flatten(0, 2))
+    rows_grad.mul_(rows > 0)  # through the ReLU
     conv = module[0]
-    return LocalLoss.apply(value, rows_grad, h, positions, module.geometry, grads[1:], conv.weight, conv.bias, *params)
+    return LocalLoss.apply(value, rows_grad, h, positions, module.geometry, [weight_grad], conv.weight, conv.bias,
+                           head.predictor.weight)
 
 
 def sparse_forward_loss(network: Network, k: int, h: torch.Tensor, meter: Meter) -> tuple[torch.Tensor, torch.Tensor]:
