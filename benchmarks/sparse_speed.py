@@ -7,7 +7,7 @@ per step, and the ratios of the medians, are printed as JSON. Issue 26's figures
 
     PYTHONPATH=. python benchmarks/sparse_speed.py --batch-size 8 --old 9993abf
 
-(``--old`` adds the older commit's GIM; without it only this tree's GIM and CPC are compared).
+(``--old`` adds the older commit's GIM, ``--local-grad auto sparse`` this tree's GIM under both settings).
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ def import_old(commit: str, folder: pathlib.Path):
 class Variant:
     """One method's network, strategy and optimizers built by a ``gimbench`` package, stepped on one batch."""
 
-    def __init__(self, package: str, model: str, batch_size: int, clock=time.perf_counter) -> None:
+    def __init__(self, package: str, model: str, batch_size: int | None, clock=time.perf_counter, **options) -> None:
         config = importlib.import_module(f"{package}.config")
         build = importlib.import_module(f"{package}.runs.build").build
         self.timing = importlib.import_module(f"{package}.profiling.timing").TimingMeter
-        cfg = config.resolve(config.RunConfig(model=model, preset="paper", depth=6, batch_size=batch_size,
-                                              device="cpu", steps=2, probe=False))
+        cfg = config.resolve(config.RunConfig(model=model, depth=6, batch_size=batch_size, device="cpu", steps=2,
+                                              probe=False, **options))
         self.parts = build(cfg)
-        x = self.parts.source.batch(batch_size, torch.Generator().manual_seed(0))
+        x = self.parts.source.batch(cfg.batch_size, torch.Generator().manual_seed(0))
         self.x = x[0] if isinstance(x, tuple) else x
         self.clock = clock
         self.phases: list[dict] = []
@@ -80,34 +80,40 @@ class Variant:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--preset", choices=("paper", "tiny"), default="paper")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (each variant one step a round)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: this process's CPU time, which other processes on a shared machine distort less")
+    parser.add_argument("--local-grad", nargs="+", default=["auto"], help="this tree's GIM under each setting")
     parser.add_argument("--old", help="also time this commit's GIM (e.g. 9993abf: before issue 26)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    variants = {m: Variant("gimbench", m, args.batch_size, clock) for m in ("gim", "cpc")}
+    variants = {"cpc": Variant("gimbench", "cpc", args.batch_size, clock, preset=args.preset)}
+    for setting in args.local_grad:
+        variants[f"gim_{setting}"] = Variant("gimbench", "gim", args.batch_size, clock, preset=args.preset,
+                                             local_grad=setting)
     with tempfile.TemporaryDirectory() as folder:
         if args.old:
             import_old(args.old, pathlib.Path(folder))
-            variants["gim_old"] = Variant("gimbench_old", "gim", args.batch_size, clock)
+            variants["gim_old"] = Variant("gimbench_old", "gim", args.batch_size, clock, preset=args.preset)
         for v in variants.values():
             v.step(timed=False)  # warm-up: lazy initialisation, optimizer state
         for _ in range(args.repeats):
             for v in variants.values():
                 v.step(timed=True)
     out = {name: v.summary() for name, v in variants.items()}
-    out["gim_over_cpc"] = out["gim"]["step_ms"] / out["cpc"]["step_ms"]
+    gims = [f"gim_{setting}" for setting in args.local_grad]
+    out["gim_over_cpc"] = {name: out[name]["step_ms"] / out["cpc"]["step_ms"] for name in gims}
     if args.old:
-        out["gim_over_gim_old"] = out["gim"]["step_ms"] / out["gim_old"]["step_ms"]
-        out["loss_phase_new_over_old"] = {
-            key: out["gim"]["phase_ms"][key] / out["gim_old"]["phase_ms"][key]
-            for key in out["gim"]["phase_ms"] if key.endswith(".loss")}
-    out["settings"] = {"batch_size": args.batch_size, "repeats": args.repeats, "threads": torch.get_num_threads(),
+        out["gim_over_gim_old"] = {name: out[name]["step_ms"] / out["gim_old"]["step_ms"] for name in gims}
+        out["loss_phase_over_gim_old"] = {name: {
+            key: ms / out["gim_old"]["phase_ms"][key] for key, ms in out[name]["phase_ms"].items()
+            if key.endswith(".loss") and key in out["gim_old"]["phase_ms"]} for name in gims}
+    out["settings"] = {"preset": args.preset, "batch_size": args.batch_size, "repeats": args.repeats, "threads": torch.get_num_threads(),
                        "torch": torch.__version__, "old": args.old, "clock": args.clock}
     print(json.dumps(out, indent=1))
     return 0

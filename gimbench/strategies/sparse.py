@@ -19,6 +19,7 @@ the module's output, so the loss reads a subset of the positions (at the last co
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from gimbench.losses import AudioInfoNCE, read_positions
 from gimbench.models import Network
@@ -99,25 +100,23 @@ def infonce_gradients(weight: torch.Tensor, targets: torch.Tensor, negatives: to
     b, width, n, c = negatives.shape
     steps = weight.shape[0] // c
     predictions = (targets.view(b * width, c) @ weight.T).view(b, width, steps, c)
-    logits = targets.new_zeros(b, width, steps, 1 + n)
-    logits[..., 1:] = (predictions.view(b * width, steps, c) @ negatives.view(b * width, n, c).mT).view(
-        b, width, steps, n)
-    for k in range(1, min(steps, width - 1) + 1):  # row t's step k is row t + k; past the window: weight 0
-        logits[:, : width - k, k - 1, 0] = (predictions[:, : width - k, k - 1] * targets[:, k:]).sum(-1)
-    log_p = logits.log_softmax(-1)
+    # Row t's step k is row t + k, zero past the window (where the scale is 0): a (b, W, K, C) view.
+    ahead = F.pad(targets, (0, 0, 0, steps)).unfold(1, steps + 1, 1)[:, :width, :, 1:].transpose(-1, -2)
+    negative = predictions.view(b * width, steps, c) @ negatives.view(b * width, n, c).mT
+    logits = torch.cat([torch.linalg.vecdot(predictions, ahead)[..., None], negative.view(b, width, steps, n)], -1)
+    log_p = logits - logits.logsumexp(-1, keepdim=True)  # log_softmax, which is slow over a last dim of 1 + N
     value = -(log_p[..., 0] * scale).sum()
     grad = log_p.exp_().mul_(scale[..., None])
     grad[..., 0] -= scale
-    predictions_grad = (grad[..., 1:].reshape(b * width, steps, n) @ negatives.view(b * width, n, c)).view(
-        b, width, steps, c)
-    negatives_grad = grad[..., 1:].reshape(b * width, steps, n).mT @ predictions.view(b * width, steps, c)
-    ahead = range(1, min(steps, width - 1) + 1)
-    for k in ahead:
-        predictions_grad[:, : width - k, k - 1] += grad[:, : width - k, k - 1, 0, None] * targets[:, k:]
+    positive_grad, negative_grad = grad[..., :1], grad[..., 1:].reshape(b * width, steps, n)
+    predictions_grad = (negative_grad @ negatives.view(b * width, n, c)).view(b, width, steps, c)
+    predictions_grad.addcmul_(positive_grad, ahead)
     targets_grad = (predictions_grad.view(b * width, steps * c) @ weight).view(b, width, c)
-    for k in ahead:
-        targets_grad[:, k:] += grad[:, : width - k, k - 1, 0, None] * predictions[:, : width - k, k - 1]
+    reached = positive_grad * predictions  # what row t's step k gives row t + k
+    for k in range(1, min(steps, width - 1) + 1):
+        targets_grad[:, k:] += reached[:, : width - k, k - 1]
     weight_grad.addmm_(predictions_grad.view(b * width, steps * c).T, targets.view(b * width, c))
+    negatives_grad = negative_grad.mT @ predictions.view(b * width, steps, c)
     return value, targets_grad, negatives_grad.view(b, width, n, c)
 
 
