@@ -113,8 +113,9 @@ def main() -> int:
         out["loss_phase_over_gim_old"] = {name: {
             key: ms / out["gim_old"]["phase_ms"][key] for key, ms in out[name]["phase_ms"].items()
             if key.endswith(".loss") and key in out["gim_old"]["phase_ms"]} for name in gims}
-    out["settings"] = {"preset": args.preset, "batch_size": args.batch_size, "repeats": args.repeats, "threads": torch.get_num_threads(),
-                       "torch": torch.__version__, "old": args.old, "clock": args.clock}
+    out["settings"] = {"preset": args.preset, "batch_size": args.batch_size, "repeats": args.repeats,
+                       "threads": torch.get_num_threads(), "torch": torch.__version__, "old": args.old,
+                       "clock": args.clock}
     print(json.dumps(out, indent=1))
     return 0
 

@@ -9,6 +9,8 @@ slice), never against speed thresholds.
 
 from __future__ import annotations
 
+import itertools
+import random
 import statistics
 from functools import partial
 from itertools import product
@@ -24,9 +26,11 @@ from gimbench.profiling.floor import alone_peaks
 from gimbench.profiling.memory import MemoryMeter
 from gimbench.profiling.meter import NULL_METER, PHASES
 from gimbench.profiling.profile import Profiler, plan
+from gimbench.report.terminal import noise_call
+from gimbench.results.schema import step_result
 from gimbench.runs.run import resolve_config
 from gimbench.strategies import spec_of
-from gimbench.trainer import Parts, Trainer
+from gimbench.trainer import History, Parts, Trainer
 
 CPU = torch.device("cpu")
 F32 = 4  # bytes per float32 element
@@ -272,7 +276,8 @@ def test_profiling_does_not_change_training(model, mode, deterministic):
 
 def test_plan_examples():
     assert plan(10, 2, 3, 2) == ["warmup"] * 2 + ["memory"] * 2 + ["plain", "timed"] * 3
-    assert plan(12, 1, 2, 1) == ["warmup", "memory", "plain", "timed", "plain", "timed"] + ["plain"] * 6
+    # Timed steps spread over the whole run, each after a plain one: 10 steps after memory, 2 timed.
+    assert plan(12, 1, 2, 1) == ["warmup", "memory"] + (["plain", "timed"] + ["plain"] * 3) * 2
     assert plan(3, 5, 2, 2) == ["warmup"] * 3
     assert plan(4, 1, 5, 2) == ["warmup", "memory", "memory", "plain"]
     assert plan(5, 0, 0, 0) == ["plain"] * 5
@@ -304,6 +309,40 @@ def test_plan_respects_order_and_counts_for_every_small_run():
         for i, kind in enumerate(rest):  # every timed step follows a plain one
             if kind == "timed":
                 assert i > 0 and rest[i - 1] == "plain"
+
+
+def test_timed_steps_are_spread_over_the_whole_run():
+    """The default run's plan: timed steps come from every part of the run, evenly, not from its start only; so
+    do plain ones (sequential GIM, whose modules train in turn, gets timed steps in every module's share)."""
+    kinds = plan(2000, 5, 50, 2)
+    timed = [step for step, kind in enumerate(kinds) if kind == "timed"]
+    assert len(timed) == 50 and timed[0] < 50 and timed[-1] > 1950
+    gaps = {b - a for a, b in itertools.pairwise(timed)}
+    assert max(gaps) - min(gaps) <= 1
+    turns = lambda step: (step * 3 // 300,)  # noqa: E731
+    shares = plan(300, 1, 30, 1, trains=turns)
+    assert [shares[i : i + 100].count("timed") for i in (0, 100, 200)] == [10, 10, 10]
+
+
+def step_times(timed: list[float], plain: list[float]):
+    """The step figures of a run whose steps after one warm-up took these seconds, timed ones first."""
+    kinds = ["warmup"] + ["timed"] * len(timed) + ["plain"] * len(plain)
+    seconds = [1.0, *timed, *plain]
+    return step_result(History(seconds=seconds, data_seconds=[0.0] * len(seconds)), kinds, 8, {})
+
+
+def test_a_timer_overhead_is_called_noise_only_within_the_steps_spread():
+    rng = random.Random(0)
+    plain = [rng.gauss(0.060, 0.006) for _ in range(200)]  # 10% spread
+    same = step_times([rng.gauss(0.060, 0.006) for _ in range(50)], plain)
+    faster = step_times([rng.gauss(0.048, 0.006) for _ in range(50)], plain)  # the issue's -20%
+    low, high = same.timer_overhead_interval
+    assert low < same.timer_overhead < high and low <= 0 <= high
+    assert "within noise" in noise_call(same)
+    low, high = faster.timer_overhead_interval
+    assert low < faster.timer_overhead < high < 0
+    assert "beyond noise" in noise_call(faster)
+    assert "too few steps" in noise_call(step_times([0.05], plain))
 
 
 # ---------------------------------------------------------------- 6. floor, measured apart from the step it judges

@@ -1,8 +1,8 @@
 """Which steps are measured how, and the per-module and per-step figures built from them.
 
 Steps after warm-up are split so measurement never perturbs what it measures: ``memory`` steps
-record the allocator and the tensor tracker (slow, never timed); ``timed`` steps run the timers and
-alternate with ``plain`` steps that run nothing, so the timers' own cost can be read off as a ratio.
+record the allocator and the tensor tracker (slow, never timed); ``timed`` steps run the timers, spread over
+the whole run among ``plain`` steps that run nothing, so the timers' own cost can be read off as a ratio.
 Memory steps cover the whole schedule: every module's work is measured, each time after that module
 has trained once (so its optimizer state exists). The greedy floor is measured apart from the steps it
 judges: each module trained alone on the batch of the last memory step (``measure_floor``, given at
@@ -30,9 +30,9 @@ def plan(steps: int, warmup: int, timed: int, memory: int,
          trains: Callable[[int], Sequence[int]] = lambda step: (0,)) -> list[str]:
     """The kind of every step. Warm-up first; then a step is ``memory`` when every module it trains has
     trained at an earlier step (its optimizer state exists) and one of them has had fewer than
-    ``memory`` memory steps; the other steps alternate plain/timed until ``timed`` steps are timed.
+    ``memory`` memory steps; the other steps are ``plain`` but for ``timed`` of them (``spread_timed``).
     ``trains(step)`` names the modules a step trains (the default: the same work every step)."""
-    kinds, seen, measured, rest, n_timed = [], set(), {}, 0, 0
+    kinds, seen, measured = [], set(), {}
     for step in range(steps):
         modules = tuple(trains(step))
         if step < warmup:
@@ -42,11 +42,21 @@ def plan(steps: int, warmup: int, timed: int, memory: int,
             for m in modules:
                 measured[m] = measured.get(m, 0) + 1
         else:
-            kind = "timed" if rest % 2 == 1 and n_timed < timed else "plain"
-            n_timed += kind == "timed"
-            rest += 1
+            kind = "plain"
         seen.update(modules)
         kinds.append(kind)
+    return spread_timed(kinds, timed)
+
+
+def spread_timed(kinds: list[str], timed: int) -> list[str]:
+    """``kinds`` with ``timed`` of its plain steps (at most every other one) made ``timed``, spread evenly over the
+    whole run, each right after a plain one: timed and plain steps then sample the same stretches of the run
+    (a machine busier later, periodic checkpoints, a schedule that trains modules in turn), so the medians of
+    the two compare the timers' cost and nothing else."""
+    plain = [step for step, kind in enumerate(kinds) if kind == "plain"]
+    count = min(timed, len(plain) // 2)
+    for i in range(count):  # the second plain step of each of ``count`` equal stretches
+        kinds[plain[i * len(plain) // count + 1]] = "timed"
     return kinds
 
 
@@ -56,6 +66,31 @@ def spread(values: list[float]) -> tuple[float, float]:
         return (values[0], 0.0) if values else (float("nan"), 0.0)
     q = statistics.quantiles(values, n=4)
     return statistics.median(values), q[2] - q[0]
+
+
+def ratio_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A bootstrap interval of median(a) / median(b) - 1: the central ``level`` of that ratio over resamplings
+    of both sets (a fixed seed, so a run's figures reproduce). Where it holds 0 the two medians differ by no
+    more than the steps' own spread; ``None`` with fewer than 2 values in either set."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    generator = torch.Generator().manual_seed(0)
+    ratios = resampled_medians(a, generator) / resampled_medians(b, generator) - 1
+    tail = (1 - level) / 2
+    low, high = ratios.quantile(torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return float(low), float(high)
+
+
+def resampled_medians(values: list[float], generator: torch.Generator, draws: int = 1000,
+                      batch: int = 100) -> torch.Tensor:
+    """The medians of ``draws`` resamplings (with replacement) of ``values``, ``batch`` resamplings at a time
+    (a long run's steps times ``draws`` would not fit in memory at once)."""
+    v, n = torch.tensor(values, dtype=torch.float64), len(values)
+    medians = []
+    for _ in range(draws // batch):
+        rows = v[torch.randint(n, (batch, n), generator=generator)].sort(dim=1).values
+        medians.append((rows[:, (n - 1) // 2] + rows[:, n // 2]) / 2)
+    return torch.cat(medians)
 
 
 @dataclass

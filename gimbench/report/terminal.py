@@ -12,7 +12,7 @@ from gimbench.profiling.meter import PHASES
 from gimbench.profiling.resident import KINDS, PARTS
 from gimbench.profiling.tracker import CATEGORIES
 from gimbench.report.cells import MIB, Fitted, mib, num, titled_table
-from gimbench.results.schema import RENDERERS, MaxBatch, RunResult
+from gimbench.results.schema import RENDERERS, MaxBatch, RunResult, StepResult
 
 
 def time_table(result: RunResult) -> Table:
@@ -55,11 +55,20 @@ def _wait_share(wait: dict) -> str:
     return f" ({100 * wait['share']:.0f}% of step wall time)" if wait else ""
 
 
+def noise_call(s: StepResult) -> str:
+    """Whether the timed and unprofiled steps' medians differ by more than the steps' spread: noise only where the
+    bootstrap interval of their ratio holds 0."""
+    if s.timer_overhead_interval is None:
+        return "timed vs unprofiled steps; too few steps to tell it from noise"
+    low, high = s.timer_overhead_interval
+    verdict = "within noise" if low <= 0 <= high else "beyond noise"
+    return f"timed vs unprofiled steps, 95% interval {100 * low:+.1f}..{100 * high:+.1f}%: {verdict}"
+
+
 def step_text(result: RunResult) -> Text:
     """Whole-step time and memory in two lines."""
     s, mem = result.step, result.step.memory
-    overhead = ("" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}% (timed vs unprofiled "
-                f"steps{', below noise' if s.timer_overhead < 0 else ''})")
+    overhead = "" if s.timer_overhead is None else f" · timers {100 * s.timer_overhead:+.1f}% ({noise_call(s)})"
     unprofiled = "" if s.time_ms_unprofiled is None else f" · unprofiled {s.time_ms_unprofiled:.1f} ms"
     data = f"data {num(s.data_ms, '.1f')} ms{_wait_share(s.data_wait_ms)} · run {result.wall_seconds:.0f} s"
     if s.time_ms is None:

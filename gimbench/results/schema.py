@@ -15,6 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from gimbench.errors import ConfigError
+from gimbench.profiling.profile import ratio_interval
 from gimbench.results.atomic import write_atomic
 
 SCHEMA = "gimbench.run/1"
@@ -115,6 +116,7 @@ class StepResult:
     memory: dict = field(default_factory=dict)  # peak, resident, floor, cross-checks (flattened in JSON)
     data_wait_ms: dict = field(default_factory=dict)  # {"median", "mean", "max", "share"} (see data_wait)
     time_note: str | None = None  # where the step times are not from timed steps: what they are from, or why none
+    timer_overhead_interval: list[float] | None = None  # 95% bootstrap interval of timer_overhead (holds 0: noise)
 
 
 @dataclass
@@ -191,6 +193,7 @@ def step_result(history, kinds: list[str], batch_size: int, memory: dict) -> Ste
         data_ms=statistics.median(data) * 1e3, timed_steps=len(timed), unprofiled_steps=len(plain), memory=memory,
         data_wait_ms=data_wait(history, kinds),
         time_note=None if timed else f"no timed step: the times are those of {len(plain)} unprofiled steps",
+        timer_overhead_interval=None if (interval := ratio_interval(timed, plain)) is None else list(interval),
     )
 
 
