@@ -88,7 +88,8 @@ def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentG
     g["method"].add_argument("--local-grad", choices=LOCAL_GRADS, default=d.local_grad,
                              help="greedy audio conv modules: sparse = gradients from only the output positions "
                                   "the module's own loss reads (exact), dense = from every position; auto = sparse "
-                                  f"where the loss reads a subset (default {d.local_grad}; docs/profiling.md)")
+                                  f"wherever exact, where it is also cheaper (default {d.local_grad}; "
+                                  "docs/profiling.md)")
     g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
                             help="vision context network on the top module: auto = pixelcnn for cpc, none "
                                  "otherwise (default auto)")

@@ -103,7 +103,7 @@ class RunConfig:
     split_ranks: str = "balanced"  # module-parallel GIM: contiguous modules per rank by measured cost, or by count
     pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
     micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
-    local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto: and cheaper)
+    local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto too)
     trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
     checkpoint_activations: bool = False  # end-to-end methods: recompute each module's activations in backward
     accumulate: int = 1  # end-to-end methods: micro-batches per batch, gradients accumulated

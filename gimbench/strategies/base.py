@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from gimbench.models import Network, sequence_lengths
+from gimbench.models import Network
 from gimbench.profiling.meter import Meter
 from gimbench.strategies.method import MethodSpec
 from gimbench.strategies.sparse import forward_loss, local_grad_modes
@@ -40,7 +40,7 @@ class Strategy:
     def local_grads(self, network: Network) -> list[str]:
         """Per module, "sparse" or "dense" local gradients (``--local-grad``, see ``strategies/sparse.py``)."""
         setting = self.cfg.local_grad if self.spec.isolated else "dense"
-        return local_grad_modes(network, setting, sequence_lengths(self.cfg.preset, len(network)))
+        return local_grad_modes(network, setting)
 
     def trained_at(self, step: int, depth: int) -> tuple[int, ...]:
         """The modules that ``step`` trains (every one, unless the schedule takes them in turn)."""

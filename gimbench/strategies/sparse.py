@@ -4,16 +4,18 @@ Under gradient isolation module k's parameters get gradients from module k's los
 reads few of a conv module's outputs: a 128-step window and 10 drawn negatives per window row (at conv1,
 4095 steps, under a third of them). Dense training keeps the whole output for backward and backpropagates a
 gradient of its full size. The sparse path runs the module without autograd (its output is the next
-module's input anyway), reads the rows the loss asks for from that output, and computes the weight and
-bias gradients from those positions alone: each row's gradient, masked where the ReLU was off, times the
-row's receptive field in the module's (detached) input, gathered a chunk at a time. The loss, the negatives
-drawn (the head draws as it always does) and the gradients equal the dense computation's up to the order
-of float sums.
+module's input anyway), reads the rows the loss asks for from that output, computes the loss and its
+gradients for those rows and the head's predictor by hand, two sequences at a time (``infonce_gradients``),
+and the conv's weight and bias gradients from those positions alone: each row's gradient, masked where the
+ReLU was off, times the row's receptive field in the module's (detached) input, gathered a chunk at a time.
+The loss, the negatives drawn (the head draws as it always does) and the gradients equal the dense
+computation's up to the order of float sums.
 
 ``--local-grad``: ``sparse`` wherever it is exact (a conv module under its own audio InfoNCE head, in one
-process's batch); ``auto`` (default) only where it is also cheaper: where the loss's window is shorter than
-the module's output, so the loss reads a subset of the positions (at the last conv it reads every one);
-``dense`` nowhere. The GRU module, vision stages, classifier heads and end-to-end CPC are always dense.
+process's batch); ``auto`` (default) wherever it is exact too, since it is also cheaper everywhere measured
+(paper audio at batch 8 to 32 and the tiny preset, conv1 to conv5, time and step peak: issue #26's
+``benchmarks/sparse_speed.py``), even at the last conv, whose every position the loss reads; ``dense``
+nowhere. The GRU module, vision stages, classifier heads and end-to-end CPC are always dense.
 """
 
 from __future__ import annotations
@@ -36,16 +38,9 @@ def sparse_applies(network: Network, k: int) -> bool:
             and not head.codes_from_input)
 
 
-def local_grad_modes(network: Network, setting: str, lengths: list[int]) -> list[str]:
-    """Per module, "sparse" or "dense" under ``--local-grad setting``; ``lengths`` are the modules' output
-    lengths on a training crop (``auto`` goes sparse only where the loss's window is shorter)."""
-    def sparse(k: int) -> bool:
-        if setting == "dense" or not sparse_applies(network, k):
-            return False
-        window = network.head(k).window
-        return setting == "sparse" or (window is not None and window < lengths[k])
-
-    return ["sparse" if sparse(k) else "dense" for k in range(len(network))]
+def local_grad_modes(network: Network, setting: str) -> list[str]:
+    """Per module, "sparse" or "dense" under ``--local-grad setting``: sparse wherever it applies, unless dense."""
+    return ["sparse" if setting != "dense" and sparse_applies(network, k) else "dense" for k in range(len(network))]
 
 
 SEQUENCES_PER_CHUNK = 2  # the loss's working memory is that of this many sequences, whatever the batch
