@@ -12,17 +12,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gimbench.errors import ConfigError
 from gimbench.report import plots
 from gimbench.report.collect import Entry, labels, result_from_doc
+from gimbench.report.folder import SCHEMA, check_out
 from gimbench.report.groups import groups
 from gimbench.report.html_tables import answer_tables, overview_tables, sweep_note
 from gimbench.report.page import Figure, Section, csv_text, render
 from gimbench.report.terminal import memory_table, probe_table, step_text, time_table
 from gimbench.results.atomic import WriteError, refused
 from gimbench.results.schema import write_json_atomic
-
-SCHEMA = "gimbench.report/1"
 
 
 def answer(entries: list[Entry]) -> Section:
@@ -77,13 +75,11 @@ def svg(table: Table, title: str) -> str:
 
 
 def report_folder(out: str | None, overwrite: bool) -> Path:
-    """``--out`` or ``reports/report-<UTC time>``; an existing non-empty folder only with ``--overwrite``."""
-    folder = Path(out) if out else Path("reports") / f"report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    used = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
-    if used and (not overwrite or not folder.is_dir()):
-        raise ConfigError(f"--out {folder}: exists and is not an empty folder (pass --overwrite to replace it)")
+    """``--out`` or ``reports/report-<UTC time>``: a new or empty folder, or with ``--overwrite`` a previous report
+    (``gimbench.report.folder`` refuses anything else, run folders above all)."""
+    folder = check_out(out or str(Path("reports") / f"report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"), overwrite)
     with refused_as_write_error(folder):
-        if used:
+        if folder.is_dir() and any(folder.iterdir()):
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
     return folder
