@@ -3,6 +3,7 @@ runs is refused in one line and left byte for byte as it was (issue 28, defect 1
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -14,6 +15,8 @@ import pytest
 
 from gimbench.cli import main
 from gimbench.config import RunConfig
+from gimbench.report import export
+from gimbench.report import folder as folder_module
 from gimbench.runs.run import run
 
 TINY = dict(preset="tiny", device="cpu", model="gim", depth=2, batch_size=2, warmup_steps=1, profile_steps=1,
@@ -126,3 +129,66 @@ def test_a_symlink_loop_as_out_is_one_line(runs, tmp_path, capsys):
     for out in (loop, loop / "sub"):
         assert "Too many levels of symbolic links" in refused(["report", str(runs / "a"), "--out", str(out)], capsys)
     assert loop.is_symlink()
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 2 MiB tmpfs (root only; CI runs as root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()}); the in-process test covers it")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def failed(argv: list[str], capsys) -> str:
+    """Run ``gimbench argv``, assert it ended in one ``gimbench: failed:`` line with exit 1; return the line."""
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("gimbench: failed: cannot write "), err
+    return err
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_keeps_the_old_report_whole_and_writes_no_partial_file(runs, tmpfs, capsys):
+    report, fresh = tmpfs / "report", tmpfs / "fresh"
+    assert main(["report", str(runs / "a"), "--out", str(report)]) == 0  # ~240 KB
+    shutil.copytree(runs / "a", runs / "c")
+    three = [str(runs / "a"), str(runs / "deep" / "er" / "b"), str(runs / "c")]  # a report of ~370 KB
+    before = snapshot(report)
+    free = os.statvfs(tmpfs).f_bavail * os.statvfs(tmpfs).f_frsize
+    (tmpfs / "filler").write_bytes(b"\0" * (free - 32 * 1024))  # too little, even with the old report removed
+    err = failed(["report", *three, "--out", str(report), "--overwrite"], capsys)
+    assert f"{report}: No space left on device" in err
+    assert snapshot(report) == before and "</html>" in (report / "index.html").read_text()
+    failed(["report", *three, "--out", str(fresh)], capsys)
+    assert listing(tmpfs) == ["filler", "report"]  # no partial report, no temporary folder left
+    (tmpfs / "filler").unlink()
+    assert main(["report", *three, "--out", str(report), "--overwrite"]) == 0
+    assert snapshot(report) != before and listing(tmpfs) == ["report"]
+
+
+def test_a_write_refused_midway_keeps_the_old_report(runs, tmp_path, capsys, monkeypatch):
+    """The same without root: the system refuses the fifth file of the new report (ENOSPC)."""
+    report = tmp_path / "report"
+    assert main(["report", str(runs / "a"), "--out", str(report)]) == 0
+    before, real, calls = snapshot(report), folder_module.put, []
+
+    def put(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 5:
+            path.write_bytes(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(export, "put", put)
+    assert f"{report}: No space left on device" in failed(["report", str(runs / "a"), "--out", str(report),
+                                                          "--overwrite"], capsys)
+    assert len(calls) == 5 and snapshot(report) == before and listing(tmp_path) == ["report", "runs"]
