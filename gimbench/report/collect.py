@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig
+from gimbench.results.paths import check_utf8
 from gimbench.results.schema import ModuleResult, RunResult, StepResult, read_results
 from gimbench.sweep.runner import read_sweep, stale
 
@@ -96,6 +97,7 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
     """The runs of every run or sweep folder given, in order, and the sweep documents among them."""
     entries, sweeps = [], []
     for path in map(Path, paths):
+        check_utf8(path, "FOLDER")
         if not path.is_dir():
             raise ConfigError(f"{path} is not a folder (give run folders or sweep folders)")
         inside = run_folders(path)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gimbench.errors import ConfigError
+from gimbench.results.paths import check_utf8
 from gimbench.runs.checkpoint import LATEST, PREVIOUS
 from gimbench.runs.folder import LOCK, holder
 
@@ -77,6 +78,7 @@ def refusal(folder: Path, overwrite: bool) -> str | None:
 def check_out(given: str, overwrite: bool) -> Path:
     """The folder ``--out`` names (a symbolic link followed), once it is known that the report may be written
     there; ``ConfigError`` (one line naming ``--out``) otherwise. Nothing is created or removed."""
+    check_utf8(given, "--out")
     folder = Path(given)
     try:
         os.stat(folder)  # follows links: a loop (ELOOP) or a file on the way (ENOTDIR) ends here in one line

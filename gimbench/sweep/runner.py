@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gimbench.config import ConfigError
 from gimbench.results.atomic import WriteError, refused
+from gimbench.results.paths import check_utf8
 from gimbench.results.schema import read_results, write_json_atomic
 from gimbench.runs.checkpoint import LATEST, PREVIOUS
 from gimbench.runs.folder import RunLock, holder
@@ -106,6 +107,7 @@ def run_one(config: Configuration, sweep: Path, *, overwrite: bool, stop: Forwar
 
 def prepare_folder(folder: Path, *, overwrite: bool) -> None:
     """Create the sweep folder; an existing non-empty one only with ``--overwrite``."""
+    check_utf8(folder, "--out")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder}: exists and is not a directory")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
