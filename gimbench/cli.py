@@ -47,6 +47,8 @@ from gimbench.runs.failures import RunEnded
 from gimbench.runs.launch import launch
 from gimbench.runs.resume import RESUME_REFUSED, resume
 from gimbench.runs.run import probe_saved_run, run
+from gimbench.runs.stopping import SIGNALS as STOP_SIGNALS
+from gimbench.runs.stopping import ended_by
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import refused as refused_by_compare
@@ -508,17 +510,18 @@ def main(argv: list[str] | None = None) -> int:
     except (PeerLost, WriteError) as e:
         sys.stderr.write(f"gimbench: failed: {e}\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("gimbench: interrupted\n")
-        return 130
+    except KeyboardInterrupt as interrupt:  # before a run began, or after it ended (gimbench.runs.stopping)
+        line, code = ended_by(interrupt)
+        sys.stderr.write(line)
+        return code
 
 
 def entry() -> None:
     """The ``gimbench`` command: ``main``, then exit. After a run stopped by a signal everything is written,
     so a further Ctrl-C during interpreter shutdown is ignored rather than printed as a traceback."""
     code = main()
-    if code in (130, 143):
-        for s in (signal.SIGINT, signal.SIGTERM):
+    if code in {128 + s for s in STOP_SIGNALS}:
+        for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
     sys.exit(code)
 
