@@ -32,6 +32,7 @@ from gimbench.config import (
 )
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
+from gimbench.data.problems import DataError
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.models import MAX_DEPTH, MODALITIES, NETWORKS, REFERENCE_DEPTH
@@ -343,7 +344,13 @@ def cmd_table(args: argparse.Namespace, console: Console, argv: list[str]) -> in
 
 
 def cmd_data(args: argparse.Namespace, console: Console) -> int:
-    console.print(check_dataset(args.data, args.data_root))
+    try:
+        report = check_dataset(args.data, args.data_root)
+    except DataError as e:  # the expected layout here, above the one-line error
+        if e.layout:
+            console.print(e.layout, markup=False, highlight=False)
+        raise
+    console.print(report)
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from gimbench.config import ConfigError, RunConfig
 from gimbench.results.paths import check_utf8
 from gimbench.results.schema import ModuleResult, RunResult, StepResult, read_results
+from gimbench.runs.folder import holder
 from gimbench.sweep.runner import read_sweep, stale
 
 # Config fields that tell runs apart in labels, besides the strategy and the depth.
@@ -75,7 +76,17 @@ def _read_sweep(folder: Path) -> tuple[dict, list[Entry]]:
         run = folder / record["folder"]
         doc = _checked(read_results(run), run) if record["status"] == "complete" else None
         entries.append(Entry(run, doc, record))
-    return sweep | {"stale": stale(folder, sweep)}, entries
+    return sweep | {"stale": stale(folder, sweep), "running_now": running_now(folder, sweep)}, entries
+
+
+def running_now(folder: Path, sweep: dict) -> int:
+    """How many of a sweep's runs recorded as ``running`` are in progress: all of them while the sweep's process
+    lives (a run may still be starting), else those whose own lock a live process holds. The others were
+    stopped with their sweep (``interrupted``)."""
+    running = [r for r in sweep.get("runs", []) if isinstance(r, dict) and r.get("status") == "running"]
+    if not stale(folder, sweep):
+        return len(running) if sweep.get("status") == "running" else 0
+    return sum(holder(folder / str(r.get("folder"))) is not None for r in running)
 
 
 # What a report reads of every results.json, and the type it must have.
