@@ -12,25 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_run_lock
+import test_write_failures
 
 from gimbench.cli import main
-from gimbench.config import RunConfig
 from gimbench.report import export
 from gimbench.report import folder as folder_module
-from gimbench.runs.run import run
 
-TINY = dict(preset="tiny", device="cpu", model="gim", depth=2, batch_size=2, warmup_steps=1, profile_steps=1,
-            memory_steps=0, probe=False, quiet=True)
-HOLD = ("import sys, time; from gimbench.runs.folder import RunLock\n"
-        "with RunLock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(60)")
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A completed 2-step run: results.json, checkpoint.pt and checkpoint.prev.pt (copied per test)."""
-    out = tmp_path_factory.mktemp("safety")
-    run(RunConfig(**TINY, steps=2, checkpoint_every=1, out=str(out), name="done"))
-    return out / "done"
+HOLD = test_run_lock.HOLD
+finished = test_run_lock.finished  # fixture: a completed 2-step run, results.json and both checkpoints
+tmpfs = test_write_failures.tmpfs  # fixture: a 2 MiB tmpfs (root only, else skipped)
 
 
 @pytest.fixture
@@ -47,13 +38,21 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def refused(argv: list[str], capsys) -> str:
-    """Run ``gimbench argv``, assert it ended in one ``gimbench: error:`` line with exit 2; return the line."""
+def ended(argv: list[str], capsys, code: int, start: str) -> str:
+    """Run ``gimbench argv``; assert it exited ``code`` with one line beginning ``start``; return the line."""
     capsys.readouterr()
-    code = main(argv)
+    got = main(argv)
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and err.startswith("gimbench: error: --out "), err
+    assert got == code and err.count("\n") == 1 and err.startswith(start), err
     return err
+
+
+def refused(argv: list[str], capsys) -> str:
+    return ended(argv, capsys, 2, "gimbench: error: --out ")
+
+
+def failed(argv: list[str], capsys) -> str:
+    return ended(argv, capsys, 1, "gimbench: failed: cannot write ")
 
 
 def test_overwriting_a_run_folder_with_its_own_report_is_refused(runs, capsys):
@@ -133,27 +132,6 @@ def test_a_symlink_loop_as_out_is_one_line(runs, tmp_path, capsys):
 
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A 2 MiB tmpfs (root only; CI runs as root)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()}); the in-process test covers it")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def failed(argv: list[str], capsys) -> str:
-    """Run ``gimbench argv``, assert it ended in one ``gimbench: failed:`` line with exit 1; return the line."""
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and err.startswith("gimbench: failed: cannot write "), err
-    return err
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweep_signals import start, stopped_first_run, wait_for
+from test_sweep_signals import kill_and_wait_saved, start, stopped_first_run, wait_for
 
 from gimbench.runs.folder import LOCK
 
@@ -108,12 +108,7 @@ def test_a_killed_sweeps_run_writes_its_last_line_into_its_log(tmp_path):
     sweep = start(folder)
     run = folder / "runs" / "001-depth1"
     wait_for(run / "checkpoint.pt", sweep)
-    sweep.kill()
-    sweep.communicate(timeout=60)
-    deadline = time.monotonic() + 120  # the run hears SIGTERM when the sweep dies, and saves
-    while not ((run / "results.json").exists() and not (run / LOCK).exists()):
-        assert time.monotonic() < deadline, "the run did not stop with its sweep"
-        time.sleep(0.1)
+    kill_and_wait_saved(sweep, run)
     time.sleep(0.5)  # its last line is written after its lock is gone
     log = (folder / "logs" / "001-depth1.log").read_text()
     steps = json.loads((run / "results.json").read_text())["steps_completed"]
