@@ -1,7 +1,8 @@
 """gimbench: memory and time of greedy, gradient-isolated training (GIM) versus end-to-end CPC.
 
 The names below are loaded on first use (PEP 562), so importing a submodule (``gimbench.losses``) loads that
-submodule alone, not the run lifecycle, the report layer or rich.
+submodule alone, not the run lifecycle, the report layer or rich; and ``python -m gimbench`` sets up its signal
+handling before torch is imported (``gimbench.__main__``).
 """
 
 from __future__ import annotations

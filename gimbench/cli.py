@@ -32,6 +32,7 @@ from gimbench.config import (
 )
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
+from gimbench.data.problems import DataError
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.models import MAX_DEPTH, MODALITIES, NETWORKS, REFERENCE_DEPTH
@@ -47,6 +48,8 @@ from gimbench.runs.failures import RunEnded
 from gimbench.runs.launch import launch
 from gimbench.runs.resume import RESUME_REFUSED, resume
 from gimbench.runs.run import probe_saved_run, run
+from gimbench.runs.stopping import SIGNALS as STOP_SIGNALS
+from gimbench.runs.stopping import ended_by
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import refused as refused_by_compare
@@ -342,7 +345,13 @@ def cmd_table(args: argparse.Namespace, console: Console, argv: list[str]) -> in
 
 
 def cmd_data(args: argparse.Namespace, console: Console) -> int:
-    console.print(check_dataset(args.data, args.data_root))
+    try:
+        report = check_dataset(args.data, args.data_root)
+    except DataError as e:  # the expected layout here, above the one-line error
+        if e.layout:
+            console.print(e.layout, markup=False, highlight=False)
+        raise
+    console.print(report)
     return 0
 
 
@@ -509,17 +518,18 @@ def main(argv: list[str] | None = None) -> int:
     except (PeerLost, WriteError) as e:
         sys.stderr.write(f"gimbench: failed: {e}\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("gimbench: interrupted\n")
-        return 130
+    except KeyboardInterrupt as interrupt:  # before a run began, or after it ended (gimbench.runs.stopping)
+        line, code = ended_by(interrupt)
+        sys.stderr.write(line)
+        return code
 
 
 def entry() -> None:
     """The ``gimbench`` command: ``main``, then exit. After a run stopped by a signal everything is written,
     so a further Ctrl-C during interpreter shutdown is ignored rather than printed as a traceback."""
     code = main()
-    if code in (130, 143):
-        for s in (signal.SIGINT, signal.SIGTERM):
+    if code in {128 + s for s in STOP_SIGNALS}:
+        for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
     sys.exit(code)
 

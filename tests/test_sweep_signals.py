@@ -65,6 +65,16 @@ def stopped_first_run(folder: Path, signal_name: str) -> dict:
     return record
 
 
+def kill_and_wait_saved(sweep: subprocess.Popen, run: Path) -> None:
+    """SIGKILL ``sweep``; wait until its ``run`` (which hears SIGTERM when the sweep dies) has saved and ended."""
+    sweep.kill()
+    sweep.communicate(timeout=60)
+    deadline = time.monotonic() + 120
+    while not ((run / "results.json").exists() and not (run / LOCK).exists()):
+        assert time.monotonic() < deadline, "the run did not stop with its sweep"
+        time.sleep(0.1)
+
+
 def test_ctrl_c_stops_the_run_with_a_checkpoint_and_sweep_resume_finishes(tmp_path):
     folder = tmp_path / "s"
     sweep = start(folder)
@@ -106,12 +116,7 @@ def test_a_killed_sweep_is_reported_as_such_and_its_run_stops(tmp_path, capsys):
     sweep = start(folder)
     run = folder / "runs" / "001-depth1"
     wait_for(run / "checkpoint.pt", sweep)
-    sweep.kill()
-    sweep.communicate(timeout=60)
-    deadline = time.monotonic() + 120  # the run hears SIGTERM when the sweep dies, and saves
-    while not ((run / "results.json").exists() and not (run / LOCK).exists()):
-        assert time.monotonic() < deadline, "the run did not stop with its sweep"
-        time.sleep(0.1)
+    kill_and_wait_saved(sweep, run)
     assert results(run)["status"] == "interrupted" and results(run)["failure"]["signal"] == "SIGTERM"
     assert sweep_doc(folder)["status"] == "running" and sweep_doc(folder)["runs"][0]["status"] == "running"
     assert main(["report", str(folder), "--out", str(tmp_path / "r")]) == 0

@@ -53,7 +53,8 @@ class LibriSpeech:
         self.crop = crop_samples
         self.pool = [u for u in self.index.splits["train"] if self._long_enough(u)]
         if not self.pool:
-            raise DataError(f"no utterance of the train split is as long as one {crop_samples}-sample crop\n{LAYOUT}")
+            raise DataError(f"no utterance of the train split is as long as one {crop_samples}-sample crop", LAYOUT,
+                            "librispeech")
         self.lengths = torch.tensor([u.samples for u in self.pool])
         self.speakers = torch.tensor([self.index.speaker_label(u) for u in self.pool])
         self.dead: set[int] = set()  # pool entries that failed to decode in this process
@@ -133,7 +134,7 @@ class LibriSpeech:
                 labels.append(torch.from_numpy(phones[:frames]))
         if not inputs:
             raise DataError(f"no utterance of the {split} split has usable phone labels (skipped: "
-                            f"{dict(self.skips.counts)})\n{LAYOUT}")
+                            f"{dict(self.skips.counts)})", LAYOUT, "librispeech")
         return inputs, labels
 
     def describe(self) -> dict:

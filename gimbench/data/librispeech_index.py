@@ -120,13 +120,14 @@ def check_layout(root: Path) -> None:
     """``DataError`` naming everything missing from the expected layout at once."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"--data-root {root} is not a folder\n{LAYOUT}")
+        raise DataError(f"--data-root {root} is not a folder", LAYOUT, "librispeech")
     hint = " (--data-root must be the folder that holds LibriSpeech/, not LibriSpeech/ itself)" \
         if (root / "train-clean-100").is_dir() else ""
     wanted = [root / AUDIO] + [labels_folder(root) / name for name in (*SPLIT_FILES.values(), PHONES_FILE)]
     missing = [str(p) for p in wanted if not p.exists()]
     if missing:
-        raise DataError(f"LibriSpeech not found at --data-root {root}: missing {', '.join(missing)}{hint}\n{LAYOUT}")
+        raise DataError(f"LibriSpeech not found at --data-root {root}: missing {', '.join(missing)}{hint}", LAYOUT,
+                        "librispeech")
 
 
 def find_flac(audio: Path) -> dict[str, Path]:
@@ -140,7 +141,7 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} cannot be read as text ({type(e).__name__}: {e})\n{LAYOUT}") from None
+        raise DataError(f"{path} cannot be read as text ({type(e).__name__}: {e})", LAYOUT, "librispeech") from None
 
 
 def read_ids(path: Path) -> list[str]:
@@ -194,7 +195,7 @@ def load_index(root: Path) -> LibriSpeechIndex:
         splits[split] = [u for u in found if u is not None]
         if not splits[split]:
             raise DataError(f"{labels_folder(root) / name}: no usable utterance (of {len(found)} named; "
-                            f"skipped: {dict(skips.counts)})\n{LAYOUT}")
+                            f"skipped: {dict(skips.counts)})", LAYOUT, "librispeech")
     chapters = [c for c in audio.glob("*/*") if c.is_dir()]
     with_text = sum((c / f"{c.parent.name}-{c.name}.trans.txt").is_file() for c in chapters)
     speakers = sorted({u.speaker for us in splits.values() for u in us})

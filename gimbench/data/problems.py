@@ -30,7 +30,14 @@ REASONS = {
 
 
 class DataError(ConfigError):
-    """The dataset on disk cannot be used; the message says what was expected where."""
+    """The dataset on disk cannot be used. The message is one line saying what is wrong where; ``layout``, what
+    was expected and where to get it, is printed by ``gimbench data check`` (the message points there)."""
+
+    def __init__(self, message: str, layout: str | None = None, data: str | None = None) -> None:
+        if layout is not None:
+            message += f" (gimbench data check --data {data} --data-root PATH shows the expected layout)"
+        super().__init__(message)
+        self.layout = layout
 
 
 @dataclass

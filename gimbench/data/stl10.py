@@ -39,14 +39,14 @@ def binary_folder(root: Path) -> Path:
     if folder.is_dir():
         return folder
     hint = " (it holds the .bin files itself: pass its parent folder)" if (Path(root) / "train_X.bin").exists() else ""
-    raise DataError(f"--data-root {root}: no {FOLDER}/ folder{hint}\n{LAYOUT}")
+    raise DataError(f"--data-root {root}: no {FOLDER}/ folder{hint}", LAYOUT, "stl10")
 
 
 def check_files(folder: Path, splits: list[str]) -> None:
     """``DataError`` naming every missing file of ``splits`` at once."""
     missing = [folder / name for split in splits for name in FILES[split] if name and not (folder / name).is_file()]
     if missing:
-        raise DataError(f"STL-10 files missing: {', '.join(map(str, missing))}\n{LAYOUT}")
+        raise DataError(f"STL-10 files missing: {', '.join(map(str, missing))}", LAYOUT, "stl10")
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -76,7 +76,8 @@ class Stl10Split:
         size = self.path.stat().st_size
         if size == 0 or size % IMAGE_BYTES:
             raise DataError(f"{self.path} is truncated or not an STL-10 image file: {size} bytes is not a positive "
-                            f"multiple of {IMAGE_BYTES} (3 x 96 x 96); re-extract stl10_binary.tar.gz\n{LAYOUT}")
+                            f"multiple of {IMAGE_BYTES} (3 x 96 x 96); re-extract stl10_binary.tar.gz", LAYOUT,
+                            "stl10")
         self.count = size // IMAGE_BYTES
         self._pixels = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, 3, IMAGE_SIZE, IMAGE_SIZE))
         self.labels = self._read_labels(y_path) if y_path else torch.full((self.count,), -1, dtype=torch.long)
@@ -85,7 +86,7 @@ class Stl10Split:
         raw = np.fromfile(path, dtype=np.uint8)
         if len(raw) != self.count:
             raise DataError(f"{path} has {len(raw)} labels for {self.count} images in {self.path.name} "
-                            f"(truncated download?); re-extract stl10_binary.tar.gz\n{LAYOUT}")
+                            f"(truncated download?); re-extract stl10_binary.tar.gz", LAYOUT, "stl10")
         bad = np.flatnonzero((raw < 1) | (raw > NUM_CLASSES))
         if len(bad):
             raise DataError(f"{path}: label {raw[bad[0]]} at image {bad[0]} is outside 1..{NUM_CLASSES}")

@@ -6,7 +6,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig
+from gimbench.results.paths import check_utf8
 from gimbench.results.schema import ModuleResult, RunResult, StepResult, read_results
+from gimbench.runs.folder import holder
 from gimbench.sweep.runner import read_sweep, stale
 
 # Config fields that tell runs apart in labels, besides the strategy and the depth.
@@ -74,7 +76,17 @@ def _read_sweep(folder: Path) -> tuple[dict, list[Entry]]:
         run = folder / record["folder"]
         doc = _checked(read_results(run), run) if record["status"] == "complete" else None
         entries.append(Entry(run, doc, record))
-    return sweep | {"stale": stale(folder, sweep)}, entries
+    return sweep | {"stale": stale(folder, sweep), "running_now": running_now(folder, sweep)}, entries
+
+
+def running_now(folder: Path, sweep: dict) -> int:
+    """How many of a sweep's runs recorded as ``running`` are in progress: all of them while the sweep's process
+    lives (a run may still be starting), else those whose own lock a live process holds. The others were
+    stopped with their sweep (``interrupted``)."""
+    running = [r for r in sweep.get("runs", []) if isinstance(r, dict) and r.get("status") == "running"]
+    if not stale(folder, sweep):
+        return len(running) if sweep.get("status") == "running" else 0
+    return sum(holder(folder / str(r.get("folder"))) is not None for r in running)
 
 
 # What a report reads of every results.json, and the type it must have.
@@ -96,6 +108,7 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
     """The runs of every run or sweep folder given, in order, and the sweep documents among them."""
     entries, sweeps = [], []
     for path in map(Path, paths):
+        check_utf8(path, "FOLDER")
         if not path.is_dir():
             raise ConfigError(f"{path} is not a folder (give run folders or sweep folders)")
         inside = run_folders(path)

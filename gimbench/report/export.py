@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import io
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from gimbench.errors import ConfigError
 from gimbench.report import plots
 from gimbench.report.collect import Entry, labels, result_from_doc
+from gimbench.report.folder import SCHEMA, check_out, put, replace_whole
 from gimbench.report.groups import groups
 from gimbench.report.html_tables import answer_tables, overview_tables, sweep_note
 from gimbench.report.page import Figure, Section, csv_text, render
 from gimbench.report.terminal import memory_table, probe_table, step_text, time_table
 from gimbench.results.atomic import WriteError, refused
 from gimbench.results.schema import write_json_atomic
-
-SCHEMA = "gimbench.report/1"
 
 
 def answer(entries: list[Entry]) -> Section:
@@ -77,50 +72,37 @@ def svg(table: Table, title: str) -> str:
 
 
 def report_folder(out: str | None, overwrite: bool) -> Path:
-    """``--out`` or ``reports/report-<UTC time>``; an existing non-empty folder only with ``--overwrite``."""
-    folder = Path(out) if out else Path("reports") / f"report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    used = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
-    if used and (not overwrite or not folder.is_dir()):
-        raise ConfigError(f"--out {folder}: exists and is not an empty folder (pass --overwrite to replace it)")
-    with refused_as_write_error(folder):
-        if used:
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@contextmanager
-def refused_as_write_error(folder: Path) -> Iterator[None]:
-    """A write the system refuses (read-only, full, no permission) becomes ``WriteError``: one line."""
-    try:
-        yield
-    except OSError as e:
-        if refused(e) is None or isinstance(e, WriteError):
-            raise
-        raise WriteError(Path(e.filename or folder), e) from None
+    """``--out`` or ``reports/report-<UTC time>``: a new or empty folder, or with ``--overwrite`` a previous report
+    (``gimbench.report.folder`` refuses anything else, run folders above all). Nothing is written yet."""
+    return check_out(out or str(Path("reports") / f"report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"), overwrite)
 
 
 def write_report(entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> Path:
-    """Write the report into ``folder``; returns the path of its index.html."""
+    """Write the report to ``folder``, whole or not at all; returns the path of its index.html. A write the
+    system refuses (read-only, full, no permission) is ``WriteError``: one line naming ``folder``."""
     parts = sections(entries, sweeps)
-    with refused_as_write_error(folder):
-        return _write(parts, entries, sweeps, folder, sources)
+    try:
+        replace_whole(folder, lambda into: _write(parts, entries, sweeps, into, sources))
+    except OSError as e:
+        cause = refused(e)
+        if cause is None or isinstance(e, WriteError):
+            raise
+        raise WriteError(folder, cause) from None
+    return folder / "index.html"
 
 
-def _write(parts: list[Section], entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> Path:
+def _write(parts: list[Section], entries: list[Entry], sweeps: list[dict], folder: Path, sources: list[str]) -> None:
     for sub in ("tables", "plots", "csv"):
         (folder / sub).mkdir()
     for section in parts:
         for name, table in section.tables:
-            (folder / "tables" / f"{name}.svg").write_text(svg(table, f"gimbench report: {section.heading}"))
-            (folder / "csv" / f"{name}.csv").write_text(csv_text(table))
+            put(folder / "tables" / f"{name}.svg", svg(table, f"gimbench report: {section.heading}").encode())
+            put(folder / "csv" / f"{name}.csv", csv_text(table).encode())
         for figure in section.figures:
-            (folder / "plots" / f"{figure.name}.png").write_bytes(figure.data)
+            put(folder / "plots" / f"{figure.name}.png", figure.data)
     write_json_atomic(folder / "report.json", {
         "schema": SCHEMA, "created": datetime.now(UTC).isoformat(timespec="seconds"), "sources": sources,
         "tables": {name: f"csv/{name}.csv" for section in parts for name, _ in section.tables},
         "sweeps": sweeps, "runs": [{"folder": str(e.folder), "label": label, "sweep_record": e.record,
                                     "results": e.doc} for e, label in zip(entries, labels(entries), strict=True)]})
-    index = folder / "index.html"
-    index.write_text(render(f"gimbench report ({len(entries)} runs)", parts))
-    return index
+    put(folder / "index.html", render(f"gimbench report ({len(entries)} runs)", parts).encode())

@@ -86,11 +86,12 @@ def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
 
 
 def sweep_note(sweep: dict) -> str:
-    """One line on a sweep: its runs, its wall time against theirs, and its overhead; a sweep whose process
-    was killed (sweep.json still says running, nobody holds its lock) says so."""
-    runs = sweep["runs"]
-    interrupted = sum(r["status"] in ("interrupted", "running") for r in runs)
-    failed = sum(r["status"] != "complete" for r in runs) - interrupted
+    """One line on a sweep: its runs (those running now apart from those interrupted), its wall time against
+    theirs, and its overhead; a sweep whose process was killed (sweep.json still says running, nobody holds its
+    lock) says so."""
+    runs, running = sweep["runs"], sweep.get("running_now", 0)  # running now, as collect found them
+    interrupted = sum(r["status"] in ("interrupted", "running") for r in runs) - running
+    failed = sum(r["status"] != "complete" for r in runs) - interrupted - running
     overhead = sweep.get("overhead")
     share = "-" if overhead is None else f"{100 * overhead:+.1f}%"
     status = sweep["status"]
@@ -98,7 +99,8 @@ def sweep_note(sweep: dict) -> str:
         status = (f"running, but its process (pid {sweep.get('pid', '?')}) is gone: killed? "
                   f"gimbench {made_by(sweep)} --resume {sweep['folder']} continues it")
     return (f"sweep {sweep['folder']} ({status}): {len(runs)} runs, {failed} failed"
-            f"{f', {interrupted} interrupted' if interrupted else ''}; swept "
+            f"{f', {interrupted} interrupted' if interrupted else ''}{f', {running} running' if running else ''}"
+            "; swept "
             f"{'; '.join(f'{k} ' + ','.join(map(str, v)) for k, v in sweep['swept'].items()) or 'nothing'}; wall "
             f"{sweep.get('wall_seconds', 0):.1f} s against {sweep.get('runs_wall_seconds', 0):.1f} s for its run "
             f"processes (overhead {share})")

@@ -59,6 +59,9 @@ def _setting(entries: list[Entry], *, memory: bool) -> str:
 
 
 def _legend(ax) -> None:
+    """A legend beside the axes; none where nothing is labelled (matplotlib would warn on stderr)."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 

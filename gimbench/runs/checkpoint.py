@@ -105,9 +105,15 @@ def described(folder: Path, steps: int | None, name: str = LATEST) -> dict:
     folder's results.json describes (``None``: results.json records no step count). ``PREVIOUS``, asked for
     by name, is loaded whatever its step."""
     folder = Path(folder)
-    if name == LATEST and not (folder / LATEST).is_file():
-        hint = f"; {PREVIOUS} exists: pass --checkpoint prev to use it" if (folder / PREVIOUS).is_file() else ""
-        raise ConfigError(f"{folder / LATEST} does not exist{hint}")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)):
+        raise ConfigError(f"{folder}/results.json is damaged: its steps_completed is {steps!r} "
+                          f"({type(steps).__name__}), not a whole number")
+    path = folder / name
+    if not path.is_file():
+        hint = f"; {PREVIOUS} exists: pass --checkpoint prev to use it" if name == LATEST and \
+            (folder / PREVIOUS).is_file() else ""
+        what = "is not a file (a directory?)" if path.exists() else "does not exist"
+        raise ConfigError(f"{path} {what}{hint}")
     state = load(folder, name)
     if name == LATEST and steps is not None and state["step"] != steps:
         raise ConfigError(f"{folder / LATEST} holds step {state['step']} but results.json describes step {steps}: "

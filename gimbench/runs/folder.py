@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig, one_line
 from gimbench.results.atomic import WriteError
+from gimbench.results.paths import check_utf8
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -77,6 +78,7 @@ def create_run_folder(cfg: RunConfig) -> Path:
 
 
 def _create(cfg: RunConfig) -> Path:
+    check_utf8(cfg.out, "--out")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {cfg.out!r} exists and is not a directory")

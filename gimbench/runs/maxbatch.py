@@ -68,8 +68,14 @@ def find_max_batch(cfg: RunConfig, on_try: Callable[[Try], None] = lambda t: Non
         on_try(t)
         return t.fits
 
-    with memory_cap(budget, torch.device(cfg.device)):
-        best = search(fits)
+    try:
+        with memory_cap(budget, torch.device(cfg.device)):
+            best = search(fits)
+    except KeyboardInterrupt as interrupt:  # a stop signal (gimbench.runs.stopping): one line says where
+        measured = ", ".join(map(str, tried)) or "none yet"
+        interrupt.add_note(f"during the --find-max-batch search (batch sizes measured: {measured}); the run had "
+                           "not begun and nothing was written")
+        raise
     if best == 0:
         need = tried[1].peak_bytes
         needs = "runs out of memory" if need is None else f"needs {need / MIB:.1f} MiB"

@@ -14,7 +14,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from gimbench.config import ConfigError
 from gimbench.results.atomic import WriteError, refused
+from gimbench.results.paths import check_utf8
 from gimbench.results.schema import read_results, write_json_atomic
 from gimbench.runs.checkpoint import LATEST, PREVIOUS
 from gimbench.runs.folder import RunLock, holder
@@ -31,9 +31,11 @@ from gimbench.sweep.signals import START_OPTIONS, ForwardSignals
 SCHEMA = "gimbench.sweep/1"
 
 
-def _error_line(stderr: str, code: int) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit code {code}"
+def _error_line(output: str, code: int) -> str:
+    """A failed run's own last message (``gimbench: ...``), else its last line (a traceback's), else its code."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("gimbench: ")]
+    return (said or lines or [f"exit code {code}"])[-1]
 
 
 def _results(folder: Path) -> dict | None:
@@ -66,17 +68,17 @@ def run_command(config: Configuration, runs: Path, *, overwrite: bool, resume: b
             "--quiet", *(["--overwrite"] if replace else [])]
 
 
-def _outcome(code: int, folder: Path, stderr: str, stop: ForwardSignals) -> dict:
+def _outcome(code: int, folder: Path, output: str, stop: ForwardSignals) -> dict:
     """A finished run's status fields: complete (with its figures), interrupted by the sweep, or failed."""
     doc = _results(folder)
     if doc is not None and doc.get("status") == "complete":  # even if a signal caught it on its way out
         return {"status": "complete", "error": None} | _summary(doc)
     if stop.signal is not None and code not in (1, 2):  # 1, 2: the run failed or refused on its own
-        said = [line for line in stderr.splitlines() if line.startswith("gimbench: interrupted")]
+        said = [line for line in output.splitlines() if line.startswith("gimbench: interrupted")]
         command = shlex.join(["gimbench", "run", "--resume", str(folder.absolute())]) if _resumable(folder) else None
         return {"status": "interrupted", "error": said[-1] if said else f"stopped by {stop.signal.name}",
                 "resume_command": command, "steps_completed": (doc or {}).get("steps_completed")}
-    return {"status": "failed", "error": _error_line(stderr, code)}
+    return {"status": "failed", "error": _error_line(output, code)}
 
 
 def run_one(config: Configuration, sweep: Path, *, overwrite: bool, stop: ForwardSignals | None = None,
@@ -86,26 +88,28 @@ def run_one(config: Configuration, sweep: Path, *, overwrite: bool, stop: Forwar
     stop = stop or ForwardSignals()
     runs, logs = sweep / "runs", sweep / "logs"
     command = run_command(config, runs, overwrite=overwrite, resume=before is not None)
-    started = time.perf_counter()
+    started, log = time.perf_counter(), logs / f"{config.name}.log"
     try:
         logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{config.name}.log", "a" if before else "w") as log, tempfile.TemporaryFile("w+") as err:
-            code = stop.wait(subprocess.Popen(command, stdout=log, stderr=err, text=True, **START_OPTIONS))
-            err.seek(0)
-            stderr = err.read()
-            log.write(stderr)
+        start = log.stat().st_size if before and log.exists() else 0
+        # The run writes straight into its log, stderr too: its last line (``interrupted ...``) reaches the log
+        # even when the sweep is killed, as it did not through a temporary file the sweep copied over.
+        with open(log, "ab" if before else "wb") as out:
+            code = stop.wait(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **START_OPTIONS))
+        output = log.read_bytes()[start:].decode(errors="replace")
     except OSError as e:
         if refused(e) is None:
             raise
-        raise WriteError(logs / f"{config.name}.log", refused(e)) from None
+        raise WriteError(log, refused(e)) from None
     record = {"name": config.name, "label": config.label, "options": config.values,
               "command": ["gimbench", *command[3:]], "folder": f"runs/{config.name}", "log": f"logs/{config.name}.log",
               "exit_code": code, "wall_seconds": time.perf_counter() - started + (before or {}).get("wall_seconds", 0)}
-    return record | _outcome(code, runs / config.name, stderr, stop)
+    return record | _outcome(code, runs / config.name, output, stop)
 
 
 def prepare_folder(folder: Path, *, overwrite: bool) -> None:
     """Create the sweep folder; an existing non-empty one only with ``--overwrite``."""
+    check_utf8(folder, "--out")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder}: exists and is not a directory")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:

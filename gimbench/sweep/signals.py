@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM during a sweep: passed on to the run in progress, which stops with a checkpoint.
+"""SIGINT, SIGTERM and SIGHUP during a sweep: passed on to the run in progress, which stops with a checkpoint.
 
 Each run is started in a process group of its own, so a terminal's Ctrl-C (sent to the sweep's group)
 reaches it once, through the sweep, never twice. The first signal asks the run to stop after its current
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from gimbench.runs.stopping import StopSignals
+from gimbench.runs.stopping import StopSignals, drop_terminal_output, say
 
 GRACE_S = 60.0
 PR_SET_PDEATHSIG = 1
@@ -30,10 +30,11 @@ class ForwardSignals(StopSignals):
         self.since: float | None = None  # when the first signal came (time.monotonic)
 
     def _handle(self, signum: int, frame: object) -> None:
+        drop_terminal_output(signum)
         if self.signal is None:
             self.signal, self.since = signal.Signals(signum), time.monotonic()
-            sys.stderr.write(f"gimbench: {self.signal.name}: stopping the sweep after the run in progress has "
-                             "saved (send it again to hurry it)\n")
+            say(f"gimbench: {self.signal.name}: stopping the sweep after the run in progress has saved (send it "
+                "again to hurry it)\n")
         if self.child is not None:
             self.child.send_signal(signum)  # does nothing once the child has ended
 
