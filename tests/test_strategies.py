@@ -95,8 +95,13 @@ def test_sequential_trains_one_module_at_a_time_and_freezes_the_rest():
     assert trained == [0, 0, 1, 1, 2, 2]
 
 
-def test_every_registered_model_builds_optimizers_for_every_module():
+def test_every_registered_model_gives_each_module_an_optimizer_over_its_own_parameters():
     for name in STRATEGIES:
         _, network, strategy = tiny(name, "audio")
         optimizers = strategy.make_optimizers(network)
         assert len(optimizers) == len(network)
+        trains = any(o is not None for o in optimizers)  # baselines (random, mfcc) train nothing: all None
+        for k, optimizer in enumerate(optimizers):
+            owned = {id(p) for p in network.owned_parameters(k)}
+            held = set() if optimizer is None else {id(p) for g in optimizer.param_groups for p in g["params"]}
+            assert held == (owned if trains else set()), f"{name}: module {k}'s optimizer holds other parameters"
