@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from gimbench.runs.folder import LOCK
+from gimbench.runs.folder import LOCK, RunLock
 
 SWEEP = [sys.executable, "-m", "gimbench", "sweep", "--model", "gim", "--depth", "1,2", "--preset", "tiny",
          "--device", "cpu", "--steps", "30", "--batch-size", "16", "--warmup-steps", "1", "--profile-steps", "1",
@@ -105,8 +105,8 @@ def test_sigterm_to_the_sweep_alone_reaches_its_run(tmp_path):
     _, err = sweep.communicate(timeout=120)
     assert sweep.returncode == 143 and "Traceback" not in err, err
     record = stopped_first_run(folder, "SIGTERM")
-    time.sleep(1.0)  # an orphaned run would train on and rewrite its results
-    assert results(folder / record["folder"])["status"] == "interrupted"
+    with RunLock(folder / record["folder"]):  # FolderBusy if the run lived on (training, rewriting its results)
+        assert results(folder / record["folder"])["status"] == "interrupted"
 
 
 def test_a_killed_sweep_is_reported_as_such_and_its_run_stops(tmp_path, capsys):
