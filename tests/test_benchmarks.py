@@ -14,6 +14,8 @@ import pytest
 
 from gimbench.cli import main
 
+pytestmark = pytest.mark.slow  # every test reads a benchmark run started with pytest in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = "gim-per-module-audio-d3 or cpc-vision-d1"
 

@@ -143,6 +143,7 @@ def test_existing_named_run_folder_needs_overwrite(tmp_path, capsys):
     run_cli(tmp_path, "--steps", "2", "--depth", "2", "--overwrite")
 
 
+@pytest.mark.slow
 def test_subprocess_user_mistake_has_no_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "gimbench", "run", "--depth", "0", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
@@ -207,6 +208,7 @@ def test_trace_cuda_snapshot_loads_with_pytorchs_reader(tmp_path):
     assert snapshot["segments"] and "<html" in _memory_viz.trace_plot(snapshot).lower()
 
 
+@pytest.mark.slow
 def test_piped_output_honours_columns():
     env = os.environ | {"COLUMNS": "80"}
     out = subprocess.run([sys.executable, "-m", "gimbench", "list"], capture_output=True, text=True, timeout=120,

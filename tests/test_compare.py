@@ -61,6 +61,7 @@ TINY = ["--modality", "vision", "--preset", "tiny", "--device", "cpu", "--depth"
         "--quiet"]
 
 
+@pytest.mark.slow
 def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_path, capsys):
     folder = tmp_path / "c"
     assert main(["compare", "--out", str(folder), *TINY]) == 0

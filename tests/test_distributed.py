@@ -39,6 +39,7 @@ def parameters(folder: Path) -> dict[str, torch.Tensor]:
     return torch.load(folder / "checkpoint.pt", weights_only=True)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,start", [("gim", GIMBENCH), ("cpc", [*TORCHRUN, "-m", "gimbench"])],
                          ids=["gim-launcher", "cpc-torchrun"])
 def test_data_parallel_matches_one_process(tmp_path, model, start):
@@ -108,6 +109,7 @@ def signal_a_run(out: Path, number: signal.Signals, launcher_too: bool = False) 
     return launcher.returncode, stderr, elapsed, json.loads((out / "signalled" / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_killing_a_rank_ends_the_run_with_a_clear_error(tmp_path):
     code, stderr, elapsed, doc = signal_a_run(tmp_path, signal.SIGKILL)
     assert code == 128 + signal.SIGKILL and elapsed < 30, stderr[-3000:]
@@ -117,6 +119,7 @@ def test_killing_a_rank_ends_the_run_with_a_clear_error(tmp_path):
     assert "lost contact" in doc["failure"]["message"] and len(doc["distributed"]["ranks"]) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number,to_launcher", [(signal.SIGTERM, False), (signal.SIGINT, True)],
                          ids=["SIGTERM-to-rank-1", "SIGINT-to-the-launcher"])
 def test_a_signal_stops_every_rank_after_the_same_step(tmp_path, number, to_launcher):

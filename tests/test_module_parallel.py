@@ -125,6 +125,7 @@ def link(doc: dict, rank: int, peer: int) -> dict:
     return next(x for x in doc["distributed"]["ranks"][rank]["links"] if x["peer"] == peer)
 
 
+@pytest.mark.slow
 def test_each_link_is_pinged_with_the_size_of_what_crosses_it(runs):
     """Each rank counts the messages it exchanges per step and pings at their size: module-parallel sends one
     batch's activation (plus two numbers) a step; a pipeline sends each micro-batch's activation forward and
@@ -140,6 +141,7 @@ def test_each_link_is_pinged_with_the_size_of_what_crosses_it(runs):
     assert link(gpipe, 0, 1)["bytes"] == batch_bytes == 2 * link(one_f_one_b, 0, 1)["bytes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,groups", [("mp-k1", [[0, 1], [2, 3]]), ("mp-k2", [[0, 1], [2], [3]]),
                                          ("mp-balanced", None)])
 def test_module_parallel_trains_the_parameters_one_process_trains(runs, name, groups):
@@ -158,6 +160,7 @@ def test_module_parallel_trains_the_parameters_one_process_trains(runs, name, gr
     assert [m["loss"]["history"] for m in doc["modules"]] == [m["loss"]["history"] for m in single["modules"]]
 
 
+@pytest.mark.slow
 def test_pipelined_cpc_runs_both_schedules(runs):
     gpipe, one_f_one_b, single = (json.loads((runs / n / "results.json").read_text()) for n in ("gpipe", "1f1b", "cpc"))
     for doc, mode in ((gpipe, "pipeline-gpipe"), (one_f_one_b, "pipeline-1f1b")):
@@ -170,6 +173,7 @@ def test_pipelined_cpc_runs_both_schedules(runs):
     assert parameters(runs / "1f1b").keys() == theirs.keys()
 
 
+@pytest.mark.slow
 def test_a_signal_to_the_last_rank_stops_every_rank_after_the_same_step(tmp_path):
     # Not quiet: the plain progress lines (every 100 steps of 1000) say when it trains.
     command = [sys.executable, "-m", "gimbench", "run", *(a for a in TINY if a != "--quiet"), "--steps", "1000",
@@ -192,6 +196,7 @@ def test_a_signal_to_the_last_rank_stops_every_rank_after_the_same_step(tmp_path
     assert steps == {doc["steps_completed"]}
 
 
+@pytest.mark.slow
 def test_report_sets_the_ranks_of_both_runs_side_by_side(runs, tmp_path, capsys):
     assert main(["report", str(runs / "mp-k1"), str(runs / "1f1b"), "--out", str(tmp_path / "report")]) == 0
     assert "Ranks side by side" in capsys.readouterr().out
@@ -210,6 +215,7 @@ def test_report_sets_the_ranks_of_both_runs_side_by_side(runs, tmp_path, capsys)
     assert '<img alt="per-rank step: compute, transfer and waiting"' in (tmp_path / "report" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_a_distributed_summary_fits_80_columns(runs):
     doc = json.loads((runs / "mp-k2" / "results.json").read_text())
     console = Console(width=80, file=io.StringIO(), record=True)

@@ -90,6 +90,7 @@ def wait_for(path, process, timeout: float = 180.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigint_mid_run_leaves_a_resumable_run(tmp_path, capsys):
     folder = tmp_path / "run"
     command = [sys.executable, "-m", "gimbench", "run", "--preset", "tiny", "--device", "cpu", "--depth", "2",

@@ -109,6 +109,7 @@ def test_the_page_fetches_nothing(report):
     assert "http://" not in text and "https://" not in text and "<script" not in text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it with apt-get as root)")
 def test_report_renders_in_headless_chromium_with_verdict_tables_and_plots(report, sweep_like, tmp_path):
     dom = chromium(tmp_path, "--dump-dom", report.as_uri()).stdout

@@ -42,6 +42,7 @@ def cli(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_second_command_on_a_held_folder_names_the_holder(folder, capsys):
     other = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True)
     try:
@@ -58,6 +59,7 @@ def test_a_second_command_on_a_held_folder_names_the_holder(folder, capsys):
     assert holder(folder) is None  # the kernel dropped the dead holder's lock
 
 
+@pytest.mark.slow
 def test_a_stale_lock_of_a_dead_process_is_taken_over(folder, capsys):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (folder / LOCK).write_text(dead.stdout)

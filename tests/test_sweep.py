@@ -34,6 +34,7 @@ def sweep(swept):
     return swept[0]
 
 
+@pytest.mark.slow
 def test_sweep_prints_a_line_per_run_and_the_runs_side_by_side(swept):
     lines = swept[1].splitlines()
     assert [line.split(": complete in ")[0] for line in lines[:4]] == [
@@ -46,6 +47,7 @@ def grid(*args: str) -> list[Configuration]:
     return configurations(parsed, parsed.run_options)[0]
 
 
+@pytest.mark.slow
 def test_sweep_json_lists_every_run_with_its_outcome(sweep):
     doc = json.loads((sweep / "sweep.json").read_text())
     assert doc["schema"] == "gimbench.sweep/1" and doc["status"] == "complete"
@@ -63,6 +65,7 @@ def test_sweep_json_lists_every_run_with_its_outcome(sweep):
     assert doc["overhead"] == pytest.approx(doc["wall_seconds"] / doc["runs_wall_seconds"] - 1)
 
 
+@pytest.mark.slow
 def test_report_of_a_sweep_shows_every_configurations_figures(sweep, tmp_path, capsys):
     assert main(["report", str(sweep), "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
@@ -118,6 +121,7 @@ def test_an_existing_sweep_folder_is_not_reused_without_overwrite(tmp_path, caps
     assert "--overwrite" in capsys.readouterr().err and (tmp_path / "s" / "sweep.json").read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     bad = Configuration({"depth": 0}, ["--depth", "0", *TINY], "bad", 1)  # validation skipped on purpose
     good = Configuration({"model": "random", "depth": 1}, ["--model", "random", "--depth", "1", *TINY], "good", 2)

@@ -11,9 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from gimbench.runs.folder import LOCK, RunLock
+
+pytestmark = pytest.mark.slow  # real sweeps in subprocesses, stopped by signals
 
 SWEEP = [sys.executable, "-m", "gimbench", "sweep", "--model", "gim", "--depth", "1,2", "--preset", "tiny",
          "--device", "cpu", "--steps", "30", "--batch-size", "16", "--warmup-steps", "1", "--profile-steps", "1",

@@ -144,6 +144,7 @@ RUN = ["run", "--preset", "tiny", "--device", "cpu", "--depth", "2", "--batch-si
        "--checkpoint-every", "4", "--no-probe", "--quiet"]
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_mid_run_then_resume_once_freed(tmpfs):
     filler = tmpfs / "filler"
     free = os.statvfs(tmpfs).f_bavail * os.statvfs(tmpfs).f_frsize
@@ -161,6 +162,7 @@ def test_a_real_full_disk_mid_run_then_resume_once_freed(tmpfs):
     assert json.loads((folder / "results.json").read_text())["steps_completed"] == 12
 
 
+@pytest.mark.slow
 def test_a_read_only_folder_is_one_line_for_resume_probe_and_report(tmpfs):
     done = gimbench(*RUN[:-6], "--steps", "2", "--checkpoint-every", "1", "--no-probe", "--quiet",
                     "--out", str(tmpfs), "--name", "run")
