@@ -10,12 +10,15 @@ $(BIN)/gimbench: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/gimbench
 
-.PHONY: run test lint docs
+.PHONY: run test test-fast lint docs
 run: $(BIN)/gimbench
 	$(BIN)/gimbench run $(ARGS)
 
 test: $(BIN)/gimbench
 	$(BIN)/python -m pytest -q
+
+test-fast: $(BIN)/gimbench  # the inner loop: every test not marked slow (docs/design.md#tests)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(BIN)/gimbench
 	$(BIN)/ruff check gimbench tests benchmarks

@@ -27,7 +27,8 @@ RUNS = [(m, mod, g) for m in sorted(STRATEGIES) for mod in MODALITIES
 def run_cli(tmp_path: Path, *args: str) -> Path:
     probe = [] if "--probe" in args else ["--no-probe"]
     args = tuple(a for a in args if a != "--probe")
-    code = main(["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--warmup-steps", "1",
+    # No memory-tracked steps unless asked: tracking costs ~8x a tiny run, and no test here reads its figures.
+    code = main(["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--warmup-steps", "1", "--memory-steps", "0",
                  "--out", str(tmp_path), "--name", "run", *probe, *args])
     assert code == 0
     return tmp_path / "run"

@@ -11,7 +11,7 @@ from gimbench.cli import main
 from gimbench.config import parse_size
 from gimbench.runs.maxbatch import search
 
-RUN = ["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--model", "gim", "--depth", "2",
+RUN = ["run", "--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe", "--model", "gim", "--depth", "1",
        "--steps", "2", "--warmup-steps", "1", "--profile-steps", "0", "--memory-steps", "1"]
 
 
