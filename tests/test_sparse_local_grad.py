@@ -65,7 +65,7 @@ def assert_same(network, k: int, h: torch.Tensor) -> None:
         torch.testing.assert_close(g_sparse, g_dense, rtol=1e-4, atol=1e-5 * float(g_dense.abs().max()))
 
 
-@pytest.mark.parametrize("preset", ["tiny", "paper"])
+@pytest.mark.parametrize("preset", ["tiny", pytest.param("paper", marks=pytest.mark.slow)])
 def test_sparse_equals_dense_for_every_conv_module(preset):
     network, inputs = conv_inputs(preset)
     for k, h in enumerate(inputs):
