@@ -23,6 +23,7 @@ def check_probe_block(probe: dict, modality: str, depth: int) -> None:
         assert result["train_examples"] > 0 and result["test_examples"] > 0 and result["epochs"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("modality", "depth"), [("audio", 1), ("vision", 2)])  # audio's conv2 probe alone: ~20 s
 def test_a_run_probes_every_module(tmp_path, capsys, modality, depth):
     folder = run_cli(tmp_path, "--modality", modality, "--depth", str(depth), "--steps", "3", "--batch-size", "2",
@@ -84,6 +85,7 @@ def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
     assert err.count("\n") == 1 and "does not match" in err and "encoder.0.0.weight" in err
 
 
+@pytest.mark.slow  # a run and its probes for every method
 def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys):
     out = tmp_path / "table"
     code = main(["table", "--modality", "audio", "--preset", "tiny", "--device", "cpu", "--steps", "2",
