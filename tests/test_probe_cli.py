@@ -68,6 +68,7 @@ def test_probe_command_on_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "checkpoint.pt" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # a second probe run; test_probe_command_probes_a_saved_run_without_changing_it is the fast one
 def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
     folder = run_cli(tmp_path, "--depth", "1", "--steps", "2", "--batch-size", "2")
     path = folder / "checkpoint.pt"
