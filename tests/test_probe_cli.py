@@ -34,6 +34,7 @@ def test_a_run_probes_every_module(tmp_path, capsys, modality, depth):
     assert "Linear probes" in out and "chance" in out
 
 
+@pytest.mark.slow  # a probe run (tests/test_probe.py checks the probes in the fast set)
 def test_probe_command_probes_a_saved_run_without_changing_it(tmp_path, capsys):
     folder = run_cli(tmp_path, "--depth", "1", "--steps", "3", "--batch-size", "2")
     before = json.loads((folder / "results.json").read_text())
@@ -68,7 +69,7 @@ def test_probe_command_on_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "checkpoint.pt" in err and "Traceback" not in err
 
 
-@pytest.mark.slow  # a second probe run; test_probe_command_probes_a_saved_run_without_changing_it is the fast one
+@pytest.mark.slow  # a probe run
 def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
     folder = run_cli(tmp_path, "--depth", "1", "--steps", "2", "--batch-size", "2")
     path = folder / "checkpoint.pt"

@@ -273,7 +273,8 @@ def test_timers_cover_the_step_and_attribute_backward_to_every_module(model, mod
 # ---------------------------------------------------------------- 4. profiling leaves training untouched
 
 
-@pytest.mark.parametrize(("model", "mode"), [("gim", "per-module"), ("cpc", "per-module")])
+@pytest.mark.parametrize(("model", "mode"), [("gim", "per-module"),
+                                           pytest.param("cpc", "per-module", marks=pytest.mark.slow)])
 def test_profiling_does_not_change_training(model, mode, deterministic):
     kinds = plan(6, warmup=1, timed=1, memory=2)
     assert {"memory", "timed", "plain"} <= set(kinds)

@@ -322,6 +322,7 @@ def test_probe_refuses_a_checkpoint_results_json_does_not_describe(finished, cap
     assert (folder / "results.json").read_text() == before
 
 
+@pytest.mark.slow  # a probe of a depth-2 audio run (~20 s)
 def test_probe_of_the_previous_checkpoint_on_purpose_is_recorded(finished):
     folder = finished
     assert main(["probe", str(folder), "--checkpoint", "prev", "--quiet"]) == 0

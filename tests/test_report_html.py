@@ -104,6 +104,7 @@ def error_bar(pixels, colour: str) -> tuple[int, int]:
     return axis - bottom, axis - top
 
 
+@pytest.mark.slow  # five tiny runs and a report, shared by the module's fixtures
 def test_the_page_fetches_nothing(report):
     text = report.read_text()
     assert "http://" not in text and "https://" not in text and "<script" not in text
@@ -143,6 +144,7 @@ def test_report_renders_in_headless_chromium_with_verdict_tables_and_plots(repor
     assert shot.shape[:2] == (1600, 1200) and len({tuple(p) for p in shot[::8, ::8].reshape(-1, shot.shape[2])}) > 50
 
 
+@pytest.mark.slow  # five tiny runs and a report, shared by the module's fixtures
 def test_every_table_has_a_csv_that_matches_report_json(report):
     doc = json.loads((report.parent / "report.json").read_text())
     assert "comparison" in doc["tables"] and "verdict-1" in doc["tables"]
@@ -156,6 +158,7 @@ def test_every_table_has_a_csv_that_matches_report_json(report):
         assert row["peak"] == f"{entry['results']['step']['peak_memory_bytes'] / 2**20:.1f}"
 
 
+@pytest.mark.slow  # five tiny runs and a report, shared by the module's fixtures
 def test_summary_and_report_fit_80_columns_without_cutting(sweep_like, runs):
     console = Console(width=80, file=io.StringIO(), record=True)
     console.print(side_by_side(*collect([sweep_like])))
@@ -165,6 +168,7 @@ def test_summary_and_report_fit_80_columns_without_cutting(sweep_like, runs):
     assert "…" not in text and max(map(len, text.splitlines())) <= 80 and "with the module's loss head" in text
 
 
+@pytest.mark.slow  # five tiny runs and a report, shared by the module's fixtures
 def test_probe_and_largest_batch_blocks_are_shown(runs, tmp_path):
     """A copy of a real run, given a probe block and a --find-max-batch block by this test, to check their display."""
     folder = tmp_path / "run"
