@@ -157,6 +157,7 @@ def test_a_rank_of_a_spread_run_builds_its_own_share():
     assert all(torch.equal(v, full[k]) for k, v in share.items() if isinstance(v, torch.Tensor))
 
 
+@pytest.mark.slow  # a fresh interpreter
 @pytest.mark.slow
 def test_importing_the_losses_loads_no_run_report_or_rich():
     """Every registry is filled by its own package, so a submodule loads alone (a fresh interpreter)."""
@@ -167,6 +168,7 @@ def test_importing_the_losses_loads_no_run_report_or_rich():
     assert ast.literal_eval(out) == ["gimbench", "gimbench.losses"]
 
 
+@pytest.mark.slow  # a fresh interpreter
 @pytest.mark.slow
 def test_the_spread_variants_are_registered_with_their_engines_without_loading_them():
     """The variants trained by gimbench.distributed are choices as soon as gimbench.strategies is imported, and

@@ -10,7 +10,6 @@ import torch
 from gimbench.config import ConfigError, RunConfig, resolve
 from gimbench.data import DATASETS, make_source
 from gimbench.distributed.engine import ENGINES
-from gimbench.distributed.world import World
 from gimbench.registry import Registry
 from gimbench.runs.build import build
 from gimbench.strategies import STRATEGIES
@@ -76,12 +75,7 @@ def test_every_dataset_says_what_it_needs(name, tmp_path):
 
 
 @pytest.mark.parametrize("mode", sorted(ENGINES))
-def test_every_engine_records_its_mode_and_trains_each_module_on_the_whole_batch_once(mode):
+def test_every_engine_records_its_mode_and_agrees_on_stops(mode):
     engine = ENGINES[mode]()
     assert engine.mode == mode  # results.json's distributed.mode names the registry entry
     assert "interrupted" in engine.agreed_failures  # a stop reaches every rank at one step, so rows are gathered
-    cfg = resolve(config_of("gim", "per-module", depth=3))
-    network = build(cfg).network
-    worlds = [World(rank=rank, size=2) for rank in range(2)]
-    seen = [sum(engine.local_batch(cfg, w) for w in worlds if k in engine.modules(network, w)) for k in range(3)]
-    assert seen == [cfg.batch_size] * 3  # split over ranks (data-parallel) or held by one rank (spread)
