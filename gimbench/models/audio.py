@@ -47,6 +47,10 @@ class GRUModule(nn.Module):
         out, _ = self.gru(x.transpose(1, 2))
         return out.transpose(1, 2)
 
+    def output_shape(self, shape: torch.Size) -> torch.Size:
+        """(B, hidden, L) for an input of ``shape`` (B, C, L), without running the GRU."""
+        return torch.Size((shape[0], self.gru.hidden_size, shape[2]))
+
 
 def conv_geometry(index: int) -> tuple[int, int, int]:
     """(kernel, stride, padding) of conv layer ``index`` under the depth rule."""

@@ -35,12 +35,16 @@ class Layers:
     def output_shapes(self) -> list[torch.Size]:
         """Each layer's output shape for a batch of one example: shapes only, run on the meta device (no memory
         used, no random number drawn). The batch dimension is then the rows one example becomes (the vision
-        encoder's patches)."""
+        encoder's patches). A layer with an ``output_shape(input_shape)`` method says its own instead: a recurrent
+        layer traced on the meta device runs its cell once per time step."""
         h, shapes = torch.empty(1, *self.input_shape, device="meta"), []
         for layer in self.modules:
-            state = {name: torch.empty_like(t, device="meta")
-                     for name, t in (*layer.named_parameters(), *layer.named_buffers())}
-            h = functional_call(layer, state, (h,))
+            if callable(getattr(layer, "output_shape", None)):  # not traced: a GRU on meta runs once per time step
+                h = torch.empty(layer.output_shape(h.shape), device="meta")
+            else:
+                state = {name: torch.empty_like(t, device="meta")
+                         for name, t in (*layer.named_parameters(), *layer.named_buffers())}
+                h = functional_call(layer, state, (h,))
             shapes.append(h.shape)
         return shapes
 
