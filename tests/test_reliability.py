@@ -76,7 +76,8 @@ def test_sequential_extension_trains_the_top_module(tmp_path):
 def test_checkpoints_are_atomic_and_the_last_two_are_kept(tmp_path):
     run(config(tmp_path, "run", "gim-per-module", 5, checkpoint_every=2, memory_steps=1))
     folder = tmp_path / "run"
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt", "results.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt", "memory-timeline.csv",
+                                                        "memory-timeline.png", "results.json"]
     latest, previous = (torch.load(folder / n, weights_only=True) for n in ("checkpoint.pt", "checkpoint.prev.pt"))
     assert (latest["step"], previous["step"]) == (5, 4)
     assert set(latest["rng"]) == {"torch", "cuda", "numpy", "python", "data"} and len(latest["history"]["losses"]) == 5

@@ -38,6 +38,8 @@ from torch.autograd import _enable_profiler as enable_profiler
 from torch.autograd import _prepare_profiler as prepare_profiler
 from torch.profiler import profile, record_function
 
+from gimbench.device import clock as device_clock
+
 MARK = "gimbench.mark."
 _quieted = False
 
@@ -71,12 +73,14 @@ class CpuAllocatorWatch:
 
     absolute = False  # levels count from the step's start; the meter adds what was live before it
     counts = True
+    source = "cpu allocator events"
 
     def __init__(self) -> None:
         self.marks = 0
         self._times: list[int] = []  # event times, ascending
         self._levels: list[int] = []  # bytes allocated since the step began, after each event
         self._mark_at: list[int] = []  # per mark: index of the last event at or before it (-1: none)
+        self._mark_ns: list[int] = []  # per mark: its time, on the events' clock
         self.allocated_ptrs: set[int] = set()  # every address the allocator handed out during the step
 
     @contextmanager
@@ -127,17 +131,29 @@ class CpuAllocatorWatch:
             self._levels.append(level)
             if size > 0:
                 self.allocated_ptrs.add(ptr)
-        self._mark_at = [bisect_right(self._times, marks[i]) - 1 for i in range(self.marks)]
+        self._mark_ns = [marks[i] for i in range(self.marks)]
+        self._mark_at = [bisect_right(self._times, t) - 1 for t in self._mark_ns]
 
     def level_at(self, mark: int) -> int:
         i = self._mark_at[mark]
         return self._levels[i] if i >= 0 else 0
 
+    def _between(self, first: int, last: int) -> slice:
+        """The events after mark ``first`` up to mark ``last``."""
+        return slice(self._mark_at[first] + 1, self._mark_at[last] + 1)
+
     def peak(self, first: int, last: int) -> tuple[int, None]:
         """Highest level from mark ``first`` to mark ``last`` (relative to the step's start); no reserve."""
-        start = self._mark_at[first] + 1
-        end = self._mark_at[last] + 1
-        return max([self.level_at(first), *self._levels[start:end]]), None
+        return max([self.level_at(first), *self._levels[self._between(first, last)]]), None
+
+    def time_at(self, mark: int) -> int:
+        return self._mark_ns[mark]
+
+    def series(self, first: int, last: int) -> list[tuple[int, int]]:
+        """(ns, level) at mark ``first`` and after every event up to mark ``last``: the levels ``peak`` reads."""
+        events = self._between(first, last)
+        return [(self.time_at(first), self.level_at(first)), *zip(self._times[events], self._levels[events],
+                                                                  strict=True)]
 
 
 class TrackerOnlyWatch:
@@ -161,31 +177,57 @@ class TrackerOnlyWatch:
     def peak(self, first: int, last: int) -> tuple[int, None]:
         return 0, None
 
+    def series(self, first: int, last: int) -> None:
+        """No levels were recorded: no timeline."""
+        return None
+
 
 class CudaAllocatorWatch:
     """Marks on the CUDA caching allocator's peak counters. ``read`` returns (peak allocated, peak
-    reserved) since the last ``reset``; both default to ``torch.cuda``'s and can be replaced (tests)."""
+    reserved) since the last ``reset``, ``level`` the bytes allocated now and ``clock`` seconds after the
+    device's queued work (so a phase's kernels fall inside its span); all default to ``torch.cuda``'s and can
+    be replaced (tests)."""
 
     absolute = True
     counts = True
+    source = "cuda allocator readings at the marks"
 
     def __init__(self, device: torch.device | None = None, read: Callable[[], tuple[int, int]] | None = None,
-                 reset: Callable[[], None] | None = None) -> None:
+                 reset: Callable[[], None] | None = None, level: Callable[[], int] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.read = read or (lambda: (torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)))
         self.reset = reset or (lambda: torch.cuda.reset_peak_memory_stats(device))
+        self.level = level or (lambda: torch.cuda.memory_allocated(device))
+        self.clock = clock or device_clock(device or torch.device("cuda"))
         self.readings: list[tuple[int, int]] = []  # reading i: the peaks between mark i-1 and mark i
+        self.levels: list[int] = []  # level i: the bytes allocated at mark i
+        self.times_ns: list[int] = []
         self.allocated_ptrs: set[int] = set()
 
     @contextmanager
     def step(self):
-        self.readings = []
+        self.readings, self.levels, self.times_ns = [], [], []
         self.reset()
         yield
 
     def mark(self) -> int:
+        self.times_ns.append(int(self.clock() * 1e9))
         self.readings.append(self.read())
+        self.levels.append(self.level())
         self.reset()
         return len(self.readings) - 1
+
+    def time_at(self, mark: int) -> int:
+        return self.times_ns[mark]
+
+    def series(self, first: int, last: int) -> list[tuple[int, int]]:
+        """(ns, bytes): the level at every mark from ``first`` to ``last`` and, halfway between two marks, the
+        peak reading of the stretch between them (when in it the peak fell is not known)."""
+        points = [(self.times_ns[first], self.levels[first])]
+        for i in range(first + 1, last + 1):
+            points += [((self.times_ns[i - 1] + self.times_ns[i]) // 2, self.readings[i][0]),
+                       (self.times_ns[i], self.levels[i])]
+        return points
 
     def peak(self, first: int, last: int) -> tuple[int, int]:
         """Highest allocated and reserved bytes from mark ``first`` to mark ``last``. The reading at

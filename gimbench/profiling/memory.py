@@ -20,6 +20,7 @@ from gimbench.profiling.allocator import allocator_watch
 from gimbench.profiling.meter import IntervalMeter, Key
 from gimbench.profiling.nvml import NvmlSampler
 from gimbench.profiling.system import reset_rss_peak, rss_peak_bytes
+from gimbench.profiling.timeline import Timeline, timeline
 from gimbench.profiling.tracker import Snapshot, TensorTracker
 
 
@@ -53,6 +54,7 @@ class StepMemory:
     reserved_peak: int | None = None
     intervals: dict[Key, Interval] = field(default_factory=dict)
     preexisting: int = 0  # bytes of storages the step used that were allocated before it (the batch)
+    timeline: Timeline | None = None  # allocated bytes over the step (None where the watch records no levels)
 
 
 class MemoryMeter(IntervalMeter):
@@ -147,7 +149,17 @@ class MemoryMeter(IntervalMeter):
         allocated, reserved = self.watch.peak(first, last)
         record.allocator_peak = offset + allocated if self.watch.counts else record.peak.live
         record.reserved_peak = reserved
+        record.timeline = self._timeline(record, first, last, offset)
         self.steps.append(record)
+
+    def _timeline(self, record: StepMemory, first: int, last: int, offset: int) -> Timeline | None:
+        """The step's levels between its first and last mark as the watch recorded them, with every interval."""
+        series = self.watch.series(first, last)
+        if series is None:
+            return None
+        at = self.watch.time_at
+        intervals = [(key, at(begin), at(end)) for key, _, begin, end in self._pending]
+        return timeline(series, intervals, offset, record.resident, self.watch.source, at(last))
 
     def _preexisting(self) -> int:
         """Bytes of the storages the tracker first met during the step that the allocator did not hand out

@@ -19,9 +19,10 @@ import torch
 
 from gimbench.device import empty_cache
 from gimbench.profiling.allocator import backend_name
-from gimbench.profiling.memory import MemoryMeter
+from gimbench.profiling.memory import MemoryMeter, StepMemory
 from gimbench.profiling.meter import NULL_METER, PHASES, Meter
 from gimbench.profiling.resident import resident_breakdown
+from gimbench.profiling.timeline import Timeline
 from gimbench.profiling.timing import TimingMeter
 from gimbench.profiling.tracker import CATEGORIES
 
@@ -171,13 +172,21 @@ class Profiler:
         peaks = [p for p in self.floor_by_module or () if p is not None]
         return max(peaks) if peaks else None
 
+    def _top(self) -> StepMemory:
+        """The memory step with the highest allocator peak (the first of equals): the step ``step_memory`` reports."""
+        return max(self.memory.steps, key=lambda s: s.allocator_peak)
+
+    def timeline(self) -> Timeline | None:
+        """Allocated bytes over the step whose peak ``step_memory`` reports; ``None`` without one."""
+        return self._top().timeline if self.memory.steps else None
+
     def step_memory(self) -> dict:
         """Step-level memory: the allocator's peak over the memory steps, the tracker's beside it, resident
         bytes, the floor and the ratio, and the cross-checks (peak RSS, NVML on CUDA)."""
         nvml = self.memory.nvml
         if not self.memory.steps:
             return {"memory_backend": self.backend, "nvml_used_bytes": nvml.peak_bytes, "nvml_note": nvml.note}
-        top = max(self.memory.steps, key=lambda s: s.allocator_peak)
+        top = self._top()
         floor = self.floor()
         return {
             "peak_memory_bytes": top.allocator_peak,

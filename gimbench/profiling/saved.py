@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from gimbench.profiling.memory import Interval, StepMemory
 from gimbench.profiling.profile import Profiler
+from gimbench.profiling.timeline import Timeline
 from gimbench.profiling.tracker import Snapshot
 
 
@@ -28,8 +29,9 @@ def _snapshot(d: dict) -> Snapshot:
 def _step_memory(d: dict) -> StepMemory:
     intervals = {(m, p): Interval(_snapshot(i["tracked"]), i["allocator_peak"], i["reserved_peak"])
                  for m, p, i in d["intervals"]}
+    timeline = Timeline.from_json(d["timeline"]) if d.get("timeline") else None  # none before issue #27
     return StepMemory(d["resident"], _snapshot(d["peak"]), d["allocator_peak"], d["rss_peak"], d["reserved_peak"],
-                      intervals, d.get("preexisting", 0))
+                      intervals, d.get("preexisting", 0), timeline)
 
 
 def restore(profiler: Profiler, saved: dict) -> None:

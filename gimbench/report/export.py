@@ -16,6 +16,7 @@ from gimbench.report.groups import groups
 from gimbench.report.html_tables import answer_tables, overview_tables, sweep_note
 from gimbench.report.page import Figure, Section, csv_text, render
 from gimbench.report.terminal import memory_table, probe_table, step_text, time_table
+from gimbench.report.timeline import compare as compare_timelines
 from gimbench.results.atomic import WriteError, refused
 from gimbench.results.schema import write_json_atomic
 
@@ -26,7 +27,9 @@ def answer(entries: list[Entry]) -> Section:
     found = answer_tables(entries)
     figures = [("accuracy-vs-memory", "probe accuracy vs step peak memory", plots.accuracy_vs_memory(entries)),
                *((f"module-bars-{i}", f"{g.name}: module memory, methods on one scale", plots.module_bars(g))
-                 for i, g in enumerate(groups(entries), 1))]
+                 for i, g in enumerate(groups(entries), 1)),
+               *((f"memory-timeline-{i}", f"{g.name}: memory over one step, methods side by side",
+                  compare_timelines(g)) for i, g in enumerate(groups(entries), 1))]
     return Section("Verdict: each method against cpc", notes=[line for _, _, line in found if line],
                    tables=[(name, t) for name, t, _ in found],
                    figures=[Figure(name, caption, data) for name, caption, data in figures if data is not None])

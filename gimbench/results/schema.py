@@ -142,6 +142,7 @@ class RunResult:
     distributed: dict | None = None  # under torchrun: world size, backend, mode and every rank's row; else null
     probe_checkpoint: dict | None = None  # set by `gimbench probe`: {"file", "step"} of the checkpoint it probed
     trace: dict | None = None  # with --trace: {"file", "step", "events", "memory_snapshot", ...}; else null
+    memory_timeline: dict | None = None  # the peak memory step over time: {"csv", "png", "spans", ...}; or null
 
     def __rich__(self):
         """The run summary, as the report layer renders it (it registers its renderer in ``RENDERERS`` when it

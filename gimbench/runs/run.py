@@ -26,6 +26,7 @@ from gimbench.models import Network
 from gimbench.probe import probe
 from gimbench.profiling.floor import alone_peaks
 from gimbench.profiling.profile import Profiler, plan
+from gimbench.profiling.timeline import Timeline
 from gimbench.profiling.trace import trace_block, trace_meter, with_trace
 from gimbench.results.atomic import WriteError
 from gimbench.results.schema import (
@@ -40,6 +41,7 @@ from gimbench.results.schema import (
     step_result,
     write_json_atomic,
 )
+from gimbench.results.timeline import timeline_block
 from gimbench.runs import checkpoint
 from gimbench.runs.build import build, network_for
 from gimbench.runs.environment import describe
@@ -57,6 +59,7 @@ from gimbench.runs.maxbatch import find_max_batch
 from gimbench.runs.processes import processes_for
 from gimbench.runs.session import Session
 from gimbench.runs.stopping import Interrupted, StopSignals
+from gimbench.runs.timeline import write_timeline
 from gimbench.strategies import spec_of
 from gimbench.trainer import NonFiniteLoss, Parts, StepRecord, Trainer
 
@@ -285,6 +288,7 @@ def finish(session: Session, failure: Failure | None, probes: dict | None = None
     (every rank waits there for the others); raise ``RunEnded`` unless the run is complete."""
     trainer, profiler, cfg, network = session.trainer, session.profiler, session.cfg, session.network
     status = "complete" if failure is None else "interrupted" if failure.reason == "interrupted" else "failed"
+    timeline = profiler.timeline() if session.writes else None
     sessions = session.sessions()
     result = RunResult(
         status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
@@ -298,9 +302,10 @@ def finish(session: Session, failure: Failure | None, probes: dict | None = None
         data=data_block(cfg, trainer.source),
         max_batch=session.max_batch, distributed=distributed,
         trace=trace_block(session.tracer) if cfg.trace and session.writes else None,
+        memory_timeline=timeline_block(timeline, network.names),
     )
-    results = session.folder / "results.json"
-    unwritten = written(session, lambda: write_json_atomic(results, result.to_json())) if session.writes else None
+    unwritten = written(session, lambda: write_files(session.folder, timeline, result.to_json())) \
+        if session.writes else None
     if farewell is not None:
         farewell()
     if unwritten is not None:
@@ -309,6 +314,12 @@ def finish(session: Session, failure: Failure | None, probes: dict | None = None
         code = 128 + signal.Signals[failure.details["signal"]] if status == "interrupted" else 1
         raise RunEnded(result, failure.message, code)
     return result
+
+
+def write_files(folder: Path, timeline: Timeline | None, doc: dict) -> None:
+    """The memory timeline's files, then results.json (whose block names them)."""
+    write_timeline(folder, timeline, doc)
+    write_json_atomic(folder / "results.json", doc)
 
 
 def probe_saved_run(
