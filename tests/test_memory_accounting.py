@@ -5,6 +5,7 @@ the tracker never exceeds it, and the CUDA and NVML logic is right, reached thro
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from types import SimpleNamespace
 
@@ -123,7 +124,7 @@ def test_cuda_watch_keeps_the_highest_slice_and_every_gap():
     # the last slice's close; step end.
     fake = ScriptedAllocator([10, 11, 50, 12, 60, 13, 70, 14, 90, 15, 30, 17, 40, 18, 19, 99])
     meter = MemoryMeter(network, [None, None], torch.device("cuda"), watch=CudaAllocatorWatch(
-        read=fake.read, reset=fake.reset), nvml=Idle())
+        read=fake.read, reset=fake.reset, level=lambda: 0, clock=time.perf_counter), nvml=Idle())
     with meter.step():
         h = x
         for k in range(2):
@@ -142,11 +143,12 @@ def test_cuda_watch_keeps_the_highest_slice_and_every_gap():
     assert record.intervals[(1, "backward")].reserved_peak == 190
     # The step's peak includes the gap after the last interval (99), which no interval holds.
     assert record.allocator_peak == 99
+    assert record.timeline.peak == 99  # the timeline's points hold every reading
 
 
 def test_cuda_watch_interval_and_step_peaks_from_readings():
     fake = ScriptedAllocator([5, 7, 30, 8, 25, 6])
-    watch = CudaAllocatorWatch(read=fake.read, reset=fake.reset)
+    watch = CudaAllocatorWatch(read=fake.read, reset=fake.reset, level=lambda: 0, clock=time.perf_counter)
     with watch.step():
         marks = [watch.mark() for _ in range(6)]
     assert watch.peak(marks[1], marks[2]) == (30, 130)

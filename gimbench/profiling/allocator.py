@@ -15,6 +15,9 @@ level between two marks. Two watches answer:
   previous mark, then resets it, so no stretch of the step is lost between marks (gaps included).
   Figures are absolute (everything the allocator holds for tensors on the device).
 
+The CPU and CUDA watches also give the levels they read, in time order (``series``), from which the meter
+keeps the step's timeline (``gimbench.profiling.timeline``); nothing is measured for it.
+
 Why the profiler on the CPU: the tensor tracker sees only tensors that operators return; kernels
 allocate scratch inside themselves (a conv backward whose input needs a gradient allocates several
 times what it returns) that only the allocator sees. PyTorch has no CPU allocator statistics API, and
