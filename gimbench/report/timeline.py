@@ -44,7 +44,7 @@ def panel(entry: Entry, title: str) -> Panel | None:
     return Panel(f"{title} ({block['duration_ms']:.0f} ms step)", colour(entry.strategy), block, *series)
 
 
-def _memory(ax, p: Panel, scale: float) -> None:
+def _memory(ax, p: Panel, scale: float, width: float) -> None:
     """The level as a step curve, the resident level dashed and the peak marked with its value."""
     x = [t / scale for t in p.times_ms]
     y = [b / MIB for b in p.levels]
@@ -52,11 +52,13 @@ def _memory(ax, p: Panel, scale: float) -> None:
     ax.fill_between(x, y, step="post", color=p.colour, alpha=0.15)
     resident = p.block["resident_bytes"] / MIB
     ax.axhline(resident, color="gray", linestyle="--", linewidth=1)
-    ax.annotate(f"resident {resident:.1f}", (0.01, resident), xycoords=("axes fraction", "data"),
+    ax.annotate(f"resident {resident:.1f} MiB", (0.01, resident), xycoords=("axes fraction", "data"),
                 va="bottom", fontsize=7, color="dimgray")
     peak, at = p.block["peak_bytes"] / MIB, p.block["peak_ms"] / scale
     ax.plot([at], [peak], marker="v", color="black", markersize=6)
-    ax.annotate(f"peak {peak:.1f} MiB", (at, peak), xytext=(4, 2), textcoords="offset points", fontsize=8)
+    late = at > 0.6 * width  # the value's text goes on the side with room
+    ax.annotate(f"peak {peak:.1f} MiB", (at, peak), xytext=(-4 if late else 4, 2), textcoords="offset points",
+                ha="right" if late else "left", fontsize=8)
     ax.set_title(p.title, fontsize=9, color=p.colour)
     ax.grid(alpha=0.3)
 
@@ -79,29 +81,26 @@ def figure(panels: list[Panel], title: str, *, normalised: bool) -> bytes:
     """The panels side by side (``COLUMNS`` a row) on one MiB scale; time in ms, or as a fraction of each step."""
     columns = min(COLUMNS, len(panels))
     rows = -(-len(panels) // columns)
-    modules = max(len({s["module"] for s in p.block["spans"]}) for p in panels)
-    ratios = [3, 0.25 * modules + 0.3] * rows
-    fig, axes = plt.subplots(2 * rows, columns, figsize=(4.6 * columns + 0.6, sum(ratios) * 0.9 + 0.9),
-                             gridspec_kw={"height_ratios": ratios}, squeeze=False)
+    bars = 0.25 * max(len({s["module"] for s in p.block["spans"]}) for p in panels) + 0.3  # inches of module rows
+    wide = 4.6 * columns + 0.6 if len(panels) > 1 else 8.0  # a run's own picture gets the width of two panels
+    fig = plt.figure(figsize=(wide, rows * (3 + bars) + 0.9), layout="constrained")
+    grid = fig.add_gridspec(rows, columns)
     top = max(max(p.levels) for p in panels) / MIB * 1.12
     for i, p in enumerate(panels):
-        memory, spans = axes[2 * (i // columns)][i % columns], axes[2 * (i // columns) + 1][i % columns]
+        cell = grid[i // columns, i % columns].subgridspec(2, 1, height_ratios=[3, bars], hspace=0.02)
+        memory = fig.add_subplot(cell[0])
+        spans = fig.add_subplot(cell[1], sharex=memory)
         scale = (p.block["duration_ms"] or 1.0) if normalised else 1.0
         width = 1.0 if normalised else p.block["duration_ms"]
-        _memory(memory, p, scale)
+        _memory(memory, p, scale, width)
         _spans(spans, p, scale, width)
-        for ax in (memory, spans):
-            ax.set_xlim(0, width)
-        memory.set_ylim(0, top)
+        memory.set(xlim=(0, width), ylim=(0, top))
+        memory.tick_params(labelbottom=False)  # the bars beneath carry the time axis
         memory.set_ylabel("MiB allocated", fontsize=8)
         spans.set_xlabel("fraction of the step" if normalised else "ms from the step's start", fontsize=8)
-    for i in range(len(panels), rows * columns):
-        axes[2 * (i // columns)][i % columns].axis("off")
-        axes[2 * (i // columns) + 1][i % columns].axis("off")
-    fig.legend([Patch(color=c) for c, _ in PHASES.values()], list(PHASES), loc="lower center", ncols=4, fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
+    fig.legend([Patch(color=c) for c, _ in PHASES.values()], list(PHASES), loc="outside lower center", ncols=4,
+               fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return png(fig)
 
 
