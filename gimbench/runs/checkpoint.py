@@ -6,11 +6,16 @@ per-step losses and times, the profiler's raw measurements and the sessions so f
 tensor or a plain Python type, so ``torch.load(..., weights_only=True)`` reads it and cannot run code.
 
 A run folder keeps the last two: ``checkpoint.pt`` (the newest) and ``checkpoint.prev.pt``.
+
+Loading one checks it before use, so damage is refused in one line instead of training on silently: every
+zip member's CRC (``torch.save`` writes a zip; a flipped byte inside a stored tensor still unpickles), then
+whether its contents agree with each other and with the network being built (``check_contents``).
 """
 
 from __future__ import annotations
 
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +64,27 @@ def save(folder: Path, state: dict) -> Path:
     return folder / LATEST
 
 
+def _check_crcs(path: Path) -> None:
+    """Every member of the checkpoint's zip against the CRC ``torch.save`` recorded, or ``ConfigError`` naming
+    the first that differs."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as e:
+        raise ConfigError(f"{path} is damaged or not a gimbench checkpoint ({one_line(e)})") from None
+    if bad is not None:
+        raise ConfigError(f"{path} is damaged: its member {bad} fails its CRC check (bytes changed on disk)")
+
+
 def load_file(path: Path) -> dict:
     """One checkpoint file, or ``ConfigError`` saying in one line what is wrong with it."""
     try:
+        _check_crcs(path)
         state = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist") from None
+    except ConfigError:
+        raise
     except Exception as e:  # any unpickling or zip error means a damaged file, not a bug of ours
         raise ConfigError(f"{path} is damaged or not a gimbench checkpoint ({one_line(e)})") from None
     missing = [key for key in REQUIRED if not isinstance(state, dict) or key not in state]
@@ -114,3 +134,38 @@ def described(folder: Path, steps: int | None, name: str = LATEST) -> dict:
                           "they are not the same network (pass --checkpoint prev to use the previous checkpoint "
                           "on purpose)")
     return state
+
+
+def check_contents(state: dict, network: torch.nn.Module, optimizers: list) -> None:
+    """Whether a loaded checkpoint's parts agree with each other and with ``network``: a ``ValueError`` naming
+    the first part that does not. ``load_state_dict`` checks the network's keys and shapes, but accepts a short
+    history and optimizer state of any shape, which fail only later, mid-training."""
+    _check_history(state["history"], state["step"])
+    if len(state["optimizers"]) != len(optimizers):
+        raise ValueError(f"it holds {len(state['optimizers'])} optimizers for {len(optimizers)} modules")
+    for k, (optimizer, saved) in enumerate(zip(optimizers, state["optimizers"], strict=True)):
+        if optimizer is not None and saved is not None:
+            _check_optimizer(k, optimizer, saved)
+
+
+def _check_history(history: dict, step: int) -> None:
+    for key in ("losses", "seconds", "data_seconds"):
+        if not isinstance(history[key], list) or len(history[key]) != step:
+            raise ValueError(f"its history.{key} does not hold one entry for each of its {step} steps")
+    numbers = [v for row in history["losses"] for v in (row if isinstance(row, list) else [row])]
+    numbers += history["seconds"] + history["data_seconds"]
+    if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in numbers):
+        raise ValueError("its history holds values that are not numbers")
+
+
+def _check_optimizer(k: int, optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Optimizer ``k``'s saved state (Adam's moments) must have the shape of the parameter it belongs to."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    ids = [i for group in saved["param_groups"] for i in group["params"]]
+    if len(ids) != len(params):
+        raise ValueError(f"optimizer {k} holds {len(ids)} parameters, the network's module {k} has {len(params)}")
+    for i, param in zip(ids, params, strict=True):
+        for name, value in saved["state"].get(i, {}).items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                raise ValueError(f"optimizer {k}'s {name} has shape {tuple(value.shape)} for a parameter of shape "
+                                 f"{tuple(param.shape)}")

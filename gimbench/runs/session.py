@@ -68,6 +68,7 @@ class Session:
         """Continue from a loaded checkpoint, or ``ConfigError`` if it does not fit this configuration."""
         t = self.trainer
         try:
+            checkpoint.check_contents(state, t.network, t.optimizers)
             t.network.load_state_dict(state["model"])
             for optimizer, optimizer_state in zip(t.optimizers, state["optimizers"], strict=True):
                 if optimizer is not None:

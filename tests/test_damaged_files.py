@@ -1,0 +1,122 @@
+"""Damaged checkpoints and inconsistent ones: refused at load in one line naming the file, never trained on."""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from gimbench.cli import main
+from gimbench.config import RunConfig
+from gimbench.runs import checkpoint
+from gimbench.runs.run import run
+
+TINY = dict(preset="tiny", device="cpu", depth=2, batch_size=2, warmup_steps=1, profile_steps=1, memory_steps=0,
+            probe=False, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A real completed 2-step run (gim per-module: one Adam per module) with checkpoints at steps 1 and 2."""
+    out = tmp_path_factory.mktemp("runs")
+    run(RunConfig(**TINY | {"steps": 2, "checkpoint_every": 1, "out": str(out), "name": "done"}))
+    return out / "done"
+
+
+@pytest.fixture
+def copy(finished, tmp_path) -> Path:
+    """A fresh copy of the finished run's folder, to damage."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for path in finished.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def one_line_error(code: int, err: str) -> bool:
+    return code == 2 and err.count("\n") == 1 and err.startswith("gimbench: error:") and "Traceback" not in err
+
+
+def flip(path: Path, at: int, count: int = 64) -> None:
+    data = bytearray(path.read_bytes())
+    data[at:at + count] = bytes(b ^ 0xFF for b in data[at:at + count])
+    path.write_bytes(bytes(data))
+
+
+def tensor_member(path: Path) -> tuple[str, int]:
+    """The largest stored tensor of a checkpoint zip, and where its data begins in the file (after the member's
+    local header: 30 bytes, its name and its extra field)."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    header = path.read_bytes()[info.header_offset:info.header_offset + 30]
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.filename, info.header_offset + 30 + name_length + extra_length
+
+
+def test_64_flipped_bytes_in_the_middle_are_refused_naming_the_file_and_member(copy, capsys):
+    path = copy / checkpoint.LATEST
+    flip(path, path.stat().st_size // 2)
+    for argv in (["run", "--resume", str(copy), "--steps", "4"], ["probe", str(copy)]):
+        code, err = cli(argv, capsys)
+        assert one_line_error(code, err) and str(path) in err and "fails its CRC check" in err, err
+        assert "checkpoint.prev.pt exists: rename it" in err  # no silent fallback (docs/reliability.md)
+
+
+def test_a_flip_inside_a_stored_tensor_is_refused(copy, capsys):
+    path = copy / checkpoint.LATEST
+    member, start = tensor_member(path)
+    flip(path, start + 8, 4)
+    torch.load(path, weights_only=True)  # the damage is invisible to torch itself: it unpickles fine
+    code, err = cli(["run", "--resume", str(copy), "--steps", "4"], capsys)
+    assert one_line_error(code, err) and f"its member {member} fails its CRC check" in err
+
+
+def rewrite(folder: Path, change) -> None:
+    """Save the folder's checkpoint again with ``change(state)`` applied: right keys, inconsistent contents."""
+    state = torch.load(folder / checkpoint.LATEST, weights_only=True)
+    change(state)
+    checkpoint.save(folder, {k: v for k, v in state.items() if k != "format"})
+
+
+def short_history(state: dict) -> None:
+    state["history"]["losses"] = state["history"]["losses"][:1]
+
+
+def adam_of_the_wrong_shape(state: dict) -> None:
+    moments = state["optimizers"][0]["state"][0]
+    moments["exp_avg"] = torch.zeros(3, 3)
+
+
+def a_parameter_of_the_wrong_shape(state: dict) -> None:
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.zeros(1)
+
+
+def one_optimizer_missing(state: dict) -> None:
+    state["optimizers"] = state["optimizers"][:1]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (short_history, "history.losses does not hold one entry for each of its 2 steps"),
+    (adam_of_the_wrong_shape, "optimizer 0's exp_avg has shape (3, 3)"),
+    (a_parameter_of_the_wrong_shape, "size mismatch"),
+    (one_optimizer_missing, "1 optimizers for 2 modules"),
+])
+def test_inconsistent_contents_are_refused_at_load(copy, capsys, change, expected):
+    rewrite(copy, change)
+    code, err = cli(["run", "--resume", str(copy), "--steps", "4"], capsys)
+    assert one_line_error(code, err) and "does not fit" in err and expected in err, err
+    assert torch.load(copy / checkpoint.LATEST, weights_only=True)["step"] == 2  # nothing was trained or written
+
+
+def test_an_intact_checkpoint_still_resumes(copy, capsys):
+    code, _ = cli(["run", "--resume", str(copy), "--steps", "3"], capsys)
+    assert code == 0 and torch.load(copy / checkpoint.LATEST, weights_only=True)["step"] == 3
