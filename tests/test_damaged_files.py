@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from data_fixtures import write_stl10
 
 from gimbench.cli import main
 from gimbench.config import RunConfig
@@ -120,3 +122,53 @@ def test_inconsistent_contents_are_refused_at_load(copy, capsys, change, expecte
 def test_an_intact_checkpoint_still_resumes(copy, capsys):
     code, _ = cli(["run", "--resume", str(copy), "--steps", "3"], capsys)
     assert code == 0 and torch.load(copy / checkpoint.LATEST, weights_only=True)["step"] == 3
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"airplane\nbird\ncar\n", "names 3 classes, not 10"), (b"", "names 0 classes, not 10"),
+    (b"airplane\n\xff\xfe bird\n", "cannot be read as UTF-8 text"),
+])
+def test_a_damaged_class_names_file_is_one_line_in_data_check(tmp_path, capsys, content, expected):
+    root = tmp_path / "data"
+    write_stl10(root, {"train": 10, "test": 10})
+    names = next(root.rglob("class_names.txt"))
+    names.write_bytes(content)
+    code, err = cli(["data", "check", "--data", "stl10", "--data-root", str(root)], capsys)
+    assert one_line_error(code, err) and str(names) in err and expected in err and "optional" in err
+
+
+DEEP = "[" * 200_000 + "]" * 200_000
+
+
+def test_deeply_nested_json_is_one_line_for_every_reader(copy, tmp_path, capsys):
+    (copy / "results.json").write_text(DEEP)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text(DEEP)
+    bench = tmp_path / "bench.json"
+    bench.write_text(DEEP)
+    for argv in (["run", "--resume", str(copy), "--steps", "4"], ["probe", str(copy)], ["report", str(copy)],
+                 ["report", str(sweep)], ["sweep", "--resume", str(sweep)], ["bench-compare", str(bench), str(bench)]):
+        code, err = cli(argv, capsys)
+        assert one_line_error(code, err) and "nested too deeply" in err, (argv, err)
+
+
+def edited(path: Path, change) -> None:
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d.update(modules=[1, 2]), "modules[0] is 1, not an object"),
+    (lambda d: d["step"].update(time_ms="fast"), "step.time_ms is 'fast', not a finite number of at least 0"),
+    (lambda d: d["config"].update(depth="six"), "config.depth is 'six', not a count"),
+    (lambda d: d["step"].update(peak_memory_bytes=float("nan")), "step.peak_memory_bytes is nan"),
+    (lambda d: d["config"].pop("model"), "config.model is missing"),
+])
+def test_results_json_of_wrong_inner_types_is_one_line_naming_the_field(copy, tmp_path, capsys, change, field):
+    edited(copy / "results.json", change)
+    for argv in (["report", str(copy), "--out", str(tmp_path / "report")], ["probe", str(copy)]):
+        code, err = cli(argv, capsys)
+        assert one_line_error(code, err) and f"{copy / 'results.json'}: {field}" in err, (argv, err)
+

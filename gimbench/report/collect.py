@@ -72,24 +72,9 @@ def _read_sweep(folder: Path) -> tuple[dict, list[Entry]]:
     entries = []
     for record in sweep["runs"]:
         run = folder / record["folder"]
-        doc = _checked(read_results(run), run) if record["status"] == "complete" else None
+        doc = read_results(run) if record["status"] == "complete" else None
         entries.append(Entry(run, doc, record))
     return sweep | {"stale": stale(folder, sweep)}, entries
-
-
-# What a report reads of every results.json, and the type it must have.
-SHAPE = {"status": str, "config": dict, "step": dict, "modules": list}
-
-
-def _checked(doc: dict, folder: Path) -> dict:
-    """``doc`` if it has what a report reads, else ``ConfigError`` naming the field."""
-    for key, kind in SHAPE.items():
-        if not isinstance(doc.get(key), kind):
-            raise ConfigError(f"{folder}/results.json: {key!r} is {type(doc.get(key)).__name__}, not a "
-                              f"{kind.__name__}: the file is damaged or not a gimbench run result")
-    if not isinstance(doc["config"].get("model"), str):
-        raise ConfigError(f"{folder}/results.json: its config records no model: the file is damaged")
-    return doc
 
 
 def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
@@ -108,7 +93,7 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
             sweeps.append(sweep | {"folder": str(path)})
             entries += found
         else:
-            entries.append(Entry(path, _checked(read_results(path), path)))
+            entries.append(Entry(path, read_results(path)))
     return entries, sweeps
 
 

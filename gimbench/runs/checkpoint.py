@@ -24,6 +24,8 @@ import torch
 from gimbench.config import ConfigError, one_line
 from gimbench.device import all_rng_states, set_all_rng_states
 from gimbench.results.atomic import write_atomic
+from gimbench.results.schemas import CHECKPOINT
+from gimbench.results.validate import check
 
 FORMAT = "gimbench.checkpoint/1"
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
@@ -90,6 +92,7 @@ def load_file(path: Path) -> dict:
     missing = [key for key in REQUIRED if not isinstance(state, dict) or key not in state]
     if missing:
         raise ConfigError(f"{path} is not a gimbench checkpoint (no {', '.join(missing)})")
+    check(state, CHECKPOINT, path, "the checkpoint is damaged or was not written by gimbench")
     return state
 
 
@@ -137,35 +140,42 @@ def described(folder: Path, steps: int | None, name: str = LATEST) -> dict:
 
 
 def check_contents(state: dict, network: torch.nn.Module, optimizers: list) -> None:
-    """Whether a loaded checkpoint's parts agree with each other and with ``network``: a ``ValueError`` naming
-    the first part that does not. ``load_state_dict`` checks the network's keys and shapes, but accepts a short
-    history and optimizer state of any shape, which fail only later, mid-training."""
-    _check_history(state["history"], state["step"])
+    """Whether a loaded checkpoint's parts (their types already checked by its schema) agree with each other and
+    with the ``network`` and ``optimizers`` built for the run: a ``ValueError`` naming the first that does not.
+    ``load_state_dict`` checks the network's keys and shapes, but takes a short history, optimizer state of any
+    shape and other optimizer settings, which fail only later, mid-training or while writing results."""
+    step = state["step"]
+    for key, values in state["history"].items():
+        if len(values) != step:
+            raise ValueError(f"its history.{key} does not hold one entry for each of its {step} steps")
+    isolated = state["profile"].get("isolated")
+    if isolated is not None and len(isolated) != len(network):
+        raise ValueError(f"its profile.isolated holds {len(isolated)} figures for {len(network)} modules")
     if len(state["optimizers"]) != len(optimizers):
         raise ValueError(f"it holds {len(state['optimizers'])} optimizers for {len(optimizers)} modules")
     for k, (optimizer, saved) in enumerate(zip(optimizers, state["optimizers"], strict=True)):
-        if optimizer is not None and saved is not None:
+        if (optimizer is None) != (saved is None):
+            raise ValueError(f"its optimizer {k} is {'missing' if saved is None else 'one the run does not have'}")
+        if optimizer is not None:
             _check_optimizer(k, optimizer, saved)
 
 
-def _check_history(history: dict, step: int) -> None:
-    for key in ("losses", "seconds", "data_seconds"):
-        if not isinstance(history[key], list) or len(history[key]) != step:
-            raise ValueError(f"its history.{key} does not hold one entry for each of its {step} steps")
-    numbers = [v for row in history["losses"] for v in (row if isinstance(row, list) else [row])]
-    numbers += history["seconds"] + history["data_seconds"]
-    if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in numbers):
-        raise ValueError("its history holds values that are not numbers")
-
-
 def _check_optimizer(k: int, optimizer: torch.optim.Optimizer, saved: dict) -> None:
-    """Optimizer ``k``'s saved state (Adam's moments) must have the shape of the parameter it belongs to."""
+    """Optimizer ``k``'s saved settings must be the run's (they come from its options, which a resume keeps) and
+    its state (Adam's moments) must have the shape and type of the parameter it belongs to."""
+    groups = saved["param_groups"]
+    if len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"optimizer {k} holds {len(groups)} parameter groups, the run's has "
+                         f"{len(optimizer.param_groups)}")
+    for group, own in zip(groups, optimizer.param_groups, strict=True):
+        differ = sorted(key for key in own.keys() | group.keys() if key != "params" and group.get(key) != own.get(key))
+        if differ or len(group["params"]) != len(own["params"]):
+            raise ValueError(f"optimizer {k}'s settings differ from the run's ({', '.join(differ) or 'parameters'})")
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    ids = [i for group in saved["param_groups"] for i in group["params"]]
-    if len(ids) != len(params):
-        raise ValueError(f"optimizer {k} holds {len(ids)} parameters, the network's module {k} has {len(params)}")
+    ids = [i for group in groups for i in group["params"]]
     for i, param in zip(ids, params, strict=True):
         for name, value in saved["state"].get(i, {}).items():
-            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                raise ValueError(f"optimizer {k}'s {name} has shape {tuple(value.shape)} for a parameter of shape "
-                                 f"{tuple(param.shape)}")
+            scalar = value.dim() == 0 and value.is_floating_point()
+            if not scalar and (value.shape != param.shape or value.dtype != param.dtype):
+                raise ValueError(f"optimizer {k}'s {name} has shape {tuple(value.shape)} ({value.dtype}) for a "
+                                 f"parameter of shape {tuple(param.shape)} ({param.dtype})")
