@@ -1,41 +1,41 @@
-"""Damaged checkpoints and inconsistent ones: refused at load in one line naming the file, never trained on."""
+"""Damaged and hostile files (#28): checkpoints (flipped bytes, inconsistent contents), results.json, sweep.json,
+benchmark JSON and class_names.txt are refused in one line naming the file and the field, never a traceback."""
 
 from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 from data_fixtures import write_stl10
+from fuzz_files import fresh_copy, make_world
 
 from gimbench.cli import main
-from gimbench.config import RunConfig
 from gimbench.runs import checkpoint
-from gimbench.runs.run import run
-
-TINY = dict(preset="tiny", device="cpu", depth=2, batch_size=2, warmup_steps=1, profile_steps=1, memory_steps=0,
-            probe=False, quiet=True)
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A real completed 2-step run (gim per-module: one Adam per module) with checkpoints at steps 1 and 2."""
-    out = tmp_path_factory.mktemp("runs")
-    run(RunConfig(**TINY | {"steps": 2, "checkpoint_every": 1, "out": str(out), "name": "done"}))
-    return out / "done"
+def world(tmp_path_factory) -> dict[str, Path]:
+    """A real completed 2-step run (gim per-module: one Adam per module) with checkpoints at steps 1 and 2, in a
+    sweep folder listing it, and a real benchmark JSON."""
+    return make_world(tmp_path_factory.mktemp("world"))
 
 
 @pytest.fixture
-def copy(finished, tmp_path) -> Path:
+def copy(world, tmp_path) -> Path:
     """A fresh copy of the finished run's folder, to damage."""
-    folder = tmp_path / "run"
-    folder.mkdir()
-    for path in finished.iterdir():
-        (folder / path.name).write_bytes(path.read_bytes())
-    return folder
+    return fresh_copy(world["run"], tmp_path / "run")
+
+
+@pytest.fixture
+def sweep(world, tmp_path) -> Path:
+    """A fresh copy of the sweep folder, to damage."""
+    return fresh_copy(world["sweep"], tmp_path / "sweep")
 
 
 def cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -172,3 +172,47 @@ def test_results_json_of_wrong_inner_types_is_one_line_naming_the_field(copy, tm
         code, err = cli(argv, capsys)
         assert one_line_error(code, err) and f"{copy / 'results.json'}: {field}" in err, (argv, err)
 
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d["runs"][0].update(status="done"), "runs[0].status is 'done', not one of"),
+    (lambda d: d["runs"][0].update(folder="../../etc"), "runs[0].folder is '../../etc', not a folder runs/NAME"),
+    (lambda d: d["runs"][0].update(wall_seconds="long"), "runs[0].wall_seconds is 'long'"),
+    (lambda d: d["runs"][0]["options"].update(depth="six"), "runs[0].options.depth is 'six'"),
+    (lambda d: d.update(swept=7), "swept is 7, not an object"),
+    (lambda d: d.update(command=["gimbench", 1]), "command[1] is 1, not a string"),
+])
+def test_sweep_json_with_bad_fields_is_one_line_naming_the_field(sweep, tmp_path, capsys, change, field):
+    edited(sweep / "sweep.json", change)
+    for argv in (["report", str(sweep), "--out", str(tmp_path / "report")], ["sweep", "--resume", str(sweep)]):
+        code, err = cli(argv, capsys)
+        assert one_line_error(code, err) and f"{sweep / 'sweep.json'}: {field}" in err, (argv, err)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda b: b["extra_info"].update(step_peak_bytes=0), "extra_info.step_peak_bytes is 0"),
+    (lambda b: b["extra_info"].update(step_peak_bytes=-5), "extra_info.step_peak_bytes is -5"),
+    (lambda b: b["extra_info"].update(step_peak_bytes=True), "extra_info.step_peak_bytes is True"),
+    (lambda b: b["extra_info"].update(step_peak_bytes=float("nan")), "extra_info.step_peak_bytes is nan"),
+    (lambda b: b["extra_info"].update(step_peak_bytes=10**400), "extra_info.step_peak_bytes is 1000"),
+    (lambda b: b["extra_info"].update(module_peak_bytes=5), "extra_info.module_peak_bytes is 5, not a list"),
+    (lambda b: b["extra_info"].update(module_names=7), "extra_info.module_names is 7, not a list"),
+    (lambda b: b.update(extra_info=[1]), "extra_info is [1], not an object"),
+    (lambda b: b.update(fullname=["a"]), "fullname is ['a'], not a string"),
+])
+def test_bench_compare_refuses_bad_memory_figures_naming_the_field(world, tmp_path, capsys, change, field):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(world["bench"].read_bytes())
+    edited(bad, lambda doc: change(doc["benchmarks"][0]))
+    for argv in (["bench-compare", str(bad), str(world["bench"])], ["bench-compare", str(world["bench"]), str(bad)]):
+        code, err = cli(argv, capsys)
+        assert one_line_error(code, err) and f"{bad}: benchmarks[0].{field}" in err, (argv, err)
+
+
+@pytest.mark.slow
+def test_the_real_entry_point_ends_the_same_way(copy):
+    """The in-process tests call ``main``; ``python -m gimbench`` exits with its status and prints the same line."""
+    (copy / "results.json").write_text(DEEP)
+    done = subprocess.run([sys.executable, "-m", "gimbench", "report", str(copy)], capture_output=True, text=True,
+                          timeout=300)
+    assert one_line_error(done.returncode, done.stderr) and "nested too deeply" in done.stderr
