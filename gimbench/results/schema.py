@@ -29,7 +29,7 @@ class Failure:
     """Why a run ended early: results.json's ``failure`` block is ``reason``, ``message``, ``step`` and what the
     reason adds (``details``: the module and phase, the signal, the path that could not be written, ...)."""
 
-    reason: str  # "non-finite-loss", "out-of-memory", "interrupted", "write-failed", "peer-lost"
+    reason: str  # "non-finite-loss", "out-of-memory", "interrupted", "write-failed", "peer-lost", "workers-failed"
     message: str  # one line for the user (an interrupted run's adds the resume command on a second)
     step: int  # steps completed before it
     details: dict = field(default_factory=dict)
