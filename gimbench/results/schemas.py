@@ -131,7 +131,9 @@ STEP_MEMORY = Obj(required={
 OPTIMIZER = Obj(required={"state": MapOf(MapOf(TENSOR)),
                           "param_groups": ListOf(Obj(required={"params": ListOf(COUNT)}))})
 CHECKPOINT = Obj(required={
-    "model": MapOf(TENSOR), "optimizers": ListOf(Nullable(OPTIMIZER)), "config": PLAIN, "step": COUNT,
+    "model": MapOf(TENSOR), "optimizers": ListOf(Nullable(OPTIMIZER)), "config": PLAIN, "step": COUNT}, optional={
+    # Optional here as in ``load_file``'s REQUIRED: a probe reads the network alone; a resume missing them ends
+    # in one line when it restores them.
     "strategy": Obj(optional={"module": COUNT, "schedule_steps": COUNT}, rest=PLAIN),
     "rng": Obj(required={
         "torch": TENSOR, "cuda": ListOf(TENSOR), "data": TENSOR,
@@ -141,11 +143,9 @@ CHECKPOINT = Obj(required={
                              "data_seconds": ListOf(AMOUNT)}),
     "profile": Obj(required={"timing": ListOf(ListOf(Row((MAYBE_MODULE, STR, AMOUNT)))),
                              "memory": ListOf(STEP_MEMORY)}, optional={"isolated": Nullable(ListOf(MAYBE_AMOUNT))}),
-    "kinds": ListOf(STR), "sessions": ListOf(Obj(rest=PLAIN))},
-    optional={"max_batch": Nullable(Obj(required={"budget_bytes": AMOUNT, "batch_size": COUNT,
-                                                  "peak_bytes": MAYBE_AMOUNT, "backend": STR, "tried": ListOf(TRY)},
-                                        rest=PLAIN)), "format": STR})
-
+    "kinds": ListOf(STR), "sessions": ListOf(Obj(rest=PLAIN)), "format": STR,
+    "max_batch": Nullable(Obj(required={"budget_bytes": AMOUNT, "batch_size": COUNT, "peak_bytes": MAYBE_AMOUNT,
+                                        "backend": STR, "tried": ListOf(TRY)}, rest=PLAIN))})
 
 def read(path: Path, schema: Obj, what: str) -> dict:
     """The JSON document at ``path`` checked against ``schema``, or ``ConfigError`` naming the file and the field

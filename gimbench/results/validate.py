@@ -42,9 +42,12 @@ class Kind:
     types: tuple[type, ...]
     check: Callable[[object], bool] = lambda value: True
 
-    def validate(self, value: object, at: str) -> None:
+    def fits(self, value: object) -> bool:
         is_bool = isinstance(value, bool) and bool not in self.types
-        if is_bool or not isinstance(value, self.types) or not self.check(value):
+        return not is_bool and isinstance(value, self.types) and self.check(value)
+
+    def validate(self, value: object, at: str) -> None:
+        if not self.fits(value):
             raise Invalid(at, f"is {_shown(value)}, not {self.name}")
 
 
@@ -53,6 +56,9 @@ class Nullable:
     """``inner`` or ``null``."""
 
     inner: object
+
+    def fits(self, value: object) -> bool:
+        return value is None or self.inner.fits(value)
 
     def validate(self, value: object, at: str) -> None:
         if value is not None:
@@ -81,8 +87,10 @@ class ListOf:
     def validate(self, value: object, at: str) -> None:
         if not isinstance(value, list):
             raise Invalid(at, f"is {_shown(value)}, not a list")
-        for i, item in enumerate(value):
-            self.item.validate(item, f"{at}[{i}]")
+        fits = getattr(self.item, "fits", None)  # a leaf: a per-step history of 10^6 numbers is checked in one pass
+        start = next((i for i, item in enumerate(value) if not fits(item)), len(value)) if fits else 0
+        for i in range(start, len(value)):
+            self.item.validate(value[i], f"{at}[{i}]")
 
 
 @dataclass(frozen=True)

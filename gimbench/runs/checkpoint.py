@@ -145,10 +145,10 @@ def check_contents(state: dict, network: torch.nn.Module, optimizers: list) -> N
     ``load_state_dict`` checks the network's keys and shapes, but takes a short history, optimizer state of any
     shape and other optimizer settings, which fail only later, mid-training or while writing results."""
     step = state["step"]
-    for key, values in state["history"].items():
+    for key, values in state.get("history", {}).items():
         if len(values) != step:
             raise ValueError(f"its history.{key} does not hold one entry for each of its {step} steps")
-    isolated = state["profile"].get("isolated")
+    isolated = state.get("profile", {}).get("isolated")
     if isolated is not None and len(isolated) != len(network):
         raise ValueError(f"its profile.isolated holds {len(isolated)} figures for {len(network)} modules")
     if len(state["optimizers"]) != len(optimizers):
