@@ -35,11 +35,12 @@ ENDINGS = {0: ("",), 1: ("gimbench: failed: ", "gimbench: memory regression"), 2
 def commands(kind: str, folder: Path, world: dict[str, Path]) -> list[list[str]]:
     """Every command that reads a file of ``kind``, on the damaged copy in ``folder``."""
     run_folder = folder if kind != "sweep" else folder / world["run"].relative_to(world["sweep"])
-    reads_run = [["report", str(run_folder), "--out", str(folder.parent / f"{folder.name}-report")],
-                 ["probe", str(run_folder)], ["run", "--resume", str(run_folder), "--steps", "3"]]
-    return {"results": reads_run, "checkpoint": reads_run[1:],
-            "sweep": [["report", str(folder), "--out", str(folder.parent / f"{folder.name}-report")],
-                      ["sweep", "--resume", str(folder), "--quiet"]],
+    plain, details = (["report", *extra, "--out", str(folder.parent / f"{folder.name}-report{'-'.join(extra)}")]
+                      for extra in ([], ["--details"]))
+    reads_run = [[*plain, str(run_folder)], [*details, str(run_folder)], ["probe", str(run_folder)],
+                 ["run", "--resume", str(run_folder), "--steps", "3"]]
+    return {"results": reads_run, "checkpoint": reads_run[2:],
+            "sweep": [[*plain, str(folder)], [*details, str(folder)], ["sweep", "--resume", str(folder), "--quiet"]],
             "bench": [["bench-compare", str(world["bench"]), str(folder / "bench.json")],
                       ["bench-compare", str(folder / "bench.json"), str(world["bench"])]]}[kind]
 
