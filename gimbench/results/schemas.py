@@ -58,7 +58,8 @@ STEP = Obj(required={
     "unprofiled_steps": COUNT}, optional={
     "data_wait_ms": MapOf(MAYBE_NUMBER), "time_note": MAYBE_STR, "peak_over_floor": MAYBE_NUMBER,
     "memory_steps": MAYBE_COUNT, "peak_breakdown_bytes": BYTES_BY,
-    "floor_by_module_bytes": Nullable(ListOf(MAYBE_AMOUNT))}, patterns=FIGURES)
+    "floor_by_module_bytes": Nullable(ListOf(MAYBE_AMOUNT))}, patterns=FIGURES,
+    together=("time_ms", "time_ms_iqr", "samples_per_second"))
 MODULE = Obj(
     required={"index": COUNT, "name": STR, "parameters": COUNT,
               "loss": Obj(required={"first": MAYBE_NUMBER, "last": MAYBE_NUMBER, "history": ListOf(MAYBE_NUMBER)})},

@@ -117,6 +117,7 @@ class Obj:
     optional: dict = field(default_factory=dict)
     patterns: tuple = ()
     rest: object = None
+    together: tuple = ()  # keys that are all null or all set (figures computed from the same steps)
 
     def validate(self, value: object, at: str) -> None:
         if not isinstance(value, dict):
@@ -128,6 +129,9 @@ class Obj:
             schema = self.required.get(key) or self.optional.get(key) or self._pattern(key)
             if schema is not None:
                 schema.validate(item, _join(at, key))
+        if len({value.get(key) is None for key in self.together}) > 1:
+            others = ", ".join(self.together[1:])
+            raise Invalid(_join(at, self.together[0]), f"and {others} are not all null or all set")
 
     def _pattern(self, key: str):
         found = (schema for suffix, schema in self.patterns if isinstance(key, str) and key.endswith(suffix))
