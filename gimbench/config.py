@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 
 from gimbench.data import DATASETS
-from gimbench.device import available
+from gimbench.device import available, total_memory
 from gimbench.errors import ConfigError, one_line
-from gimbench.models import MODALITIES, NETWORKS, PAPER_NETWORKS, NetworkEntry
-from gimbench.models.presets import PRESETS
+from gimbench.models import MODALITIES, NETWORKS, PAPER_NETWORKS, NetworkEntry, sequence_lengths
+from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.strategies import STRATEGIES, MethodSpec
 
 __all__ = ["ConfigError", "RunConfig", "module_count", "one_line", "parse_size", "recorded_config", "resolve"]
@@ -40,6 +40,11 @@ DEFAULT_MICRO_BATCHES = 4
 MAX_STEPS = 10**7  # the step plan and history are lists of this length
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 MAX_LR = 1e30  # Adam divides lr by 1 - beta1 (0.1) at the first step; above ~3e37 that overflows float32
+# DataLoader worker processes per CPU core at most: each is a whole Python process (torch imported, its own
+# prefetched batches) and past a few per core they only queue for the same cores; --workers 500 forked until
+# the system's process limit refused one.
+WORKERS_PER_CPU = 4
+FLOAT_BYTES = 4
 
 
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -160,11 +165,50 @@ def _check_numbers(cfg: RunConfig) -> None:
                         ("--workers", cfg.workers)):
         if value < 0:
             raise ConfigError(f"{flag} must be zero or more, got {value}")
+    _check_workers(cfg.workers)
     _positive("--nproc", cfg.nproc)
     _positive("--max-inflight", cfg.max_inflight)
     _positive("--accumulate", cfg.accumulate)
     if not 0 <= cfg.seed <= MAX_SEED:
         raise ConfigError(f"--seed must be between 0 and 2**63-1, got {cfg.seed}")
+
+
+def max_workers() -> int:
+    """The largest ``--workers`` this machine takes: ``WORKERS_PER_CPU`` per CPU core."""
+    return WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
+def _check_workers(workers: int) -> None:
+    if workers > max_workers():
+        raise ConfigError(f"--workers must be at most {max_workers()} ({WORKERS_PER_CPU} per CPU core of this "
+                          f"machine's {os.cpu_count() or 1}), got {workers:,}")
+
+
+def sample_bytes(spec: AudioSpec | VisionSpec, modality: str, preset: str, known: bool) -> tuple[int, int]:
+    """Lower bounds on the bytes one sample of a batch occupies during a step, float32: its input, and (for the
+    paper's networks, ``known``) the first layer's output with its gradient, which its backward holds at once
+    (audio: conv1's channels x frames; vision: the patches and the stem's maps over them). Every method that
+    trains them holds all of these together."""
+    if modality == "audio":
+        first = 2 * spec.channels * sequence_lengths(preset, 1)[0] if known else 0
+        return FLOAT_BYTES * spec.crop_samples, FLOAT_BYTES * first
+    side = (spec.crop - spec.patch) // spec.patch_stride + 1
+    patches = side * side * spec.patch * spec.patch
+    return FLOAT_BYTES * spec.crop * spec.crop, FLOAT_BYTES * patches * 2 * (1 + spec.stem) if known else 0
+
+
+def _check_batch_memory(cfg: RunConfig, spec: AudioSpec | VisionSpec, preset: str, device: str, processes: int,
+                        known: bool) -> None:
+    """Refuse a ``--batch-size`` whose batch cannot fit in the device's memory (RAM on the CPU) even in the
+    most favourable case (split over every process, the first layer over every micro-batch): such a run grows
+    until the kernel kills it, with no message and no results."""
+    batch, (data, first) = cfg.batch_size, sample_bytes(spec, cfg.modality, preset, known)
+    pieces = cfg.accumulate * (cfg.micro_batches or 1)
+    need, have = batch * (data + first // pieces) // processes, total_memory(device)
+    if need > have:
+        raise ConfigError(f"--batch-size {batch:,} needs at least {need / 2**30:,.1f} GiB for its input and first "
+                          f"layer alone, more than the {have / 2**30:.1f} GiB of {device} memory of this machine; "
+                          "use a smaller --batch-size or --find-max-batch")
 
 
 def resolve_device(device: str) -> str:
@@ -207,7 +251,7 @@ def _check_budget(text: str, device: str) -> None:
         budget = parse_size(text)
     except ValueError as e:
         raise ConfigError(f"--memory-budget: {e}") from None
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    ram = total_memory("cpu")
     if device == "cpu" and budget > ram:
         raise ConfigError(f"--memory-budget: {budget / 2**30:.1f} GiB is more than this machine's {ram / 2**30:.1f} "
                           "GiB of memory, which the CPU tries would allocate")
@@ -381,5 +425,6 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
     resolved = dataclasses.replace(cfg, network=network, device=device, preset=preset, depth=depth, context=context,
                                    steps=steps, batch_size=batch_size, lr=cfg.lr or sizes.lr,
                                    micro_batches=micro_batches, modules=modules, nproc=processes)
+    _check_batch_memory(resolved, sizes, preset, device, processes, network == PAPER_NETWORKS[cfg.modality])
     spec.check(resolved, processes)
     return resolved

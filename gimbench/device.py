@@ -3,6 +3,7 @@ that covers it, the random generators, emptying the cache, and the allocator's o
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +64,13 @@ def memory_cap(budget: int, device: torch.device) -> Iterator[None]:
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
         torch.cuda.empty_cache()
+
+
+def total_memory(kind: str) -> int:
+    """Bytes of memory of a ``kind`` device: the first CUDA device's, or the machine's RAM for the CPU."""
+    if kind == "cuda":
+        return torch.cuda.get_device_properties(0).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def available(kind: str) -> bool:

@@ -337,7 +337,7 @@ def test_report_refuses_a_malformed_config_in_one_line(finished, tmp_path, capsy
     doc = json.loads((folder / "results.json").read_text())
     (folder / "results.json").write_text(json.dumps(doc | {"config": 5}))
     code, err = cli(["report", str(folder), "--out", str(tmp_path / "r")], capsys)
-    assert code == 2 and err.count("\n") == 1 and "'config' is int, not a dict" in err
+    assert code == 2 and err.count("\n") == 1 and "results.json: config is 5, not an object" in err
 
 
 def test_with_no_timed_step_step_times_are_null_and_say_why(tmp_path, capsys):

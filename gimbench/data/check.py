@@ -17,7 +17,16 @@ from rich.table import Table
 from gimbench.data.corpus import SAMPLE_RATE
 from gimbench.data.librispeech_index import PHONES_FILE, SPLIT_FILES, labels_folder, load_index
 from gimbench.data.problems import REASONS, Skips
-from gimbench.data.stl10 import FILES, OFFICIAL_COUNTS, Stl10Split, binary_folder, check_files
+from gimbench.data.stl10 import (
+    CLASS_NAMES,
+    FILES,
+    NUM_CLASSES,
+    OFFICIAL_COUNTS,
+    Stl10Split,
+    binary_folder,
+    check_files,
+    class_names,
+)
 
 
 @dataclass
@@ -53,9 +62,9 @@ def check_stl10(root: Path) -> DataReport:
     folder = binary_folder(root)
     check_files(folder, ["train", "test"])
     report = DataReport("stl10", Path(root))
-    names = folder / "class_names.txt"
-    classes = names.read_text().split() if names.is_file() else [str(c) for c in range(1, 11)]
-    report.rows.append(("class_names.txt", ", ".join(classes) if names.is_file() else "missing (optional)"))
+    named = class_names(folder)
+    classes = named or [str(c) for c in range(1, NUM_CLASSES + 1)]
+    report.rows.append((CLASS_NAMES, ", ".join(classes) if named else "missing (optional)"))
     for split in ("train", "test", "unlabeled"):
         if split == "unlabeled" and not (folder / FILES[split][0]).is_file():
             report.rows.append((split, f"missing {folder / FILES[split][0]}: only --train-split train is possible"))

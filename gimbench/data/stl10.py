@@ -24,6 +24,7 @@ FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y
          "unlabeled": ("unlabeled_X.bin", None)}
 OFFICIAL_COUNTS = {"train": 5000, "test": 8000, "unlabeled": 100000}
 NUM_CLASSES = 10
+CLASS_NAMES = "class_names.txt"  # optional: the classes' names, one a line
 IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
 CHUNK = 2048  # images converted at a time when a whole split is read
 LAYOUT = (
@@ -40,6 +41,23 @@ def binary_folder(root: Path) -> Path:
         return folder
     hint = " (it holds the .bin files itself: pass its parent folder)" if (Path(root) / "train_X.bin").exists() else ""
     raise DataError(f"--data-root {root}: no {FOLDER}/ folder{hint}", LAYOUT, "stl10")
+
+
+def class_names(folder: Path) -> list[str] | None:
+    """The ten names of ``class_names.txt`` (one a line, as the release has them), ``None`` where the optional
+    file is absent, or ``DataError`` for one that is not ten names of UTF-8 text."""
+    path = folder / CLASS_NAMES
+    if not path.is_file():
+        return None
+    try:
+        names = path.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} cannot be read as UTF-8 text ({type(e).__name__}); re-extract "
+                        "stl10_binary.tar.gz or remove the file (it is optional)") from None
+    if len(names) != NUM_CLASSES:
+        raise DataError(f"{path} names {len(names)} classes, not {NUM_CLASSES} (one a line); re-extract "
+                        "stl10_binary.tar.gz or remove the file (it is optional)")
+    return names
 
 
 def check_files(folder: Path, splits: list[str]) -> None:

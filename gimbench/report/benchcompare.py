@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gimbench.errors import ConfigError
+from gimbench.results.schemas import BENCHMARKS, read
 
 MIB = 2**20
 PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%?\s*")
@@ -32,16 +32,15 @@ def parse_percent(text: str, flag: str = "--max-increase") -> float:
 def load_memory(path: Path) -> dict[str, dict]:
     """Each benchmark's ``extra_info`` with memory figures, by full name, from a pytest-benchmark JSON."""
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = read(path, BENCHMARKS, "a pytest-benchmark JSON")
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise ConfigError(f"{path} is not a pytest-benchmark JSON (no 'benchmarks' list)")
-    found = {b.get("fullname", b.get("name")): b.get("extra_info") or {} for b in doc["benchmarks"]
-             if isinstance(b, dict)}
-    found = {name: info for name, info in found.items() if isinstance(info.get("step_peak_bytes"), int)}
+    found = {b.get("fullname", b["name"]): b.get("extra_info") or {} for b in doc["benchmarks"]}
+    found = {name: info for name, info in found.items() if "step_peak_bytes" in info}
+    unnamed = next((name for name, info in found.items() if "memory_backend" not in info), None)
+    if unnamed is not None:
+        raise ConfigError(f"{path}: {unnamed} has memory figures but no extra_info.memory_backend saying what "
+                          "measured them")
     if not found:
         raise ConfigError(f"{path} has no benchmark with memory figures (extra_info.step_peak_bytes); "
                           f"was it written by 'pytest benchmarks/ --benchmark-json ...'?")

@@ -74,7 +74,7 @@ def _read_sweep(folder: Path) -> tuple[dict, list[Entry]]:
     entries = []
     for record in sweep["runs"]:
         run = folder / record["folder"]
-        doc = _checked(read_results(run), run) if record["status"] == "complete" else None
+        doc = read_results(run) if record["status"] == "complete" else None
         entries.append(Entry(run, doc, record))
     return sweep | {"stale": stale(folder, sweep), "running_now": running_now(folder, sweep)}, entries
 
@@ -87,21 +87,6 @@ def running_now(folder: Path, sweep: dict) -> int:
     if not stale(folder, sweep):
         return len(running) if sweep.get("status") == "running" else 0
     return sum(holder(folder / str(r.get("folder"))) is not None for r in running)
-
-
-# What a report reads of every results.json, and the type it must have.
-SHAPE = {"status": str, "config": dict, "step": dict, "modules": list}
-
-
-def _checked(doc: dict, folder: Path) -> dict:
-    """``doc`` if it has what a report reads, else ``ConfigError`` naming the field."""
-    for key, kind in SHAPE.items():
-        if not isinstance(doc.get(key), kind):
-            raise ConfigError(f"{folder}/results.json: {key!r} is {type(doc.get(key)).__name__}, not a "
-                              f"{kind.__name__}: the file is damaged or not a gimbench run result")
-    if not isinstance(doc["config"].get("model"), str):
-        raise ConfigError(f"{folder}/results.json: its config records no model: the file is damaged")
-    return doc
 
 
 def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
@@ -121,7 +106,7 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
             sweeps.append(sweep | {"folder": str(path)})
             entries += found
         else:
-            entries.append(Entry(path, _checked(read_results(path), path)))
+            entries.append(Entry(path, read_results(path)))
     return entries, sweeps
 
 

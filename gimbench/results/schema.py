@@ -17,6 +17,7 @@ from torch import nn
 from gimbench.errors import ConfigError
 from gimbench.profiling.profile import ratio_interval
 from gimbench.results.atomic import write_atomic
+from gimbench.results.schemas import RESULTS, read
 
 SCHEMA = "gimbench.run/1"
 RENDERERS: dict[str, Callable] = {}  # "run": RunResult -> a rich renderable (gimbench.report.terminal)
@@ -28,7 +29,7 @@ class Failure:
     """Why a run ended early: results.json's ``failure`` block is ``reason``, ``message``, ``step`` and what the
     reason adds (``details``: the module and phase, the signal, the path that could not be written, ...)."""
 
-    reason: str  # "non-finite-loss", "out-of-memory", "interrupted", "write-failed", "peer-lost"
+    reason: str  # "non-finite-loss", "out-of-memory", "interrupted", "write-failed", "peer-lost", "workers-failed"
     message: str  # one line for the user (an interrupted run's adds the resume command on a second)
     step: int  # steps completed before it
     details: dict = field(default_factory=dict)
@@ -218,17 +219,13 @@ def parameter_checksum(network: nn.Module) -> str:
 
 
 def read_results(folder: Path) -> dict:
-    """A run folder's results.json, or ``ConfigError`` saying what is wrong with it."""
+    """A run folder's results.json, checked against its schema (``gimbench.results.schemas``), or
+    ``ConfigError`` saying in one line what is wrong with it."""
     path = Path(folder) / "results.json"
     try:
-        doc = json.loads(path.read_text())
+        return read(path, RESULTS, "a gimbench run result")
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist: is {folder} a gimbench run folder?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("gimbench.run/"):
-        raise ConfigError(f"{path} is not a gimbench run result (no 'gimbench.run/' schema)")
-    return doc
 
 
 def write_json_atomic(path: Path, document: dict) -> None:

@@ -6,11 +6,16 @@ per-step losses and times, the profiler's raw measurements and the sessions so f
 tensor or a plain Python type, so ``torch.load(..., weights_only=True)`` reads it and cannot run code.
 
 A run folder keeps the last two: ``checkpoint.pt`` (the newest) and ``checkpoint.prev.pt``.
+
+Loading one checks it before use, so damage is refused in one line instead of training on silently: every
+zip member's CRC (``torch.save`` writes a zip; a flipped byte inside a stored tensor still unpickles), then
+whether its contents agree with each other and with the network being built (``check_contents``).
 """
 
 from __future__ import annotations
 
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +24,8 @@ import torch
 from gimbench.config import ConfigError, one_line
 from gimbench.device import all_rng_states, set_all_rng_states
 from gimbench.results.atomic import write_atomic
+from gimbench.results.schemas import CHECKPOINT
+from gimbench.results.validate import check
 
 FORMAT = "gimbench.checkpoint/1"
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
@@ -59,17 +66,33 @@ def save(folder: Path, state: dict) -> Path:
     return folder / LATEST
 
 
+def _check_crcs(path: Path) -> None:
+    """Every member of the checkpoint's zip against the CRC ``torch.save`` recorded, or ``ConfigError`` naming
+    the first that differs."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as e:
+        raise ConfigError(f"{path} is damaged or not a gimbench checkpoint ({one_line(e)})") from None
+    if bad is not None:
+        raise ConfigError(f"{path} is damaged: its member {bad} fails its CRC check (bytes changed on disk)")
+
+
 def load_file(path: Path) -> dict:
     """One checkpoint file, or ``ConfigError`` saying in one line what is wrong with it."""
     try:
+        _check_crcs(path)
         state = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist") from None
+    except ConfigError:
+        raise
     except Exception as e:  # any unpickling or zip error means a damaged file, not a bug of ours
         raise ConfigError(f"{path} is damaged or not a gimbench checkpoint ({one_line(e)})") from None
     missing = [key for key in REQUIRED if not isinstance(state, dict) or key not in state]
     if missing:
         raise ConfigError(f"{path} is not a gimbench checkpoint (no {', '.join(missing)})")
+    check(state, CHECKPOINT, path, "the checkpoint is damaged or was not written by gimbench")
     return state
 
 
@@ -120,3 +143,45 @@ def described(folder: Path, steps: int | None, name: str = LATEST) -> dict:
                           "they are not the same network (pass --checkpoint prev to use the previous checkpoint "
                           "on purpose)")
     return state
+
+
+def check_contents(state: dict, network: torch.nn.Module, optimizers: list) -> None:
+    """Whether a loaded checkpoint's parts (their types already checked by its schema) agree with each other and
+    with the ``network`` and ``optimizers`` built for the run: a ``ValueError`` naming the first that does not.
+    ``load_state_dict`` checks the network's keys and shapes, but takes a short history, optimizer state of any
+    shape and other optimizer settings, which fail only later, mid-training or while writing results."""
+    step = state["step"]
+    for key, values in state.get("history", {}).items():
+        if len(values) != step:
+            raise ValueError(f"its history.{key} does not hold one entry for each of its {step} steps")
+    isolated = state.get("profile", {}).get("isolated")
+    if isolated is not None and len(isolated) != len(network):
+        raise ValueError(f"its profile.isolated holds {len(isolated)} figures for {len(network)} modules")
+    if len(state["optimizers"]) != len(optimizers):
+        raise ValueError(f"it holds {len(state['optimizers'])} optimizers for {len(optimizers)} modules")
+    for k, (optimizer, saved) in enumerate(zip(optimizers, state["optimizers"], strict=True)):
+        if (optimizer is None) != (saved is None):
+            raise ValueError(f"its optimizer {k} is {'missing' if saved is None else 'one the run does not have'}")
+        if optimizer is not None:
+            _check_optimizer(k, optimizer, saved)
+
+
+def _check_optimizer(k: int, optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Optimizer ``k``'s saved settings must be the run's (they come from its options, which a resume keeps) and
+    its state (Adam's moments) must have the shape and type of the parameter it belongs to."""
+    groups = saved["param_groups"]
+    if len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"optimizer {k} holds {len(groups)} parameter groups, the run's has "
+                         f"{len(optimizer.param_groups)}")
+    for group, own in zip(groups, optimizer.param_groups, strict=True):
+        differ = sorted(key for key in own.keys() | group.keys() if key != "params" and group.get(key) != own.get(key))
+        if differ or len(group["params"]) != len(own["params"]):
+            raise ValueError(f"optimizer {k}'s settings differ from the run's ({', '.join(differ) or 'parameters'})")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    ids = [i for group in groups for i in group["params"]]
+    for i, param in zip(ids, params, strict=True):
+        for name, value in saved["state"].get(i, {}).items():
+            scalar = value.dim() == 0 and value.is_floating_point()
+            if not scalar and (value.shape != param.shape or value.dtype != param.dtype):
+                raise ValueError(f"optimizer {k}'s {name} has shape {tuple(value.shape)} ({value.dtype}) for a "
+                                 f"parameter of shape {tuple(param.shape)} ({param.dtype})")

@@ -7,6 +7,7 @@ step's meter to remember which (module, phase) is running, which is where an out
 
 from __future__ import annotations
 
+import errno
 from contextlib import AbstractContextManager
 
 import torch
@@ -84,8 +85,8 @@ def _place(where: tuple[int | None, str] | None, names: list[str]) -> tuple[str,
         return "outside the modules' phases (drawing or moving the batch)", {"module": None, "phase": None}
     module, phase = where
     if module is None:
-        return f"the {phase} pass through every module", {"module": None, "phase": phase}
-    return f"module {module} ({names[module]}), phase {phase}", {"module": module, "module_name": names[module],
+        return f"in the {phase} pass through every module", {"module": None, "phase": phase}
+    return f"in module {module} ({names[module]}), phase {phase}", {"module": module, "module_name": names[module],
                                                                   "phase": phase}
 
 
@@ -105,9 +106,22 @@ def out_of_memory(error: BaseException, where, names: list[str], step: int, batc
     as the progress bar does: it names the step that failed)."""
     place, fields = _place(where, names)
     detail = one_line(error, 300)
-    message = (f"out of memory in {place} at step {step + 1} (batch size {batch_size}); measured so far: "
+    message = (f"out of memory {place} at step {step + 1} (batch size {batch_size}); measured so far: "
                f"{_measured(profiler)}. Try --find-max-batch, or a smaller --batch-size. ({detail})")
     return Failure("out-of-memory", message, step, {**fields, "error": detail})
+
+
+def workers_failed(error: OSError, workers: int, step: int) -> Failure:
+    """The failure record of data worker processes the system would not start (a process or memory limit)."""
+    detail = one_line(error)
+    message = (f"cannot start {workers} data worker processes at step {step + 1} ({detail}); use fewer --workers, "
+               "or --workers 0 to read batches in the training process")
+    return Failure("workers-failed", message, step, {"workers": workers, "error": detail})
+
+
+def worker_start_refused(error: BaseException, workers: int) -> bool:
+    """Whether ``error`` is the system refusing to fork a data worker (no processes or memory left for one)."""
+    return workers > 0 and isinstance(error, OSError) and error.errno in (errno.EAGAIN, errno.ENOMEM)
 
 
 def non_finite(error: NonFiniteLoss, names: list[str], checkpoint_step: int | None, folder) -> Failure:

@@ -52,6 +52,8 @@ from gimbench.runs.failures import (
     is_out_of_memory,
     non_finite,
     out_of_memory,
+    worker_start_refused,
+    workers_failed,
     write_failed,
 )
 from gimbench.runs.folder import RunLock, create_run_folder
@@ -228,6 +230,8 @@ class Run:
         except Exception as e:
             if (lost := self.processes.failure_of(e, trainer.step)) is not None:
                 return lost
+            if worker_start_refused(e, session.cfg.workers):
+                return workers_failed(e, session.cfg.workers, trainer.step)
             if not is_out_of_memory(e):
                 raise
             return out_of_memory(e, self.locator.where, names, trainer.step, session.cfg.batch_size,

@@ -68,6 +68,7 @@ class Session:
         """Continue from a loaded checkpoint, or ``ConfigError`` if it does not fit this configuration."""
         t = self.trainer
         try:
+            checkpoint.check_contents(state, t.network, t.optimizers)
             t.network.load_state_dict(state["model"])
             for optimizer, optimizer_state in zip(t.optimizers, state["optimizers"], strict=True):
                 if optimizer is not None:
@@ -80,7 +81,7 @@ class Session:
             self.earlier = list(state["sessions"])
             if state.get("max_batch") is not None:
                 self.max_batch = MaxBatch.from_json(state["max_batch"])
-        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        except (KeyError, IndexError, ValueError, RuntimeError, TypeError, AttributeError, OverflowError) as e:
             raise ConfigError(f"{self.folder}: the checkpoint does not fit the run's configuration ({one_line(e)})") \
                 from None
         self.start_step = self.checkpoint_step = t.step

@@ -9,7 +9,6 @@ compare`` runs its rows as such a sweep, and continues one the same way.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -23,6 +22,7 @@ from gimbench.config import ConfigError
 from gimbench.results.atomic import WriteError, refused
 from gimbench.results.paths import check_utf8
 from gimbench.results.schema import read_results, write_json_atomic
+from gimbench.results.schemas import SWEEP, read
 from gimbench.runs.checkpoint import LATEST, PREVIOUS
 from gimbench.runs.folder import RunLock, holder
 from gimbench.sweep.grid import Configuration
@@ -133,16 +133,13 @@ def run_sweep(
 
 
 def read_sweep(folder: Path) -> dict:
-    """A sweep folder's sweep.json, or ``ConfigError`` saying what is wrong with it."""
+    """A sweep folder's sweep.json, checked against its schema (``gimbench.results.schemas``), or ``ConfigError``
+    saying in one line what is wrong with it."""
     path = Path(folder) / "sweep.json"
     try:
-        sweep = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is unreadable or not valid JSON ({e})") from None
-    if not isinstance(sweep, dict) or not str(sweep.get("schema", "")).startswith("gimbench.sweep/") \
-            or not isinstance(sweep.get("runs"), list):
-        raise ConfigError(f"{path} is not a gimbench sweep (no 'gimbench.sweep/' schema and list of runs)")
-    return sweep
+        return read(path, SWEEP, "a gimbench sweep")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: is {folder} a gimbench sweep folder?") from None
 
 
 def stale(folder: Path, sweep: dict) -> bool:
