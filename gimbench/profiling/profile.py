@@ -6,7 +6,8 @@ the whole run among ``plain`` steps that run nothing, so the timers' own cost ca
 Memory steps cover the whole schedule: every module's work is measured, each time after that module
 has trained once (so its optimizer state exists). The greedy floor is measured apart from the steps it
 judges: each module trained alone on the batch of the last memory step (``measure_floor``, given at
-construction; ``gimbench.profiling.floor``).
+construction; ``gimbench.profiling.floor``). With ``count_flops`` the first warm-up step runs under the FLOP
+counter (``gimbench.profiling.flops``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from gimbench.device import empty_cache
 from gimbench.profiling.allocator import backend_name
+from gimbench.profiling.flops import COMPUTE, FlopMeter, module_flops, rate, same_work
 from gimbench.profiling.memory import MemoryMeter, StepMemory
 from gimbench.profiling.meter import NULL_METER, PHASES, Meter
 from gimbench.profiling.resident import resident_breakdown
@@ -106,14 +108,19 @@ class Profiler:
     distributed: bool = False  # under torchrun (on the CPU the tracker alone then measures, see allocator)
     floor_by_module: list[int | None] | None = field(default=None, init=False)  # what ``measure_floor`` measured
     floor_note: str | None = field(default=None, init=False)  # why there is no floor, where it was tried
+    count_flops: bool = False  # count FLOPs on the first warm-up step this profiler hands a meter for
+    reference_flops_per_s: float | None = None  # the device's matmul rate the achieved rates are a fraction of
 
     def __post_init__(self) -> None:
         self.timing = TimingMeter(self.device)
         self.memory = MemoryMeter(self.network, self.optimizers, self.device, distributed=self.distributed)
         self.backend = backend_name(self.device, self.distributed)
+        self.flops = FlopMeter()
 
     def meter_for(self, step: int) -> Meter:
         kind = self.kinds[step]
+        if kind == "warmup" and self.count_flops and not self.flops.counts:
+            return self.flops
         return self.timing if kind == "timed" else self.memory if kind == "memory" else NULL_METER
 
     def after_step(self, step: int, x: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -137,6 +144,29 @@ class Profiler:
         times["total"], iqr["total"] = (1e3 * v for v in spread([sum(s.get((k, p), 0.0) for p in PHASES)
                                                                  for s in steps]))
         return {"time_ms": times, "time_ms_iqr": iqr, "timed_steps": len(steps)}
+
+    def module_flops(self, k: int) -> dict:
+        """Module k's counted FLOPs (forward, loss, backward) and the rate they ran at: over the median of its
+        time in those phases on the timed steps that did the counted work. ``{}`` where nothing was counted."""
+        by_phase = module_flops(self.flops.counts, k)
+        if by_phase is None:
+            return {}
+        seconds = [sum(s.get((k, p), 0.0) for p in COMPUTE) for s in same_work(self.flops.counts, self.timing.steps)]
+        return {"flops_by_phase": by_phase, **rate(sum(by_phase.values()), seconds, self.reference_flops_per_s)}
+
+    def step_flops(self) -> dict:
+        """The step's counted FLOPs (its modules' sum) and the rate over the median of all modules' compute
+        phases on the timed steps that did the counted work, with ``flops_note`` saying what was measured."""
+        counts = self.flops.counts
+        if not counts:
+            return {"flops_note": "not counted: no warm-up step to count on (--warmup-steps 0, or its one warm-up "
+                                  "step traced by --trace)" if self.count_flops else None}
+        steps = same_work(counts, self.timing.steps)
+        seconds = [sum(v for (_, p), v in s.items() if p in COMPUTE) for s in steps]
+        flops = sum(v for (_, p), v in counts.items() if p in COMPUTE)
+        note = (f"counted on one warm-up step (torch.utils.flop_counter); rate over {len(steps)} timed steps "
+                "doing the same work")
+        return {**rate(flops, seconds, self.reference_flops_per_s), "flops_note": note}
 
     def module_memory(self, k: int) -> dict:
         """Module k's highest (module, phase) allocator peak over the memory steps, and what the tracker

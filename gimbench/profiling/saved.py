@@ -1,6 +1,7 @@
 """The profiler's raw measurements as plain data, so a resumed run reports over every measured step.
 
-Timing steps are ``{(module, phase): seconds}``; memory steps are ``StepMemory`` records. Both become
+Timing steps are ``{(module, phase): seconds}``; memory steps are ``StepMemory`` records; the counted FLOPs are
+``{(module, phase): flops}``. All become
 lists and dicts of numbers and strings (loadable with ``torch.load(..., weights_only=True)``) and back.
 """
 
@@ -19,7 +20,8 @@ def measurements(profiler: Profiler) -> dict:
     timing = [[[module, phase, seconds] for (module, phase), seconds in step.items()] for step in profiler.timing.steps]
     memory = [asdict(step) | {"intervals": [[m, p, asdict(i)] for (m, p), i in step.intervals.items()]}
               for step in profiler.memory.steps]
-    return {"timing": timing, "memory": memory, "floor_by_module": profiler.floor_by_module}
+    flops = [[module, phase, n] for (module, phase), n in profiler.flops.counts.items()]
+    return {"timing": timing, "memory": memory, "floor_by_module": profiler.floor_by_module, "flops": flops}
 
 
 def _snapshot(d: dict) -> Snapshot:
@@ -44,3 +46,5 @@ def restore(profiler: Profiler, saved: dict) -> None:
     floor = saved.get("floor_by_module", saved.get("isolated"))  # "isolated": checkpoints written before #24
     if floor is not None and profiler.floor_by_module is None:
         profiler.floor_by_module = list(floor)
+    if saved.get("flops") and not profiler.flops.counts:  # counted in an earlier session: not counted again
+        profiler.flops.counts = {(m, p): n for m, p, n in saved["flops"]}

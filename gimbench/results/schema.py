@@ -100,6 +100,10 @@ class ModuleResult:
     timed_steps: int = 0
     memory: dict | None = None  # peak and its breakdown, over memory-tracked steps
     local_grad: str | None = None  # "sparse" or "dense": how the module's local gradient was computed
+    flops: int | None = None  # forward + loss + backward FLOPs, counted on one warm-up step (profiling/flops.py)
+    flops_by_phase: dict | None = None  # {"forward", "loss", "backward"}: the same count per phase
+    achieved_flops_per_s: float | None = None  # flops / median time of those phases over timed steps
+    flops_fraction: float | None = None  # achieved_flops_per_s / environment.reference_flops_per_s
 
 
 @dataclass
@@ -118,6 +122,10 @@ class StepResult:
     data_wait_ms: dict = field(default_factory=dict)  # {"median", "mean", "max", "share"} (see data_wait)
     time_note: str | None = None  # where the step times are not from timed steps: what they are from, or why none
     timer_overhead_interval: list[float] | None = None  # 95% bootstrap interval of timer_overhead (holds 0: noise)
+    flops: int | None = None  # the modules' forward + loss + backward FLOPs, summed (one counted warm-up step)
+    achieved_flops_per_s: float | None = None  # flops / median time of every module's forward, loss and backward
+    flops_fraction: float | None = None  # achieved_flops_per_s / environment.reference_flops_per_s
+    flops_note: str | None = None  # what the FLOP figures were measured on, or why there are none
 
 
 @dataclass

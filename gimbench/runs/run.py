@@ -25,6 +25,7 @@ from gimbench.distributed.world import world_from_env
 from gimbench.models import Network
 from gimbench.probe import probe
 from gimbench.profiling.floor import alone_peaks
+from gimbench.profiling.flops import reference_rate, reference_size
 from gimbench.profiling.profile import Profiler, plan
 from gimbench.profiling.timeline import Timeline
 from gimbench.profiling.trace import trace_block, trace_meter, with_trace
@@ -94,7 +95,7 @@ def module_results(network: Network, losses: list[list[float | None]], profiler:
         ModuleResult(
             index=k, name=network.names[k], parameters=sum(p.numel() for p in network.owned_parameters(k)),
             loss=loss_summary([step[k] for step in losses]), **profiler.module_time(k), **profiler.module_memory(k),
-            local_grad=local_grads[k] if local_grads else None,
+            local_grad=local_grads[k] if local_grads else None, **profiler.module_flops(k),
         )
         for k in range(len(network))
     ]
@@ -174,8 +175,10 @@ class Run:
                      trains=lambda step: parts.strategy.trained_at(step, len(network)))
         floor = None if processes.distributed else \
             partial(alone_peaks, parts.strategy.train_alone, network, parts.optimizers, device=parts.device)
+        reference = reference_rate(parts.device, reference_size(cfg.preset))
         profiler = Profiler(kinds, network, parts.optimizers, parts.device, measure_floor=floor,
-                            distributed=processes.distributed)
+                            distributed=processes.distributed, count_flops=True,
+                            reference_flops_per_s=reference["reference_flops_per_s"])
         tracer = trace_meter(kinds, folder, network.names, parts.device) if cfg.trace and processes.main else None
         self.locator = Locator()
         meter_for = with_trace(profiler.meter_for, tracer)
@@ -183,7 +186,7 @@ class Run:
                           meter_for=lambda step: self.locator.around(meter_for(step)),
                           should_stop=processes.stop_rule(stop, parts), after_batch=profiler.after_step,
                           on_step=self.stepped)
-        return Session(cfg, folder, trainer, profiler, describe(parts.device), self.started,
+        return Session(cfg, folder, trainer, profiler, describe(parts.device) | reference, self.started,
                        max_batch=self.max_batch, writes=processes.main, tracer=tracer)
 
     def stepped(self, record: StepRecord) -> None:
@@ -243,7 +246,8 @@ def rank_row(session: Session, runtime: Runtime) -> RankRow:
     """This rank's row of results.json's ``distributed`` block: its own step and module measurements."""
     trainer, profiler, cfg = session.trainer, session.profiler, session.cfg
     local = runtime.engine.local_batch(cfg, runtime.world)
-    step = step_result(trainer.history, profiler.kinds[:trainer.step], local, profiler.step_memory())
+    step = replace(step_result(trainer.history, profiler.kinds[:trainer.step], local, profiler.step_memory()),
+                   **profiler.step_flops())
     modules = runtime.engine.modules(trainer, runtime.world)
     grads = trainer.strategy.local_grads(trainer.network)
     rows = [m for m in module_results(trainer.network, trainer.history.losses, profiler, grads) if m.index in modules]
@@ -298,7 +302,8 @@ def finish(session: Session, failure: Failure | None, probes: dict | None = None
         status=status, memory_backend=profiler.backend, config=cfg.to_dict(), environment=session.environment,
         modules=owners_rows(module_results(network, trainer.history.losses, profiler,
                                            trainer.strategy.local_grads(network)), distributed),
-        step=step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size, profiler.step_memory()),
+        step=replace(step_result(trainer.history, profiler.kinds[:trainer.step], cfg.batch_size,
+                                 profiler.step_memory()), **profiler.step_flops()),
         final_parameter_checksum=parameter_checksum(network),
         wall_seconds=sum(s["wall_seconds"] for s in sessions), folder=str(session.folder), probe=probes or {},
         failure=None if failure is None else failure.to_json(), steps_completed=trainer.step, sessions=sessions,
