@@ -15,7 +15,7 @@ from gimbench.report.folder import SCHEMA, check_out, put, replace_whole
 from gimbench.report.groups import groups
 from gimbench.report.html_tables import answer_tables, overview_tables, sweep_note
 from gimbench.report.page import Figure, Section, csv_text, render
-from gimbench.report.terminal import memory_table, probe_table, step_text, time_table
+from gimbench.report.terminal import compute_table, memory_table, probe_table, step_text, time_table
 from gimbench.report.timeline import compare as compare_timelines
 from gimbench.results.atomic import WriteError, refused
 from gimbench.results.schema import write_json_atomic
@@ -23,13 +23,16 @@ from gimbench.results.schema import write_json_atomic
 
 def answer(entries: list[Entry]) -> Section:
     """The verdict per setting (its sentence as a note above the tables), repeats and environments, then the
-    comparative plots: accuracy against memory, and each setting's module bars on one scale."""
+    comparative plots: accuracy against memory, each setting's module bars on one scale, and each setting's
+    utilisation per module."""
     found = answer_tables(entries)
     figures = [("accuracy-vs-memory", "probe accuracy vs step peak memory", plots.accuracy_vs_memory(entries)),
                *((f"module-bars-{i}", f"{g.name}: module memory, methods on one scale", plots.module_bars(g))
                  for i, g in enumerate(groups(entries), 1)),
                *((f"memory-timeline-{i}", f"{g.name}: memory over one step, methods side by side",
-                  compare_timelines(g)) for i, g in enumerate(groups(entries), 1))]
+                  compare_timelines(g)) for i, g in enumerate(groups(entries), 1)),
+               *((f"utilisation-{i}", f"{g.name}: share of the reference FLOP/s per module, methods side by side",
+                  plots.utilisation_bars(g)) for i, g in enumerate(groups(entries), 1))]
     return Section("Verdict: each method against cpc", notes=[line for _, _, line in found if line],
                    tables=[(name, t) for name, t, _ in found],
                    figures=[Figure(name, caption, data) for name, caption, data in figures if data is not None])
@@ -52,7 +55,8 @@ def run_section(index: int, entry: Entry, label: str) -> Section:
     """One completed run: its module tables (as ``gimbench run`` prints them), breakdown and probe plots."""
     result = result_from_doc(entry.doc, entry.folder)
     section = Section(f"{label}", notes=[str(entry.folder), *step_text(result).plain.splitlines()])
-    section.tables = [(f"{index:03d}-time", time_table(result)), (f"{index:03d}-memory", memory_table(result))]
+    section.tables = [(f"{index:03d}-time", time_table(result)), (f"{index:03d}-compute", compute_table(result)),
+                      (f"{index:03d}-memory", memory_table(result))]
     if result.probe:
         section.tables.append((f"{index:03d}-probe", probe_table(result.probe, [m.name for m in result.modules])))
     figures = [(f"{index:03d}-probe", "probe accuracy per module", plots.probe_accuracy(entry, label))]

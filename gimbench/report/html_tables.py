@@ -9,7 +9,7 @@ from rich.text import Text
 from gimbench.report.cells import Fitted, mib, num, titled_table
 from gimbench.report.collect import Entry, labels
 from gimbench.report.groups import groups
-from gimbench.report.terminal import ranks_table
+from gimbench.report.terminal import ranks_table, share
 from gimbench.report.verdict import environment_table, repeats_table, verdict
 from gimbench.sweep.runner import made_by
 
@@ -20,22 +20,24 @@ def _probe_tasks(entries: list[Entry]) -> list[str]:
 
 def _row(entry: Entry, tasks: list[str]) -> list[str]:
     if entry.doc is None:
-        return [entry.record["status"], *("-" for _ in range(8 + len(tasks)))]
+        return [entry.record["status"], *("-" for _ in range(9 + len(tasks)))]
     step, probe = entry.doc["step"], entry.doc.get("probe") or {}
     return [entry.doc["status"], str(entry.config["depth"]), str(entry.config["batch_size"]),
             num(step["time_ms"], ".1f"), num(step.get("time_ms_iqr"), ".1f"),
-            num(step.get("samples_per_second"), ".1f"), mib(step.get("peak_memory_bytes")),
-            mib(step.get("floor_bytes")), num(step.get("peak_over_floor"), ".2f"),
+            num(step.get("samples_per_second"), ".1f"), share(step.get("flops_fraction")),
+            mib(step.get("peak_memory_bytes")), mib(step.get("floor_bytes")), num(step.get("peak_over_floor"), ".2f"),
             *(f"{100 * probe[t]['per_module'][-1]:.1f}%" if t in probe else "-" for t in tasks)]
 
 
 def comparison_table(entries: list[Entry]) -> Table:
-    """Per run: status, depth, batch, step time (median, IQR), throughput, step peak, floor, their ratio,
-    last-module probe accuracy per task, and the run folder."""
+    """Per run: status, depth, batch, step time (median, IQR), throughput, utilisation (the step's achieved FLOP/s
+    as a share of the device's reference rate), step peak, floor, their ratio, last-module probe accuracy per
+    task, and the run folder."""
     tasks = _probe_tasks(entries)
-    table = titled_table("Runs side by side (step time in ms, memory in MiB)",
-                   ["#", "run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "peak", "floor",
-                    "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
+    table = titled_table("Runs side by side (step time in ms, util: share of the device's reference FLOP/s, "
+                         "memory in MiB)",
+                         ["#", "run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "util", "peak",
+                          "floor", "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
     table.columns[1].justify = "left"
     for number, (entry, label) in enumerate(zip(entries, labels(entries), strict=True), 1):
         table.add_row(str(number), label, *_row(entry, tasks), str(entry.folder))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from functools import partial
 
 import matplotlib
 
@@ -136,6 +137,39 @@ def module_bars(group: Setting) -> bytes | None:
     axes[0][0].set_ylabel("MiB live at the module's peak")
     figure.suptitle(f"{group.name}: live memory at each module's peak, one scale", fontsize=10)
     _legend(axes[0][-1])
+    return png(figure)
+
+
+def _utilisation(doc: dict, at: int | None) -> float | None:
+    """Percent of the reference rate achieved by module ``at``, or by the whole step (``None``)."""
+    modules = doc["modules"]
+    row = doc["step"] if at is None else modules[at] if at < len(modules) else {}
+    fraction = row.get("flops_fraction")
+    return None if fraction is None else 100 * fraction
+
+
+def utilisation_bars(group: Group) -> bytes | None:
+    """Per module and for the whole step, the share of the device's reference FLOP/s its forward, loss and
+    backward achieved: the setting's methods side by side, mean over repeats with min-max bars; ``None``
+    where no run counted FLOPs."""
+    cells = [c for c in group.cells if c.spread(partial(_utilisation, at=None)) is not None]
+    if not cells:
+        return None
+    names = [*max(([f"{m['index']} {m['name']}" for m in c.runs[0].doc["modules"]] for c in cells), key=len), "step"]
+    slots = [*range(len(names) - 1), None]  # each module, then the step
+    width = 0.8 / len(cells)
+    figure, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) * len(cells) + 2), 3.8))
+    for i, cell in enumerate(cells):
+        offset = (i - (len(cells) - 1) / 2) * width
+        bars = [(x + offset, s) for x, slot in enumerate(slots) if (s := cell.spread(partial(_utilisation, at=slot)))]
+        ax.bar([x for x, _ in bars], [s.mean for _, s in bars], width, color=colour(cell.method), label=cell.method,
+               yerr=[[s.mean - s.low for _, s in bars], [s.high - s.mean for _, s in bars]], capsize=2)
+    ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
+    ax.set_title(f"{group.name}: achieved FLOP/s (forward, loss, backward) as a share of the device's matmul rate",
+                 fontsize=10)
+    ax.set_ylabel("% of reference FLOP/s")
+    ax.grid(axis="y", alpha=0.3)
+    _legend(ax)
     return png(figure)
 
 

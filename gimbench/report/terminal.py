@@ -28,6 +28,41 @@ def time_table(result: RunResult) -> Table:
     return table
 
 
+def share(fraction: float | None) -> str:
+    """A fraction of the reference rate as a percentage (``-`` where none was measured)."""
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def gflop(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e9:.3g}"
+
+
+def reference_words(environment: dict) -> str:
+    """``fp32 matmul 2048^3 at 189.0 GFLOP/s``: the reference rate and how it was measured."""
+    ref = environment.get("reference_matmul")
+    if not ref:
+        return "no reference rate measured"
+    return (f"{ref['precision']} matmul {ref['size']}^3 at {environment['reference_flops_per_s'] / 1e9:.1f} "
+            "GFLOP/s")
+
+
+def compute_table(result: RunResult) -> Table:
+    """Per module and for the step: FLOPs counted on one warm-up step (forward, loss, backward), the rate they
+    ran at over their median time, and its share of the device's reference rate (``util``)."""
+    table = titled_table(f"Modules: GFLOP a step (matmuls and convolutions, counted on one warm-up step), "
+                         f"achieved GFLOP/s over the median forward + loss + backward time, util: share of the "
+                         f"reference ({reference_words(result.environment)})",
+                         ["#", "module", "forward", "loss", "backward", "GFLOP", "GFLOP/s", "util"])
+    for m in result.modules:
+        phases = m.flops_by_phase or {}
+        table.add_row(str(m.index), m.name, *(gflop(phases.get(p)) for p in ("forward", "loss", "backward")),
+                      gflop(m.flops), gflop(m.achieved_flops_per_s), share(m.flops_fraction))
+    s = result.step
+    table.add_row("", "step", "", "", "", gflop(s.flops), gflop(s.achieved_flops_per_s), share(s.flops_fraction),
+                  style="bold")
+    return table
+
+
 def memory_table(result: RunResult) -> Table:
     """Per module: the peak while it was processed and what was live then (MiB)."""
     table = titled_table(f"Modules: peak memory and what was live at it (MiB, {result.memory_backend})",
@@ -77,6 +112,9 @@ def step_text(result: RunResult) -> Text:
         kind = "timed" if s.timed_steps else "unprofiled"
         lines = [f"step: {s.time_ms:.1f} ms {kind} (IQR {s.time_ms_iqr:.1f}){unprofiled}{overhead} · "
                  f"{s.samples_per_second:.1f} samples/s · {data}"]
+    if s.flops is not None:
+        lines.append(f"compute: {gflop(s.flops)} GFLOP a step at {gflop(s.achieved_flops_per_s)} GFLOP/s, "
+                     f"{share(s.flops_fraction)} of {reference_words(result.environment)}")
     asked = result.config.get("profile_steps") or 0
     if s.timed_steps < asked and result.steps_completed:
         lines.append(f"timed steps: {s.timed_steps} of the {asked} asked for (--profile-steps) fit in "
@@ -179,8 +217,8 @@ def run_summary(result: RunResult) -> Group:
         f"{env['device']} ({env['device_name']})",
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")
-    parts = [head, Fitted(time_table(result), 2), Fitted(memory_table(result), 2), Fitted(resident_table(result), 2),
-             step_text(result)]
+    parts = [head, Fitted(time_table(result), 2), Fitted(compute_table(result), 2), Fitted(memory_table(result), 2),
+             Fitted(resident_table(result), 2), step_text(result)]
     if result.max_batch is not None:
         parts.append(max_batch_summary(result.max_batch))
     if result.distributed:
