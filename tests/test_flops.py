@@ -21,7 +21,7 @@ from torch import nn
 from gimbench import RunConfig, run
 from gimbench.models.receptive import output_length
 from gimbench.profiling import saved
-from gimbench.profiling.flops import FORMULAS, FlopMeter, rate, reference_rate, same_work
+from gimbench.profiling.flops import FORMULAS, FlopMeter, rate, reference_rate, reference_size, same_work
 from gimbench.profiling.meter import NULL_METER
 from gimbench.profiling.profile import Profiler
 from gimbench.report import plots
@@ -157,7 +157,7 @@ def test_results_carry_flops_rates_and_fractions_for_every_module(compared):
     assert Counter(e.strategy for e in entries) == Counter(["gim per-module", "cpc"])
     for entry in entries:
         doc, reference = entry.doc, entry.doc["environment"]["reference_flops_per_s"]
-        assert reference > 0 and doc["environment"]["reference_matmul"]["size"] == 1024  # the tiny preset's
+        assert reference > 0 and doc["environment"]["reference_matmul"]["size"] == reference_size("tiny")
         for row in [*doc["modules"], doc["step"]]:
             assert row["flops"] > 0 and row["achieved_flops_per_s"] > 0
             assert math.isclose(row["flops_fraction"], row["achieved_flops_per_s"] / reference, rel_tol=1e-12)
@@ -175,6 +175,6 @@ def test_summary_and_report_show_utilisation(compared):
     text = console.export_text()
     for entry in entries:
         assert f"{100 * entry.doc['step']['flops_fraction']:.1f}%" in text
-    assert "fp32 matmul 1024^3" in text
+    assert f"fp32 matmul {reference_size('tiny')}^3" in text
     (group,) = groups(entries)
     assert plots.utilisation_bars(group)[:8] == b"\x89PNG\r\n\x1a\n"

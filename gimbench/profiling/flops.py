@@ -88,7 +88,7 @@ class FlopMeter(IntervalMeter):
         self.counts[key] = self.counts.get(key, 0) + self._counter.get_total_flops() - self._start
 
 
-def module_flops(counts: dict[Key, int], k: int) -> dict[str, int] | None:
+def phase_counts(counts: dict[Key, int], k: int) -> dict[str, int] | None:
     """Module k's FLOPs per compute phase; ``None`` where the counted step ran nothing of it."""
     if not any(m == k for m, _ in counts):
         return None
@@ -110,7 +110,9 @@ def rate(flops: int | None, seconds: list[float], reference: float | None) -> di
 
 
 REFERENCE_SIZE = 2048  # n of the n x n x n matmul
-SMALL_REFERENCE_SIZE = 1024  # the tiny preset's: 2048 takes ~0.1 s a product on 2 CPU cores, 1024 an eighth
+# The tiny preset's, whose runs (and tests) last seconds: a 2048 product takes ~0.1 s on 2 quiet CPU cores, a 512 one
+# 1/64th of that; its operands fit in the cores' caches, so it runs near their peak too (not below 2048's).
+SMALL_REFERENCE_SIZE = 512
 REPEATS = 5
 
 

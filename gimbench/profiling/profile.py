@@ -20,7 +20,7 @@ import torch
 
 from gimbench.device import empty_cache
 from gimbench.profiling.allocator import backend_name
-from gimbench.profiling.flops import COMPUTE, FlopMeter, module_flops, rate, same_work
+from gimbench.profiling.flops import COMPUTE, FlopMeter, phase_counts, rate, same_work
 from gimbench.profiling.memory import MemoryMeter, StepMemory
 from gimbench.profiling.meter import NULL_METER, PHASES, Meter
 from gimbench.profiling.resident import resident_breakdown
@@ -148,7 +148,7 @@ class Profiler:
     def module_flops(self, k: int) -> dict:
         """Module k's counted FLOPs (forward, loss, backward) and the rate they ran at: over the median of its
         time in those phases on the timed steps that did the counted work. ``{}`` where nothing was counted."""
-        by_phase = module_flops(self.flops.counts, k)
+        by_phase = phase_counts(self.flops.counts, k)
         if by_phase is None:
             return {}
         seconds = [sum(s.get((k, p), 0.0) for p in COMPUTE) for s in same_work(self.flops.counts, self.timing.steps)]
