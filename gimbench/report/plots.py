@@ -148,7 +148,7 @@ def _utilisation(doc: dict, at: int | None) -> float | None:
     return None if fraction is None else 100 * fraction
 
 
-def utilisation_bars(group: Group) -> bytes | None:
+def utilisation_bars(group: Setting) -> bytes | None:
     """Per module and for the whole step, the share of the device's reference FLOP/s its forward, loss and
     backward achieved: the setting's methods side by side, mean over repeats with min-max bars; ``None``
     where no run counted FLOPs."""
