@@ -3,7 +3,8 @@
 ``FlopMeter`` runs one whole training step under ``torch.utils.flop_counter.FlopCounterMode`` and books the
 count's growth inside each ``meter.phase`` (and each slice of ``meter.backward``) to that (module, phase), the
 same marks the timers use. The step is a warm-up step: never timed, never memory-tracked, and counting changes
-no value computed (FlopCounterMode runs every operator as it is, and only reads shapes).
+no value computed (FlopCounterMode runs the operators and reads their shapes; ``tests/test_flops.py`` and the
+reference checksums, ``benchmarks/reference_checksums.py``, check it).
 
 What is counted: FlopCounterMode's own formulas, 2 FLOPs per multiply-add of ``mm``, ``addmm``, ``bmm``,
 ``baddbmm`` (einsum and Linear reach these), convolutions forward and backward (the input's gradient only where
