@@ -11,15 +11,17 @@ What is counted: FlopCounterMode's own formulas, 2 FLOPs per multiply-add of ``m
 autograd asks for it), and attention kernels. On the CPU a GRU runs as matmuls per time step, so its input and
 hidden projections are counted. Added here (``FORMULAS``), by formula from the operator's shapes:
 
-- ``addmm_``, the in-place matmul the sparse local gradient's backward (``strategies/sparse.py``) sums a conv's
-  weight gradient with: 2 x C_out x (kernel x C_in) per output position the loss reads, only those positions;
+- ``addmm_``, the in-place matmul of the sparse local gradient (``strategies/sparse.py``, a custom autograd
+  function and gradients by hand): its backward sums a conv's weight gradient with it, 2 x C_out x (kernel x C_in)
+  per output position the loss reads, only those positions; its loss phase the InfoNCE predictor's;
 - cuDNN's fused RNN on CUDA (``_cudnn_rnn``, one kernel that FlopCounterMode has no formula for): 2 FLOPs per
   weight per input token forward; backward the same for the gradients of the inputs and hidden states, and the
   same again for the weights' where asked (the usual 2:1 of backward to forward, not a kernel count).
 
 Not counted: elementwise work (activations, the GRU's gates, normalisation, InfoNCE's log-softmax, the loss's
-gathers and the optimizer's Adam update: the optimizer phase counts 0), reductions (a bias's gradient) and
-copies. These are few FLOPs beside the matmuls and convolutions but may take real time: the achieved rate
+gathers and the optimizer's Adam update: the optimizer phase counts 0), reductions (a bias's gradient, the sparse
+loss's positive scores by ``linalg.vecdot``, a multiply and a sum where the dense loss's einsum is a counted
+``bmm``) and copies. These are few FLOPs beside the matmuls and convolutions but may take real time: the achieved rate
 divides matmul/convolution FLOPs by all of a phase's time.
 """
 
