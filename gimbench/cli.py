@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import re
@@ -17,17 +18,15 @@ from rich.table import Table
 
 from gimbench import __version__
 from gimbench.config import (
-    CONTEXTS,
-    DEFAULT_MICRO_BATCHES,
-    DEFAULT_STEPS,
     DEVICES,
-    LOCAL_GRADS,
-    SPLIT_RANKS,
-    SPLITS,
-    TRAIN_SPLITS,
+    GROUPS,
     ConfigError,
     RunConfig,
+    choices,
+    config_from,
     flag,
+    flagged_fields,
+    known_options,
     resolve,
 )
 from gimbench.data import DATASETS
@@ -35,7 +34,7 @@ from gimbench.data.check import CHECKS, check_dataset
 from gimbench.data.problems import DataError
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
-from gimbench.models import MAX_DEPTH, MODALITIES, NETWORKS, REFERENCE_DEPTH
+from gimbench.models import MODALITIES, NETWORKS, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
 from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
 from gimbench.report.collect import collect, result_from_doc
@@ -50,13 +49,16 @@ from gimbench.runs.resume import RESUME_REFUSED, resume
 from gimbench.runs.run import probe_saved_run, run
 from gimbench.runs.stopping import SIGNALS as STOP_SIGNALS
 from gimbench.runs.stopping import ended_by
+from gimbench.runs.table import build_table, not_for_table
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import refused as refused_by_compare
 from gimbench.sweep.grid import Configuration, accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
 from gimbench.sweep.runner import made_by, read_sweep, resume_sweep, run_sweep
-from gimbench.sweep.table import build_table, not_for_table
+
+# The parse type of a run option's value, by its field's annotation (text and switches need none).
+VALUE_TYPES = {"int": int, "int | None": int, "float | None": float}
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,111 +71,31 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-GROUPS = ("method", "model", "data", "profiling", "output", "scale-out", "recovery")
+def help_text(field: dataclasses.Field) -> str:
+    """A run option's help with its default: the value and what it means, or the words for one that has no value."""
+    note, value = field.metadata["note"], field.default
+    if value is None or isinstance(value, bool):
+        return f"{field.metadata['help']} (default: {note or 'off'})"
+    return f"{field.metadata['help']} (default {value}{f': {note}' if note else ''})"
 
 
 def add_run_options(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
-    """Every ``RunConfig`` field as a kebab-case flag, with help and its default, in groups (returned by name)."""
-    # Flags are added in their first order (a sweep's product, and so its run numbering, follows it); the
-    # groups only arrange the help.
-    d, g = RunConfig(), {name: p.add_argument_group(name) for name in GROUPS}
-    reference = ", ".join(f"{m} {n}" for m, n in REFERENCE_DEPTH.items())
-    steps = ", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items())
-    g["method"].add_argument("--model", choices=sorted(STRATEGIES), default=d.model,
-                             help=f"training method (default {d.model}; see gimbench list)")
-    g["model"].add_argument("--modality", choices=MODALITIES, default=d.modality, help=f"default {d.modality}")
-    g["model"].add_argument("--depth", type=int, default=None,
-                            help=f"gradient-isolated modules, 1-{MAX_DEPTH} (default: the reference, {reference})")
-    g["model"].add_argument("--preset", choices=("auto", *PRESETS), default=d.preset,
-                            help="layer sizes: paper, tiny, or auto = paper on CUDA, tiny on CPU (default auto)")
-    g["method"].add_argument("--gim-mode", choices=list(STRATEGIES["gim"].variants), default=d.gim_mode,
-                             help=f"greedy schedule, --model gim only (default {d.gim_mode}; see gimbench list)")
-    g["method"].add_argument("--local-grad", choices=LOCAL_GRADS, default=d.local_grad,
-                             help="greedy audio conv modules: sparse = gradients from only the output positions "
-                                  "the module's own loss reads (exact), dense = from every position; auto = sparse "
-                                  f"wherever exact, where it is also cheaper (default {d.local_grad}; "
-                                  "docs/profiling.md)")
-    g["model"].add_argument("--context", choices=CONTEXTS, default=d.context,
-                            help="vision context network on the top module: auto = pixelcnn for cpc, none "
-                                 "otherwise (default auto)")
-    g["model"].add_argument("--steps", type=int, default=d.steps, help=f"training steps (default: {steps})")
-    g["profiling"].add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                                help=f"first steps, never measured (default {d.warmup_steps})")
-    g["profiling"].add_argument("--profile-steps", type=int, default=d.profile_steps,
-                                help="timed steps, each next to an unprofiled one to show the timers' cost "
-                                     f"(default {d.profile_steps})")
-    g["profiling"].add_argument("--memory-steps", type=int, default=d.memory_steps,
-                                help="memory-tracked steps per module, each after the module has trained once "
-                                     f"(slow, never timed; default {d.memory_steps})")
-    g["model"].add_argument("--batch-size", type=int, default=None, help="examples per step (default: the preset's)")
-    g["model"].add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's)")
-    g["model"].add_argument("--seed", type=int, default=d.seed,
-                            help=f"seed for initialisation and sampling (default {d.seed})")
-    g["model"].add_argument("--device", choices=DEVICES, default=d.device,
-                            help=f"where to train (default {d.device}: cuda if available)")
-    g["data"].add_argument("--data", choices=sorted(DATASETS), default=d.data,
-                           help=f"dataset (default {d.data}: embedded, generated in process)")
-    g["data"].add_argument("--data-root", default=None,
-                           help="folder of a real dataset (see `gimbench data check`; no default)")
-    g["data"].add_argument("--train-split", choices=TRAIN_SPLITS, default=d.train_split,
-                           help="vision training images: auto = unlabeled (train for methods trained on labels) "
-                                "(default auto)")
-    g["data"].add_argument("--workers", type=int, default=d.workers,
-                           help=f"data loader worker processes (default {d.workers}: read batches in the training "
-                                "process)")
-    g["output"].add_argument("--out", default=d.out, help=f"folder that holds run folders (default {d.out})")
-    g["output"].add_argument("--name", default=None,
-                             help="run folder name (default: <UTC time>-<model>-<modality>-d<depth>)")
-    g["output"].add_argument("--overwrite", action="store_true",
-                             help="replace an existing run folder of the same --name (default: refuse)")
-    g["output"].add_argument("--quiet", action="store_true", help="no progress bar, only the summary (default: off)")
-    g["profiling"].add_argument("--no-probe", dest="probe", action="store_false",
-                                help="skip the linear probes on every module after training (default: probe)")
-    g["recovery"].add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
-                               help="write a checkpoint every N steps, keeping the last two (default 0: only at the "
-                                    "end or on a stop)")
-    g["profiling"].add_argument("--find-max-batch", action="store_true",
-                                help="search the largest batch size whose measured step peak fits --memory-budget, "
-                                     "then train at it (default: off)")
-    g["profiling"].add_argument("--memory-budget", default=None,
-                                help="memory budget for --find-max-batch: e.g. 512MiB, 8GiB, 1.5GB (KB/MB/GB powers "
-                                     "of 1000, KiB/MiB/GiB of 1024; no default)")
-    g["scale-out"].add_argument("--nproc", type=int, default=d.nproc, metavar="N",
-                                help="start N processes with torchrun (data parallel; or module-parallel with "
-                                     f"--gim-mode module-parallel) (default {d.nproc})")
-    g["scale-out"].add_argument("--max-inflight", type=int, default=d.max_inflight, metavar="K",
-                                help=f"module-parallel GIM: batches in flight between neighbouring ranks "
-                                     f"(default {d.max_inflight})")
-    g["scale-out"].add_argument("--split-ranks", choices=SPLIT_RANKS, default=d.split_ranks,
-                                help="module-parallel GIM: contiguous modules per rank, cut by each module's step "
-                                     "time measured once before training (balanced) or by module count "
-                                     f"(default {d.split_ranks})")
-    g["scale-out"].add_argument("--pipeline", choices=list(STRATEGIES["cpc"].variants), default=d.pipeline,
-                                help="cpc on several processes: pipeline the encoder over them with "
-                                     "torch.distributed.pipelining's GPipe or 1F1B schedule (default none: data "
-                                     "parallel)")
-    g["scale-out"].add_argument("--micro-batches", type=int, default=None, metavar="M",
-                                help=f"pipelined cpc: micro-batches per batch (default {DEFAULT_MICRO_BATCHES}; "
-                                     "must divide it)")
-    g["profiling"].add_argument("--trace", action="store_true",
-                                help="write trace.json (Chrome/Perfetto) of one warm-up step with per-module "
-                                     "phases, and on CUDA memory_snapshot.pickle for memory_viz (default: off)")
-    g["method"].add_argument("--checkpoint-activations", action="store_true",
-                             help="cpc and supervised: recompute each module's activations in backward "
-                                  "(torch.utils.checkpoint, non-reentrant) instead of keeping them (default: off; "
-                                  "docs/memory-savers.md)")
-    g["method"].add_argument("--accumulate", type=int, default=d.accumulate, metavar="M",
-                             help="cpc and supervised: run each batch as M equal micro-batches, gradients "
-                                  "accumulated, negatives drawn per micro-batch; M must divide the batch "
-                                  f"(default {d.accumulate}; docs/memory-savers.md)")
-    g["method"].add_argument("--modules", type=int, default=None, metavar="K",
-                             help="greedy methods: cut the --depth layers into K contiguous gradient-isolated "
-                                  "modules, each trained by its top layer's loss (default: one per layer; "
-                                  "docs/modules.md)")
-    g["method"].add_argument("--split", choices=SPLITS, default=d.split,
-                             help="with --modules: even = by layer count, balanced = smallest largest module's "
-                                  f"measured peak memory (default {d.split}; docs/modules.md)")
-    return g
+    """Every ``RunConfig`` field as a flag, read from its metadata, in its group (the groups returned by name).
+
+    The parser holds no defaults (``SUPPRESS``): the parsed namespace has exactly the options given, and
+    ``RunConfig`` fills in the rest, so its defaults are the only ones. Flags are added in field order (a sweep's
+    product, and so its run numbering, follows it); the groups only arrange the help.
+    """
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    for field in flagged_fields():
+        options: dict = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text(field)}
+        if isinstance(field.default, bool):
+            options["action"] = "store_false" if field.default else "store_true"
+        else:
+            options |= {"type": VALUE_TYPES.get(field.type), "choices": choices(field),
+                        "metavar": field.metadata["metavar"]}
+        groups[field.metadata["group"]].add_argument(flag(field.name), **options)
+    return groups
 
 
 def make_parser() -> Parser:
@@ -193,8 +115,8 @@ def make_parser() -> Parser:
                             "checkpoint.prev.pt, whatever its step (results.json records which, probe_checkpoint)")
     table = sub.add_parser("table", help="train every method on the same data and compare probe accuracy")
     add_run_options(table)
-    option(table, "--out").help = "the table's folder (default reports/tables/<UTC time>-<modality>)"
-    table.set_defaults(out=None)  # here --out is the table's folder (default reports/tables/<time>-<modality>)
+    action_of(table, "--out").help = "the table's folder (default reports/tables/<UTC time>-<modality>)"
+    table.set_defaults(out=None)
     data = sub.add_parser("data", help="real datasets on disk").add_subparsers(dest="action", required=True,
                                                                               parser_class=Parser)
     check = data.add_parser("check", help="validate a dataset folder and summarise it (nothing is downloaded)")
@@ -211,7 +133,7 @@ def make_parser() -> Parser:
     return parser
 
 
-def option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
+def action_of(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
     """The action of ``flag`` in ``parser``."""
     return next(a for a in parser._actions if flag in a.option_strings)
 
@@ -219,9 +141,10 @@ def option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
 def add_sweep_parser(sub) -> None:
     sweep = sub.add_parser("sweep", help="run every combination of comma-listed run options, each in a fresh process")
     add_run_options(sweep)
-    option(sweep, "--out").help = "the sweep folder (default reports/sweeps/<--name or UTC time>)"
-    option(sweep, "--name").help = "the sweep folder's name under reports/sweeps (default: UTC time)"
-    sweep.set_defaults(out=None, run_options=accept_lists(sweep))
+    action_of(sweep, "--out").help = "the sweep folder (default reports/sweeps/<--name or UTC time>)"
+    action_of(sweep, "--name").help = "the sweep folder's name under reports/sweeps (default: UTC time)"
+    # --out and --name are the sweep folder's own: None where not given, not a run's default.
+    sweep.set_defaults(out=None, name=None, run_options=accept_lists(sweep))
     sweep.add_argument("--resume", metavar="FOLDER", default=None,
                        help="continue the sweep in FOLDER with its recorded options: runs not complete are resumed "
                             "from their checkpoints or run again (only --quiet may be given with it)")
@@ -233,9 +156,9 @@ def add_compare_parser(sub) -> None:
     compare = sub.add_parser("compare", help="cpc, cpc with checkpointing or accumulation, and gim at several "
                                              "--modules on one setting, each in a fresh process; then their report")
     add_run_options(compare)
-    option(compare, "--out").help = "the comparison's folder (default reports/compare/<--name or UTC time-modality>)"
-    option(compare, "--name").help = "the folder's name under reports/compare (default: UTC time and modality)"
-    compare.set_defaults(out=None)
+    action_of(compare, "--out").help = "the comparison's folder (default reports/compare/<--name or UTC time-modality>)"
+    action_of(compare, "--name").help = "the folder's name under reports/compare (default: UTC time and modality)"
+    compare.set_defaults(out=None, name=None)  # the comparison folder's own, as a sweep's
     compare.add_argument("--resume", metavar="FOLDER", default=None,
                          help="continue the comparison in FOLDER with its recorded options: rows not complete are "
                               "resumed from their checkpoints or run again, then the report is rewritten (only "
@@ -253,11 +176,20 @@ def add_report_parser(sub) -> None:
     report.add_argument("--details", action="store_true", help="also print every run's module tables")
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The RunConfig the parsed flags describe."""
-    fields = RunConfig.__dataclass_fields__
-    return RunConfig(**{k: v for k, v in vars(args).items() if k in fields})
+def given_options(args: argparse.Namespace) -> dict:
+    """The run options the command line gave, by ``RunConfig`` field: the parsers hold no defaults for them
+    (``add_run_options``), so the parsed namespace has only these. The one way every command tells them."""
+    return known_options(vars(args))
 
+
+def option_value(args: argparse.Namespace, name: str) -> object:
+    """A run option's value: as given, else ``RunConfig``'s default (for what a sweep or comparison reads itself)."""
+    return given_options(args).get(name, getattr(RunConfig, name))
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig the parsed flags describe: the options given, ``RunConfig``'s defaults for the rest."""
+    return config_from(given_options(args))
 
 
 def resolve_for_launch(cfg: RunConfig) -> RunConfig:
@@ -289,18 +221,6 @@ def run_with_progress(cfg: RunConfig, console: Console) -> RunResult:
     return with_progress(console, cfg.quiet, functools.partial(run, cfg, on_try=tried))
 
 
-NOT_GIVEN = object()
-
-
-def given_options(run_argv: list[str]) -> set[str]:
-    """The ``RunConfig`` fields a ``gimbench run`` command line sets (rather than leaving at their defaults)."""
-    parser = Parser(add_help=False)
-    add_run_options(parser)
-    parser.set_defaults(**dict.fromkeys(RunConfig.__dataclass_fields__, NOT_GIVEN))
-    args, _ = parser.parse_known_args(run_argv)
-    return {k for k, v in vars(args).items() if v is not NOT_GIVEN and k in RunConfig.__dataclass_fields__}
-
-
 def probe_progress(console: Console, quiet: bool):
     def show(task: str, module: int) -> None:
         if not quiet:
@@ -310,16 +230,16 @@ def probe_progress(console: Console, quiet: bool):
 
 
 def cmd_run(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
-    if args.nproc > 1 and not world_from_env().distributed:
+    cfg = config_from_args(args)
+    if cfg.nproc > 1 and not world_from_env().distributed:
         if args.resume is not None:
             raise ConfigError(RESUME_REFUSED)
-        return launch(config_from_args(args), argv)
+        return launch(cfg, argv)
     if args.resume is None:
-        console.print(run_summary(run_with_progress(config_from_args(args), console)))
+        console.print(run_summary(run_with_progress(cfg, console)))
         return 0
-    changes = {k: getattr(args, k) for k in given_options(argv[1:])}
-    call = functools.partial(resume, Path(args.resume), **changes)
-    console.print(run_summary(with_progress(console, args.quiet, call, resuming=True)))
+    call = functools.partial(resume, Path(args.resume), **given_options(args))
+    console.print(run_summary(with_progress(console, cfg.quiet, call, resuming=True)))
     return 0
 
 
@@ -331,14 +251,13 @@ def cmd_probe(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_table(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
-    refused = not_for_table(vars(args), given_options(argv[1:]))
+def cmd_table(args: argparse.Namespace, console: Console) -> int:
+    given = given_options(args)
+    out = given.pop("out")  # the table's folder, not its runs'
+    refused = not_for_table(given)
     if refused:
         raise ConfigError(refused)
-    out = args.out
-    args.out = RunConfig.out
-    base = config_from_args(args)
-    document, folder = build_table(base, out=out, run_one=lambda cfg: run_with_progress(cfg, console))
+    document, folder = build_table(RunConfig(**given), out=out, run_one=lambda cfg: run_with_progress(cfg, console))
     console.print(paper_table(document))
     console.print(f"table: {folder / 'table.json'}", highlight=False)
     return 0
@@ -357,48 +276,49 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_sweep(args: argparse.Namespace, console: Console, command: list[str]) -> int:
     if args.resume is not None:
-        changed = [a.option_strings[0] for d, a in args.run_options.items()
-                   if d != "quiet" and getattr(args, d) != a.default]
-        return cmd_resume(args, console, changed)
+        return cmd_resume(args, console)
     configs, swept = configurations(args, args.run_options)
-    validate(configs, lambda values: resolve_for_launch(config_from_args(argparse.Namespace(**values))))
+    validate(configs, lambda values: resolve_for_launch(config_from(values)))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(args.out) if args.out else Path("reports/sweeps") / (args.name or stamp)
-    with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
-        document = run_sweep(configs, folder, swept=swept, command=command, overwrite=args.overwrite,
+    with SweepProgress(console, len(configs), enabled=not option_value(args, "quiet")) as progress:
+        document = run_sweep(configs, folder, swept=swept, command=command, overwrite=option_value(args, "overwrite"),
                              on_start=progress.on_start, on_done=progress.on_done)
     return sweep_ended(document, folder, console)
 
 
-def compare_rows(args: argparse.Namespace, options: list[str]) -> list[Configuration]:
-    """The rows of ``gimbench compare``, given its parsed ``args`` and its command line after ``compare``."""
-    given = given_options(options)
-    if refused_by_compare(given):
-        raise ConfigError(refused_by_compare(given))
-    base = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__} | {"out": RunConfig.out}
+def compare_rows(args: argparse.Namespace) -> list[Configuration]:
+    """The rows of ``gimbench compare``, given its parsed ``args``."""
+    given = given_options(args)
+    if refused_by_compare(given.keys()):
+        raise ConfigError(refused_by_compare(given.keys()))
+    base = RunConfig(**given | {"out": RunConfig.out}).to_dict()  # --out is the comparison's folder
     depth = resolve_for_launch(RunConfig(**base)).depth
-    configs = compare_configurations(base, given, depth)
-    validate(configs, lambda values: resolve_for_launch(config_from_args(argparse.Namespace(**values))))
+    configs = compare_configurations(base, given.keys(), depth)
+    validate(configs, lambda values: resolve_for_launch(config_from(values)))
     return configs
 
 
 def cmd_compare(args: argparse.Namespace, console: Console, argv: list[str]) -> int:
     if args.resume is not None:
-        return cmd_resume(args, console, sorted(flag(d) for d in given_options(argv[1:]) - {"quiet"}))
-    configs = compare_rows(args, argv[1:])
+        return cmd_resume(args, console)
+    configs = compare_rows(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(args.out) if args.out else Path("reports/compare") / (args.name or f"{stamp}-{args.modality}")
-    with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
+    modality = option_value(args, "modality")
+    folder = Path(args.out) if args.out else Path("reports/compare") / (args.name or f"{stamp}-{modality}")
+    with SweepProgress(console, len(configs), enabled=not option_value(args, "quiet")) as progress:
         document = run_sweep(configs, folder, swept={"row": [c.label for c in configs]}, command=["gimbench", *argv],
-                             overwrite=args.overwrite, on_start=progress.on_start, on_done=progress.on_done)
+                             overwrite=option_value(args, "overwrite"), on_start=progress.on_start,
+                             on_done=progress.on_done)
     return sweep_ended(document, folder, console)
 
 
-def cmd_resume(args: argparse.Namespace, console: Console, changed: list[str]) -> int:
-    """``gimbench sweep|compare --resume FOLDER``: the recorded configurations, those not complete run now;
-    ``changed`` names the run options given with it (refused: the recorded ones hold)."""
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    """``gimbench sweep|compare --resume FOLDER``: the recorded configurations, those not complete run now; any
+    other option but ``--quiet`` is refused (the recorded ones hold)."""
     kind = args.command
-    changed += [f"--{k}" for k in ("out", "name") if getattr(args, k) is not None]
+    changed = [flag(d) for d, value in given_options(args).items()
+               if d != "quiet" and value is not None]  # --out and --name are None where not given
     if changed:
         raise ConfigError(f"{kind} --resume continues a {kind} with its recorded options; {', '.join(changed)} "
                           "cannot be given (only --quiet)")
@@ -412,8 +332,8 @@ def cmd_resume(args: argparse.Namespace, console: Console, changed: list[str]) -
             else ""
         raise ConfigError(f"{folder}/sweep.json records no gimbench {kind} command to continue{other}")
     parsed = make_parser().parse_args(recorded[1:])
-    configs = configurations(parsed, parsed.run_options)[0] if kind == "sweep" else compare_rows(parsed, recorded[2:])
-    with SweepProgress(console, len(configs), enabled=not args.quiet) as progress:
+    configs = configurations(parsed, parsed.run_options)[0] if kind == "sweep" else compare_rows(parsed)
+    with SweepProgress(console, len(configs), enabled=not option_value(args, "quiet")) as progress:
         progress.done = sum(r["status"] == "complete" for r in document["runs"])
         document = resume_sweep(configs, folder, document, on_start=progress.on_start, on_done=progress.on_done)
     return sweep_ended(document, folder, console)
@@ -500,9 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(quiet=not main_rank) if wide else Console(width=160, quiet=not main_rank)
     try:
         commands = {"list": lambda: cmd_list(console), "run": lambda: cmd_run(args, console, argv),
-                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console, argv),
+                    "probe": lambda: cmd_probe(args, console), "table": lambda: cmd_table(args, console),
                     "data": lambda: cmd_data(args, console),
-                    "sweep": lambda: cmd_sweep(args, console, ["gimbench", *(sys.argv[1:] if argv is None else argv)]),
+                    "sweep": lambda: cmd_sweep(args, console, ["gimbench", *argv]),
                     "compare": lambda: cmd_compare(args, console, argv),
                     "report": lambda: cmd_report(args, console),
                     "bench-compare": lambda: cmd_bench_compare(args, console)}

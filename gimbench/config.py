@@ -13,12 +13,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gimbench.data import DATASETS
 from gimbench.device import available, total_memory
 from gimbench.errors import ConfigError, one_line
-from gimbench.models import MODALITIES, NETWORKS, PAPER_NETWORKS, NetworkEntry, sequence_lengths
+from gimbench.models import (
+    MAX_DEPTH,
+    MODALITIES,
+    NETWORKS,
+    PAPER_NETWORKS,
+    REFERENCE_DEPTH,
+    NetworkEntry,
+    sequence_lengths,
+)
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.strategies import STRATEGIES, MethodSpec
 
@@ -70,67 +80,152 @@ def parse_size(text: str) -> int:
     return size
 
 
+# The argparse groups of the run options in --help, in this order; a flag's group is its field's metadata.
+GROUPS = ("method", "model", "data", "profiling", "output", "scale-out", "recovery")
+
+
+def option(default: object, group: str, help: str, *, choices: Callable[[], Sequence] | Sequence | None = None,
+           metavar: str | None = None, note: str | None = None) -> Any:
+    """A ``RunConfig`` field that is also a ``gimbench run`` flag: the metadata every command reads its flag from.
+
+    Args:
+        default: the field's default, which the command line leaves to the dataclass.
+        group: its argparse group (one of ``GROUPS``).
+        help: what it does, without its default (the command line adds that).
+        choices: the allowed values, or a function giving them (a registry filled later, such as ``--pipeline``'s).
+        metavar: the value's name in the help (default: the flag's name in capitals).
+        note: what the default means, shown after it ("auto: cuda if available"); for ``None`` or a switch, the
+            whole default as words.
+    """
+    assert group in GROUPS, group
+    return dataclasses.field(default=default, metadata={"group": group, "help": help, "choices": choices,
+                                                        "metavar": metavar, "note": note})
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Every option of ``gimbench run``; field names are the flags with ``-`` as ``_``."""
+    """Every option of ``gimbench run``; field names are the flags with ``-`` as ``_``, and each field's metadata
+    (``option``) is its flag's group, help and choices: the command line, its docs and the sweep grid read them."""
 
-    model: str = "gim"
-    modality: str = "audio"
+    model: str = option("gim", "method", "training method; see gimbench list", choices=lambda: sorted(STRATEGIES))
+    modality: str = option("audio", "model", "what the network reads: audio waves or images", choices=MODALITIES)
     # A registered network (gimbench.models.NETWORKS; Python API only, no flag yet). auto: the modality's paper
     # network (cpc-audio, gim-vision), or mfcc for --model mfcc.
     network: str = "auto"
-    depth: int | None = None  # None: the reference depth of the network (of the modality's paper network)
-    preset: str = "auto"  # auto: paper on CUDA, tiny on CPU
-    gim_mode: str = "per-module"
-    context: str = "auto"  # vision only: auto = pixelcnn for cpc, none for greedy methods
-    steps: int | None = None  # None: the modality's default (DEFAULT_STEPS)
-    warmup_steps: int = 5  # not measured
-    profile_steps: int = 50  # timed steps, interleaved with as many unprofiled ones
-    memory_steps: int = 2  # tensor-tracked steps (slow; never timed)
-    batch_size: int | None = None  # None: the preset's
-    lr: float | None = None  # None: the preset's (paper 2e-4 as in the reference; tiny 1e-3)
-    seed: int = 0
-    device: str = "auto"
-    data: str = "synthetic"
-    data_root: str | None = None
-    train_split: str = "auto"  # vision: auto = unlabeled, or train for methods that train on labels
-    workers: int = 0  # DataLoader worker processes; 0 reads batches in the training process
-    out: str = "reports/runs"
-    name: str | None = None  # None: <UTC timestamp>-<model>-<modality>-d<depth>
-    overwrite: bool = False
-    quiet: bool = False
-    probe: bool = True  # linear probes on every module after training (--no-probe skips them)
-    checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end and when interrupted
-    find_max_batch: bool = False  # search the largest batch within memory_budget, then train at it
-    memory_budget: str | None = None  # e.g. "8GiB"; only with find_max_batch
-    nproc: int = 1  # processes of the run; gimbench run --nproc N starts them with torchrun
-    max_inflight: int = 2  # module-parallel GIM: batches a rank may run ahead of the next rank
-    split_ranks: str = "balanced"  # module-parallel GIM: contiguous modules per rank by measured cost, or by count
-    pipeline: str = "none"  # cpc under torchrun: pipeline the encoder over the processes with this schedule
-    micro_batches: int | None = None  # pipelined cpc: micro-batches per step (None: DEFAULT_MICRO_BATCHES)
-    local_grad: str = "auto"  # greedy audio conv modules: sparse local gradients where exact (auto too)
-    trace: bool = False  # write trace.json of one warm-up step (and a CUDA memory snapshot) into the run folder
-    checkpoint_activations: bool = False  # end-to-end methods: recompute each module's activations in backward
-    accumulate: int = 1  # end-to-end methods: micro-batches per batch, gradients accumulated
-    modules: int | None = None  # greedy methods: isolated modules the --depth layers are cut into (None: depth)
-    split: str = "even"  # greedy methods with --modules: cut by layer count, or by measured peak memory
+    depth: int | None = option(None, "model", f"gradient-isolated modules, 1-{MAX_DEPTH}",
+                               note="the reference, " + ", ".join(f"{m} {n}" for m, n in REFERENCE_DEPTH.items()))
+    preset: str = option("auto", "model", "layer sizes: paper or tiny", choices=lambda: ("auto", *PRESETS),
+                         note="paper on CUDA, tiny on CPU")
+    gim_mode: str = option("per-module", "method", "greedy schedule, --model gim only; see gimbench list",
+                           choices=lambda: list(STRATEGIES["gim"].variants))
+    context: str = option("auto", "model", "vision context network on the top module", choices=CONTEXTS,
+                          note="pixelcnn for cpc, none otherwise")
+    steps: int | None = option(None, "model", "training steps",
+                               note=", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items()))
+    warmup_steps: int = option(5, "profiling", "first steps, never measured")
+    profile_steps: int = option(50, "profiling", "timed steps, each next to an unprofiled one to show the timers' "
+                                "cost")
+    memory_steps: int = option(2, "profiling", "memory-tracked steps per module, each after the module has trained "
+                               "once; slow, never timed")
+    batch_size: int | None = option(None, "model", "examples per step", note="the preset's")
+    lr: float | None = option(None, "model", "Adam learning rate", note="the preset's: paper 2e-4 as in the "
+                              "reference, tiny 1e-3")
+    seed: int = option(0, "model", "seed for initialisation and sampling")
+    device: str = option("auto", "model", "where to train", choices=DEVICES, note="cuda if available")
+    data: str = option("synthetic", "data", "dataset", choices=lambda: sorted(DATASETS),
+                       note="embedded, generated in process")
+    data_root: str | None = option(None, "data", "folder of a real dataset; see `gimbench data check`", note="none")
+    train_split: str = option("auto", "data", "vision training images", choices=TRAIN_SPLITS,
+                              note="unlabeled, or train for methods trained on labels")
+    workers: int = option(0, "data", "data loader worker processes", note="read batches in the training process")
+    out: str = option("reports/runs", "output", "folder that holds run folders")
+    name: str | None = option(None, "output", "run folder name", note="<UTC time>-<model>-<modality>-d<depth>")
+    overwrite: bool = option(False, "output", "replace an existing run folder of the same --name", note="refuse")
+    quiet: bool = option(False, "output", "no progress bar, only the summary")
+    probe: bool = option(True, "profiling", "skip the linear probes on every module after training", note="probe")
+    checkpoint_every: int = option(0, "recovery", "write a checkpoint every N steps, keeping the last two",
+                                   metavar="N", note="only at the end or on a stop")
+    find_max_batch: bool = option(False, "profiling", "search the largest batch size whose measured step peak fits "
+                                  "--memory-budget, then train at it")
+    memory_budget: str | None = option(None, "profiling", "memory budget for --find-max-batch: e.g. 512MiB, 8GiB, "
+                                       "1.5GB; KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024", note="none")
+    nproc: int = option(1, "scale-out", "start N processes with torchrun (data parallel; or module-parallel with "
+                        "--gim-mode module-parallel)", metavar="N")
+    max_inflight: int = option(2, "scale-out", "module-parallel GIM: batches in flight between neighbouring ranks",
+                               metavar="K")
+    split_ranks: str = option("balanced", "scale-out", "module-parallel GIM: contiguous modules per rank, cut by "
+                              "each module's step time measured once before training (balanced) or by module count",
+                              choices=SPLIT_RANKS)
+    pipeline: str = option("none", "scale-out", "cpc on several processes: pipeline the encoder over them with "
+                           "torch.distributed.pipelining's GPipe or 1F1B schedule",
+                           choices=lambda: list(STRATEGIES["cpc"].variants), note="data parallel")
+    micro_batches: int | None = option(None, "scale-out", "pipelined cpc: micro-batches per batch; must divide it",
+                                       metavar="M", note=str(DEFAULT_MICRO_BATCHES))
+    local_grad: str = option("auto", "method", "greedy audio conv modules: sparse = gradients from only the output "
+                             "positions the module's own loss reads (exact), dense = from every position; "
+                             "docs/profiling.md", choices=LOCAL_GRADS,
+                             note="sparse wherever exact, where it is also cheaper")
+    trace: bool = option(False, "profiling", "write trace.json (Chrome/Perfetto) of one warm-up step with "
+                         "per-module phases, and on CUDA memory_snapshot.pickle for memory_viz")
+    checkpoint_activations: bool = option(False, "method", "cpc and supervised: recompute each module's activations "
+                                          "in backward (torch.utils.checkpoint, non-reentrant) instead of keeping "
+                                          "them; docs/memory-savers.md")
+    accumulate: int = option(1, "method", "cpc and supervised: run each batch as M equal micro-batches, gradients "
+                             "accumulated, negatives drawn per micro-batch; M must divide the batch; "
+                             "docs/memory-savers.md", metavar="M")
+    modules: int | None = option(None, "method", "greedy methods: cut the --depth layers into K contiguous "
+                                 "gradient-isolated modules, each trained by its top layer's loss; docs/modules.md",
+                                 metavar="K", note="one per layer")
+    split: str = option("even", "method", "with --modules: even = by layer count, balanced = smallest largest "
+                        "module's measured peak memory; docs/modules.md", choices=SPLITS)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
         return dataclasses.asdict(self)
 
 
+def known_options(values: Mapping[str, object]) -> dict:
+    """The entries of ``values`` that are ``RunConfig`` fields (argparse's own, or a newer results.json's, left out)."""
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def config_from(values: Mapping[str, object]) -> RunConfig:
+    """The ``RunConfig`` of the fields in ``values``; other keys are ignored, missing fields take their defaults."""
+    return RunConfig(**known_options(values))
+
+
 def recorded_config(recorded: object, source: str) -> RunConfig:
     """The ``RunConfig`` a results.json or checkpoint recorded (unknown keys ignored), or ``ConfigError``."""
     if not isinstance(recorded, dict):
         raise ConfigError(f"{source} records no run configuration")
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    return RunConfig(**{k: v for k, v in recorded.items() if k in names})
+    return config_from(recorded)
+
+
+def flagged_fields() -> list[dataclasses.Field]:
+    """``RunConfig``'s fields that are command-line flags (made with ``option``), in order; ``network`` is not yet."""
+    return [f for f in dataclasses.fields(RunConfig) if "group" in f.metadata]
+
+
+def choices(field: dataclasses.Field) -> list | None:
+    """The values a run option allows, read now (a registry may have grown since import), or ``None``."""
+    allowed = field.metadata["choices"]
+    return list(allowed() if callable(allowed) else allowed) if allowed is not None else None
 
 
 def _choice(flag: str, value: object, allowed: tuple | list) -> None:
     if value not in allowed:
         raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _check_choices(cfg: RunConfig) -> None:
+    """Every option with choices (its field's metadata) holds one of them; the option that picks another method's
+    variant is left to ``_refuse_options_not_applying``, which says what it applies to."""
+    _choice("--model", cfg.model, sorted(STRATEGIES))
+    others = {m.choice for m in STRATEGIES.values()} - {STRATEGIES[cfg.model].choice}
+    for f in flagged_fields():
+        if f.name not in others and choices(f) is not None:
+            _choice(flag(f.name), getattr(cfg, f.name), choices(f))
 
 
 def _positive(flag: str, value: float | int) -> None:
@@ -197,14 +292,14 @@ def sample_bytes(spec: AudioSpec | VisionSpec, modality: str, preset: str, known
     return FLOAT_BYTES * spec.crop * spec.crop, FLOAT_BYTES * patches * 2 * (1 + spec.stem) if known else 0
 
 
-def _check_batch_memory(cfg: RunConfig, spec: AudioSpec | VisionSpec, preset: str, device: str, processes: int,
+def _check_batch_memory(cfg: RunConfig, spec: AudioSpec | VisionSpec, preset: str, device: str, world_size: int,
                         known: bool) -> None:
     """Refuse a ``--batch-size`` whose batch cannot fit in the device's memory (RAM on the CPU) even in the
     most favourable case (split over every process, the first layer over every micro-batch): such a run grows
     until the kernel kills it, with no message and no results."""
     batch, (data, first) = cfg.batch_size, sample_bytes(spec, cfg.modality, preset, known)
     pieces = cfg.accumulate * (cfg.micro_batches or 1)
-    need, have = batch * (data + first // pieces) // processes, total_memory(device)
+    need, have = batch * (data + first // pieces) // world_size, total_memory(device)
     if need > have:
         raise ConfigError(f"--batch-size {batch:,} needs at least {need / 2**30:,.1f} GiB for its input and first "
                           f"layer alone, more than the {have / 2**30:.1f} GiB of {device} memory of this machine; "
@@ -258,8 +353,8 @@ def _check_budget(text: str, device: str) -> None:
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a RunConfig field."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of a RunConfig field: a switch whose default is on is given as ``--no-...``."""
+    return ("--no-" if getattr(RunConfig, name) is True else "--") + name.replace("_", "-")
 
 
 def method_options() -> dict[str, str]:
@@ -283,7 +378,7 @@ def applies(option: str, cfg: RunConfig) -> bool:
     method = STRATEGIES.get(cfg.model)
     if method is None:
         return True
-    spec = method.variants.get(getattr(cfg, method.choice) if method.choice else "")
+    spec = method.chosen(cfg)
     if option == "depth":
         return spec is None or spec.depth is None
     if option not in method_options():
@@ -315,29 +410,29 @@ def _check_data(cfg: RunConfig, spec: MethodSpec) -> None:
         raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
 
 
-def _check_processes(cfg: RunConfig, spec: MethodSpec, processes: int, depth: int, batch_size: int) -> None:
-    """The options of a run on ``processes`` processes, and of strategies that spread modules over them."""
-    if processes == 1 and cfg.nproc > 1:
+def _check_processes(cfg: RunConfig, spec: MethodSpec, world_size: int, depth: int, batch_size: int) -> None:
+    """The options of a run on ``world_size`` processes, and of strategies that spread modules over them."""
+    if world_size == 1 and cfg.nproc > 1:
         raise ConfigError(f"--nproc {cfg.nproc}: start the run with `gimbench run --nproc {cfg.nproc}` or torchrun "
                           "(the Python API runs one process)")
-    if processes > 1 and cfg.nproc not in (1, processes):
-        raise ConfigError(f"--nproc {cfg.nproc}: torchrun started {processes} processes")
-    if processes > 1 and cfg.find_max_batch:
+    if world_size > 1 and cfg.nproc not in (1, world_size):
+        raise ConfigError(f"--nproc {cfg.nproc}: torchrun started {world_size} processes")
+    if world_size > 1 and cfg.find_max_batch:
         raise ConfigError("--find-max-batch searches with one process: run it with --nproc 1, then train with "
                           "--nproc N and --batch-size set to N times the size it found")
     if spec.spreads:
         what = f"{flag(STRATEGIES[cfg.model].choice)} {getattr(cfg, STRATEGIES[cfg.model].choice)}"
-        if processes < 2:
+        if world_size < 2:
             raise ConfigError(f"{what} spreads the modules over processes: run it with --nproc N (N >= 2) or torchrun")
-        if processes > depth:
+        if world_size > depth:
             bound = "--modules" if cfg.modules else "--depth"
-            raise ConfigError(f"{what}: {processes} processes cannot split {depth} modules (use --nproc <= {bound})")
+            raise ConfigError(f"{what}: {world_size} processes cannot split {depth} modules (use --nproc <= {bound})")
         for option in ("checkpoint_every", "find_max_batch"):
             if getattr(cfg, option):
                 raise ConfigError(f"{flag(option)} is not supported with {what}")
-    elif processes > 1 and batch_size % processes:
-        raise ConfigError(f"--batch-size {batch_size} is the global batch of the {processes} processes "
-                          f"(--nproc); it must be divisible by {processes}")
+    elif world_size > 1 and batch_size % world_size:
+        raise ConfigError(f"--batch-size {batch_size} is the global batch of the {world_size} processes "
+                          f"(--nproc); it must be divisible by {world_size}")
 
 
 def _modules(cfg: RunConfig, depth: int) -> int | None:
@@ -357,34 +452,24 @@ def module_count(cfg: RunConfig) -> int:
     return cfg.modules or cfg.depth
 
 
-def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> RunConfig:
-    """A copy of ``cfg`` with every ``auto``/``None`` filled in and ``nproc`` set to ``processes``, or ``ConfigError``.
+def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> RunConfig:
+    """A copy of ``cfg`` with every ``auto``/``None`` filled in and ``nproc`` set to ``world_size``, or ``ConfigError``.
 
     Args:
         cfg: what the user asked for.
-        processes: how many processes will train it: torchrun's world size, or ``--nproc`` where the launcher
+        world_size: how many processes will train it: torchrun's world size, or ``--nproc`` where the launcher
             checks a run before starting them; 1 for a run in this process.
         recorded: ``cfg`` is one a run recorded (resume, probe), already resolved once: its batch size may be
             the one ``--find-max-batch`` found.
     """
     _check_types(cfg)
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ConfigError(f"--nproc: {processes!r} is not a number of processes")
-    _choice("--model", cfg.model, sorted(STRATEGIES))
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ConfigError(f"--nproc: {world_size!r} is not a number of processes")
+    _check_choices(cfg)
     method = STRATEGIES[cfg.model]
-    if method.choice:
-        _choice(flag(method.choice), getattr(cfg, method.choice), list(method.variants))
     spec = method.variant(cfg)
-    _choice("--modality", cfg.modality, MODALITIES)
     if cfg.modality not in spec.modalities:
         raise ConfigError(f"--model {cfg.model} is for --modality {' or '.join(spec.modalities)}")
-    _choice("--preset", cfg.preset, ("auto", *PRESETS))
-    _choice("--context", cfg.context, CONTEXTS)
-    _choice("--data", cfg.data, sorted(DATASETS))
-    _choice("--train-split", cfg.train_split, TRAIN_SPLITS)
-    _choice("--local-grad", cfg.local_grad, LOCAL_GRADS)
-    _choice("--split-ranks", cfg.split_ranks, SPLIT_RANKS)
-    _choice("--split", cfg.split, SPLITS)
     _refuse_options_not_applying(cfg)
     _check_data(cfg, spec)
     _check_numbers(cfg)
@@ -418,13 +503,13 @@ def resolve(cfg: RunConfig, processes: int = 1, *, recorded: bool = False) -> Ru
         raise ConfigError("--context pixelcnn applies to --modality vision only (audio's context is the GRU)")
     sizes = PRESETS[preset][cfg.modality]
     batch_size = cfg.batch_size or sizes.batch_size
-    _check_processes(cfg, spec, processes, modules or depth, batch_size)
+    _check_processes(cfg, spec, world_size, modules or depth, batch_size)
     micro_batches = cfg.micro_batches
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
     resolved = dataclasses.replace(cfg, network=network, device=device, preset=preset, depth=depth, context=context,
                                    steps=steps, batch_size=batch_size, lr=cfg.lr or sizes.lr,
-                                   micro_batches=micro_batches, modules=modules, nproc=processes)
-    _check_batch_memory(resolved, sizes, preset, device, processes, network == PAPER_NETWORKS[cfg.modality])
-    spec.check(resolved, processes)
+                                   micro_batches=micro_batches, modules=modules, nproc=world_size)
+    _check_batch_memory(resolved, sizes, preset, device, world_size, network == PAPER_NETWORKS[cfg.modality])
+    spec.check(resolved, world_size)
     return resolved

@@ -4,10 +4,12 @@ that covers it, the random generators, emptying the cache, and the allocator's o
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 MIB = 2**20
@@ -31,17 +33,29 @@ def clock(device: torch.device) -> Callable[[], float]:
     return now
 
 
-def rng_state(device: torch.device) -> tuple:
-    """The host generator's state, and every CUDA generator's on a CUDA run."""
-    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+def rng_state() -> dict:
+    """Every global random state (torch, each CUDA device's, numpy, python) as tensors and plain types, so a
+    checkpoint holds it under ``torch.load(..., weights_only=True)``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "gauss": gauss},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
 
 
-def set_rng_state(state: tuple) -> None:
-    """Put back what ``rng_state`` returned."""
-    host, cuda = state
-    torch.set_rng_state(host)
-    if cuda is not None:
-        torch.cuda.set_rng_state_all(cuda)
+def set_rng_state(state: dict) -> None:
+    """Put back what ``rng_state`` returned (the CUDA states only where the same devices exist)."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
 
 
 def empty_cache(device: torch.device) -> None:
@@ -76,17 +90,6 @@ def total_memory(kind: str) -> int:
 def available(kind: str) -> bool:
     """Whether this machine has a device of ``kind`` ("cpu" always)."""
     return kind == "cpu" or (kind == "cuda" and torch.cuda.is_available())
-
-
-def all_rng_states() -> list:
-    """Every CUDA device's generator state (none without CUDA), for a checkpoint."""
-    return torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-
-
-def set_all_rng_states(states: list) -> None:
-    """Put back what ``all_rng_states`` returned, where the same devices exist."""
-    if states and torch.cuda.is_available() and len(states) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states)
 
 
 def allocator_line(device: torch.device) -> str | None:

@@ -145,17 +145,6 @@ def split_read(picked: torch.Tensor, width: int, drawn: torch.Tensor) -> tuple[t
     return picked[: b * width].view(b, width, c), picked[b * width :].view(*drawn.shape, c)
 
 
-def gather_rows(
-    codes: torch.Tensor, start: int, width: int, drawn: torch.Tensor, first: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The window's codes (b, W, C) of sequences ``first`` to ``first + b`` and the drawn rows (b, W, N, C)
-    of codes (B, L, C), where b is ``len(drawn)``; read in one gather so that backward builds one dense
-    gradient for the codes instead of one per read."""
-    length = codes.shape[1]
-    index = read_positions(length, start, width, drawn, first)
-    return split_read(codes[index // length, index % length], width, drawn)
-
-
 def stepwise_info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     """InfoNCE of K prediction steps from every row t, where step k is defined only for t < W - k.
 

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gimbench.data.corpus import FRAME_SAMPLES
+from gimbench.losses import pool
 from gimbench.models.group import Group
 
-FRAME_SAMPLES = 160  # one label frame = 10 ms at 16 kHz (same grid as gimbench.data.synthetic)
 KINDS = ("pooled", "frames")
 
 # Adam learning rate per task. Speaker and class follow the reference (1e-3). The reference's 1e-4
@@ -199,13 +200,6 @@ def _batches(inputs: list[torch.Tensor], batch_size: int) -> Iterator[list[int]]
             yield indices[start : start + batch_size]
 
 
-def _pooled(output: torch.Tensor, batch: int) -> torch.Tensor:
-    """(B, C) averages: audio (B, C, L) over time, vision (B * P, C, h, w) over patches and space."""
-    if output.dim() == 3:
-        return output.mean(dim=2)
-    return output.reshape(batch, -1, *output.shape[1:]).mean(dim=(1, 3, 4))
-
-
 def extract_features(
     network: nn.Module, inputs: list[torch.Tensor], kind: str, device: torch.device | str, batch_size: int = 16
 ) -> list[torch.Tensor]:
@@ -239,7 +233,7 @@ def extract_features(
             for k, module in enumerate(network.encoder):
                 x = module(x)
                 if kind == "pooled":
-                    out = _pooled(x, len(indices)).unsqueeze(1)
+                    out = pool(x, len(x) // len(indices)).unsqueeze(1)
                 elif x.dim() == 3:
                     out = align_frames(x, inputs[indices[0]].shape[-1] // FRAME_SAMPLES, *geometry[k])
                 else:

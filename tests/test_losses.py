@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import batch, tiny
 
-from gimbench.losses import AudioInfoNCE, VisionInfoNCE, gather_rows, info_nce, stepwise_info_nce
+from gimbench.losses import AudioInfoNCE, VisionInfoNCE, info_nce, read_positions, split_read, stepwise_info_nce
 
 
 def test_info_nce_of_equal_scores_is_log_of_candidates():
@@ -28,10 +28,10 @@ def test_stepwise_info_nce_is_the_mean_over_steps_of_each_steps_valid_rows():
     torch.testing.assert_close(stepwise_info_nce(positive, negative), torch.stack(per_step).mean())
 
 
-def test_gather_rows_reads_the_window_and_the_drawn_rows():
+def test_an_audio_loss_reads_the_window_and_the_drawn_rows():
     codes = torch.arange(2 * 9 * 3, dtype=torch.float32).view(2, 9, 3)
-    drawn = torch.tensor([[[0, 17], [9, 4]]])  # flat indices into the 2 x 9 rows
-    window, picked = gather_rows(codes, start=3, width=2, drawn=drawn.expand(2, 2, 2))
+    drawn = torch.tensor([[[0, 17], [9, 4]]]).expand(2, 2, 2)  # flat indices into the 2 x 9 rows
+    window, picked = split_read(codes.flatten(0, 1)[read_positions(9, 3, 2, drawn)], 2, drawn)
     assert torch.equal(window, codes[:, 3:5])
     assert torch.equal(picked[0, 0, 1], codes[1, 8]) and torch.equal(picked[0, 1, 0], codes[1, 0])
 

@@ -127,9 +127,9 @@ def test_bad_combinations_are_refused_naming_the_flag(options, message):
 def test_module_parallel_needs_no_more_processes_than_modules():
     cfg = RunConfig(preset="tiny", device="cpu", gim_mode="module-parallel", modules=2, nproc=3)
     with pytest.raises(ConfigError, match="3 processes cannot split 2 modules"):
-        resolve(cfg, processes=3)
+        resolve(cfg, world_size=3)
     assert resolve(RunConfig(preset="tiny", device="cpu", gim_mode="module-parallel", modules=2, nproc=2),
-                   processes=2).modules == 2
+                   world_size=2).modules == 2
 
 
 def test_phone_probe_frames_of_a_module_are_those_of_its_top_layer():

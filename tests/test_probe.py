@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from gimbench.data.corpus import FRAME_SAMPLES
 from gimbench.models.audio import GRUModule
 from gimbench.probe import (
-    FRAME_SAMPLES,
     ProbeTask,
     align_frames,
     extract_features,

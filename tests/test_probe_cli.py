@@ -9,7 +9,7 @@ import torch
 from test_cli import run_cli
 
 from gimbench.cli import main
-from gimbench.sweep.table import METHODS
+from gimbench.runs.table import METHODS
 
 TASKS = {"audio": {"speaker", "phone"}, "vision": {"class"}}
 

@@ -39,7 +39,7 @@ def alone_peaks(train_alone: TrainAlone, network: torch.nn.Module, optimizers: l
     """Each module's allocator step peak when trained alone (``train_alone``) on its input from batch ``x``."""
     model = _to_host(network.state_dict())
     states = [None if o is None else _to_host(o.state_dict()) for o in optimizers]
-    rng = rng_state(device)
+    rng = rng_state()
 
     def put_back() -> None:
         network.load_state_dict(model)

@@ -8,11 +8,15 @@ the page; ``tests/test_cli_reference.py`` fails when it differs from what this m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from pathlib import Path
 
+from gimbench.config import RunConfig
+
 WIDTH = 100  # usage lines are wrapped at this many columns
+RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 HEADER = "<!-- Generated from gimbench/cli.py by `make docs` (gimbench/report/cli_reference.py); do not edit. -->"
 
 
@@ -66,15 +70,17 @@ def usage(parser: argparse.ArgumentParser) -> str:
 
 
 def default(action: argparse.Action) -> str:
+    """The default column: the parser's, or for a run option (whose parser leaves it to ``RunConfig``) the field's."""
     if not action.option_strings or action.required:
         return "required"
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
         return "off"
     if isinstance(action, argparse._VersionAction):
         return "-"
-    if action.default is None or action.default == argparse.SUPPRESS:
-        return "none"
-    return f"`{action.default}`"
+    value = action.default
+    if value is argparse.SUPPRESS:
+        value = RUN_DEFAULTS.get(action.dest)
+    return "none" if value is None else f"`{value}`"
 
 
 def inline(text: str) -> str:

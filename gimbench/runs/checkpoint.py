@@ -14,15 +14,12 @@ whether its contents agree with each other and with the network being built (``c
 
 from __future__ import annotations
 
-import random
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gimbench.config import ConfigError, one_line
-from gimbench.device import all_rng_states, set_all_rng_states
 from gimbench.results.atomic import write_atomic
 from gimbench.results.schemas import CHECKPOINT
 from gimbench.results.validate import check
@@ -30,29 +27,6 @@ from gimbench.results.validate import check
 FORMAT = "gimbench.checkpoint/1"
 LATEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 REQUIRED = ("model", "optimizers", "config", "step")
-
-
-def rng_state() -> dict:
-    """The global random states (torch, CUDA, numpy, python) as tensors and plain types."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": all_rng_states(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-                  "has_gauss": has_gauss, "gauss": gauss},
-        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what ``rng_state`` captured (the CUDA states only where the same devices exist)."""
-    torch.set_rng_state(state["torch"])
-    set_all_rng_states(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
 
 
 def save(folder: Path, state: dict) -> Path:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gimbench.config import ConfigError, RunConfig, one_line
+from gimbench.device import rng_state, set_rng_state
 from gimbench.models import Network
 from gimbench.profiling import saved
 from gimbench.profiling.profile import Profiler
@@ -75,7 +76,7 @@ class Session:
                     optimizer.load_state_dict(optimizer_state)
             t.strategy.load_state(state["strategy"])
             t.restore(int(state["step"]), History(**state["history"]), state["rng"]["data"])
-            checkpoint.set_rng_state(state["rng"])
+            set_rng_state(state["rng"])
             saved.restore(self.profiler, state["profile"])
             self.profiler.kinds[: t.step] = _kinds(state["kinds"], t.step)
             self.earlier = list(state["sessions"])
@@ -103,7 +104,7 @@ class Session:
             "config": self.cfg.to_dict(),
             "step": t.step,
             "strategy": t.strategy.state(),
-            "rng": checkpoint.rng_state() | {"data": t.generator.get_state()},
+            "rng": rng_state() | {"data": t.generator.get_state()},
             "history": asdict(t.history),
             "profile": saved.measurements(self.profiler),
             "kinds": self.profiler.kinds[: t.step],  # as run: a resumed session's warm-up differs from the plan

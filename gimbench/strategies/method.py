@@ -92,6 +92,10 @@ class Method:
         """The variant that trains ``cfg``."""
         return self.variants[getattr(cfg, self.choice) if self.choice else ""]
 
+    def chosen(self, cfg) -> MethodSpec | None:
+        """The variant ``cfg``'s option picks, or ``None`` where it names none (a config not checked yet)."""
+        return self.variants.get(getattr(cfg, self.choice) if self.choice else "")
+
     def options(self, cfg) -> tuple[str, ...]:
         """The RunConfig fields that apply to ``cfg``'s method and variant only."""
         return ((self.choice,) if self.choice else ()) + self.variant(cfg).own_options()

@@ -11,6 +11,8 @@ against plain CPC.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from gimbench.config import RunConfig, flag
 from gimbench.sweep.grid import NOT_PASSED, SWEEP_LEVEL, Configuration
 
@@ -28,7 +30,7 @@ def rows(depth: int) -> list[tuple[str, dict]]:
     return savers + [*greedy, (f"gim-modules{depth}", {"model": "gim"})]
 
 
-def refused(given: set[str]) -> str | None:
+def refused(given: Collection[str]) -> str | None:
     """The error line for an option ``gimbench compare`` sets itself, or ``None``."""
     for dest in VARIED:
         if dest in given:
@@ -41,16 +43,16 @@ def argv_of(values: dict) -> list[str]:
     argv: list[str] = []
     for dest, value in values.items():
         if isinstance(value, bool):
-            argv += [flag(dest)] if value else (["--no-probe"] if dest == "probe" else [])
+            argv += [flag(dest)] if value != getattr(RunConfig, dest) else []
         else:
             argv += [flag(dest), str(value)]
     return argv
 
 
-def configurations(base: dict, given: set[str], depth: int) -> list[Configuration]:
+def configurations(base: dict, given: Collection[str], depth: int) -> list[Configuration]:
     """The compared runs: ``base`` (every RunConfig field) with the options ``given`` passed to every row, and
     each row's own."""
-    shared = {d: base[d] for d in RunConfig.__dataclass_fields__ if d in given and d not in SWEEP_LEVEL + NOT_PASSED}
+    shared = {d: v for d, v in base.items() if d in given and d not in SWEEP_LEVEL + NOT_PASSED}
     if base["modality"] == "vision" and "context" not in given:
         shared["context"] = "none"
     found = []

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gimbench.config import ConfigError, RunConfig, applies
+from gimbench.config import ConfigError, RunConfig, applies, config_from
 from gimbench.strategies import STRATEGIES
 
 # The sweep's own meaning of these run options: --out is the sweep folder, --name names it.
@@ -28,20 +28,11 @@ SWEEP_LEVEL = ("out", "name")
 NOT_PASSED = ("quiet", "overwrite")
 
 
-def _config(values: dict) -> RunConfig:
-    return RunConfig(**{k: v for k, v in values.items() if k in RunConfig.__dataclass_fields__})
-
-
-def _applies(dest: str, values: dict) -> bool:
-    """Whether a run option means anything for the configuration (the strategies' own descriptions say)."""
-    return dest not in RunConfig.__dataclass_fields__ or applies(dest, _config(values))
-
-
 def _exists(values: dict) -> bool:
     """Whether the configuration's method exists for its modality (the MFCC baseline is audio only)."""
-    cfg = _config(values)
+    cfg = config_from(values)
     method = STRATEGIES.get(cfg.model)
-    variant = method.variants.get(getattr(cfg, method.choice) if method.choice else "") if method else None
+    variant = method.chosen(cfg) if method else None
     return variant is None or cfg.modality in variant.modalities
 
 
@@ -61,7 +52,7 @@ class Configuration:
 
 
 def accept_lists(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """Make every value option of ``parser`` take a comma list.
+    """Make every value option of ``parser`` (``RunConfig``'s, from ``add_run_options``) take a comma list.
 
     Returns the run options by dest: value options as they were (type and choices, to check each item),
     switches (``--no-probe``, ...) as they are.
@@ -92,15 +83,15 @@ def _convert(action: argparse.Action, text: str):
 
 def option_values(args: argparse.Namespace, actions: dict[str, argparse.Action]) -> dict[str, list[tuple]]:
     """Every value option's values as (text as given, value), a comma list converted and checked item by
-    item; an option left at its default is the one pair (None, default)."""
+    item; an option not given is the one pair (None, its RunConfig default)."""
     values = {}
     for dest, action in actions.items():
         if action.nargs == 0:
             continue
-        raw = getattr(args, dest)
-        if raw == action.default or not isinstance(raw, str):
-            values[dest] = [(None, raw)]
+        if not hasattr(args, dest):  # the parser holds no defaults: this one was not given
+            values[dest] = [(None, getattr(RunConfig, dest))]
             continue
+        raw = getattr(args, dest)
         items = [item.strip() for item in raw.split(",")]
         if "" in items:
             raise ConfigError(f"{action.option_strings[0]} {raw!r}: an empty item in the comma list")
@@ -115,7 +106,7 @@ def _label(config: dict, swept: list[str], actions: dict[str, argparse.Action]) 
     """The swept values that apply, e.g. ``gim-summed-depth4``: choices bare, numbers after their option."""
     parts = [str(config[d]) if actions[d].choices else f"{d.replace('_', '-')}{config[d]}"
              for d in sorted(swept, key=lambda d: d not in ("model", "gim_mode"))
-             if config.get(d) is not None and _applies(d, config)]
+             if config.get(d) is not None and applies(d, config_from(config))]
     return re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(parts) or "run")
 
 
@@ -128,18 +119,19 @@ def configurations(
     swept = [d for d, v in values.items() if len(v) > 1]
     flags = {d: actions[d].option_strings[0] for d in values}
     switches = [a.option_strings[0] for a in actions.values()
-                if a.nargs == 0 and a.dest not in NOT_PASSED and getattr(args, a.dest) != a.default]
+                if a.nargs == 0 and a.dest not in NOT_PASSED and hasattr(args, a.dest)]
     seen, result, missing = set(), [], []
     for combo in itertools.product(*values.values()):
         chosen = dict(zip(values, combo, strict=True))
         given = {d: v for d, (_, v) in chosen.items()}
-        applies = {d: _applies(d, given) for d in chosen}
-        config = {d: v if applies[d] else actions[d].default for d, v in given.items()}
+        cfg = config_from(given)
+        meant = {d: applies(d, cfg) for d in chosen}
+        config = {d: v if meant[d] else getattr(RunConfig, d) for d, v in given.items()}
         if tuple(config.items()) in seen:
             continue
         seen.add(tuple(config.items()))
         # Only options given on the command line are passed, as typed: the run parses them itself.
-        argv = [x for d, (text, _) in chosen.items() if text is not None and applies[d] for x in (flags[d], text)]
+        argv = [x for d, (text, _) in chosen.items() if text is not None and meant[d] for x in (flags[d], text)]
         found = Configuration(config, argv + switches, _label(config, swept, actions), len(result) + 1)
         (result if _exists(config) else missing).append(found)
     return result or missing, {d: [v for _, v in values[d]] for d in swept}

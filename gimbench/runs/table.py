@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gimbench.config import RunConfig, flag
 from gimbench.results.schema import RunResult, write_json_atomic
+from gimbench.runs.run import run
 from gimbench.strategies import STRATEGIES
 
 SCHEMA = "gimbench.table/1"
@@ -45,7 +46,7 @@ def _spreading(dest: str, value: object) -> str | None:
     """Why ``gimbench table`` cannot take ``dest``'s value: it picks, or belongs to, a strategy that spreads
     modules over processes (the strategies say which); ``None`` otherwise."""
     for method in STRATEGIES.values():
-        if method.choice == dest and getattr(method.variants.get(value), "spreads", False):
+        if method.choice == dest and getattr(method.chosen(RunConfig(**{dest: value})), "spreads", False):
             return f"{ONE_PROCESS} ({flag(dest)} {value} needs --nproc 2 or more)"
         for strategy in method.variants.values():
             if strategy.spreads and dest in strategy.options and value != getattr(RunConfig, dest):
@@ -53,14 +54,14 @@ def _spreading(dest: str, value: object) -> str | None:
     return None
 
 
-def not_for_table(values: dict, given: set[str]) -> str | None:
-    """The error line for the first option given to ``gimbench table`` that it would ignore or cannot run (as
-    ``gimbench run`` refuses options that do not apply); ``None`` if none."""
-    for dest in sorted(given & values.keys()):
+def not_for_table(given: dict) -> str | None:
+    """The error line for the first option given to ``gimbench table`` (``given``: its value by RunConfig field)
+    that it would ignore or cannot run (as ``gimbench run`` refuses options that do not apply); ``None`` if none."""
+    for dest in sorted(given):
         refused, why = NOT_FOR_TABLE.get(dest, (lambda v: False, ""))
-        why = why if refused(values[dest]) else _spreading(dest, values[dest])
+        why = why if refused(given[dest]) else _spreading(dest, given[dest])
         if why:
-            option = "--no-probe" if dest == "probe" else f"{flag(dest)} {values[dest]}"
+            option = flag(dest) if isinstance(given[dest], bool) else f"{flag(dest)} {given[dest]}"
             return f"{option} does not apply: {why}; drop it"
     return None
 
@@ -82,8 +83,6 @@ def build_table(
 
     Returns the table document and the folder holding it and the runs.
     """
-    from gimbench.runs.run import run
-
     run_one = run_one or run
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(out) if out else Path("reports/tables") / f"{stamp}-{base.modality}"
