@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import time
 
 import pytest
 import test_run_lock
-from test_sweep_signals import start, wait_for
+from test_sweep_signals import ENV, SWEEP, wait_for
 
 from gimbench.cli import main
+from gimbench.runs.folder import holder
 
 finished = test_run_lock.finished  # fixture: a completed 2-step run, results.json and both checkpoints
 folder = test_run_lock.folder  # fixture: a copy of it for one test
@@ -39,7 +42,7 @@ def test_probe_names_a_steps_completed_that_is_not_a_number(folder, capsys):
     doc = json.loads((folder / "results.json").read_text())
     (folder / "results.json").write_text(json.dumps(doc | {"steps_completed": "2"}))
     err = one_line(["probe", str(folder)], capsys)
-    assert "results.json is damaged: its steps_completed is '2' (str), not a whole number" in err
+    assert "results.json: steps_completed is '2', not a count" in err and "damaged" in err
     assert "holds step" not in err
 
 
@@ -53,7 +56,10 @@ def test_probe_says_a_directory_as_checkpoint_is_not_a_file(folder, capsys):
 @pytest.mark.slow
 def test_a_live_sweeps_report_counts_its_run_as_running_then_interrupted(tmp_path, capsys):
     sweep_folder = tmp_path / "s"
-    sweep = start(sweep_folder)
+    steps = SWEEP.index("--steps") + 1  # long enough that the signal finds its first run still training
+    command = [*SWEEP[:steps], "2000", *SWEEP[steps + 1:], "--out", str(sweep_folder)]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                             start_new_session=True)
     try:
         wait_for(sweep_folder / "runs" / "001-depth1" / "checkpoint.pt", sweep)
         assert main(["report", str(sweep_folder), "--out", str(tmp_path / "r1")]) == 0
@@ -62,5 +68,9 @@ def test_a_live_sweeps_report_counts_its_run_as_running_then_interrupted(tmp_pat
     finally:
         sweep.send_signal(signal.SIGTERM)
         sweep.communicate(timeout=120)
+    run = sweep_folder / "runs" / "001-depth1"
+    deadline = time.monotonic() + 60  # the run's own process may outlive the sweep by a moment: wait for its lock
+    while holder(run) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert main(["report", str(sweep_folder), "--out", str(tmp_path / "r2")]) == 0
     assert "(interrupted): 1 runs, 0 failed, 1 interrupted;" in " ".join(capsys.readouterr().out.split())
