@@ -58,7 +58,7 @@ STEP = Obj(required={
     "unprofiled_steps": COUNT}, optional={
     "data_wait_ms": MapOf(MAYBE_NUMBER), "time_note": MAYBE_STR, "peak_over_floor": MAYBE_NUMBER,
     "memory_steps": MAYBE_COUNT, "peak_breakdown_bytes": BYTES_BY,
-    "floor_by_module_bytes": Nullable(ListOf(MAYBE_AMOUNT))}, patterns=FIGURES,
+    "floor_by_module_bytes": Nullable(ListOf(MAYBE_AMOUNT)), "untracked_bytes": Nullable(INT)}, patterns=FIGURES,
     together=("time_ms", "time_ms_iqr", "samples_per_second"))
 MODULE = Obj(
     required={"index": COUNT, "name": STR, "parameters": COUNT,
@@ -66,7 +66,10 @@ MODULE = Obj(
     optional={"time_ms": Nullable(MapOf(MAYBE_AMOUNT)), "time_ms_iqr": Nullable(MapOf(MAYBE_AMOUNT)),
               "timed_steps": COUNT, "local_grad": MAYBE_STR,
               "memory": Nullable(Obj(optional={**CATEGORY_BYTES, "peak_phase": MAYBE_STR, "phase_peak_bytes": BYTES_BY,
-                                               "phase_tracked_peak_bytes": BYTES_BY}, patterns=FIGURES))})
+                                               "phase_tracked_peak_bytes": BYTES_BY,
+                                               # the allocator's count less the tracker's: negative where the
+                                               # tracker books a tensor the allocator handed out before the step
+                                               "untracked_bytes": Nullable(INT)}, patterns=FIGURES))})
 RANK = Obj(required={"rank": COUNT, "device": STR, "modules": ListOf(COUNT)},
            optional={"step": Nullable(STEP), "idle_fraction": Nullable(SHARE), "samples_per_s": MAYBE_AMOUNT,
                      "module_rows": ListOf(MODULE),
@@ -87,7 +90,12 @@ RESULTS = Obj(
         "max_batch": Nullable(Obj(required={"budget_bytes": AMOUNT, "batch_size": COUNT, "peak_bytes": MAYBE_AMOUNT,
                                             "backend": STR, "tried": ListOf(TRY)})),
         "distributed": Nullable(Obj(required={"mode": STR, "ranks": ListOf(RANK)})),
-        "probe_checkpoint": Nullable(Obj(required={"file": STR, "step": COUNT})), "trace": Nullable(Obj())})
+        "probe_checkpoint": Nullable(Obj(required={"file": STR, "step": COUNT})), "trace": Nullable(Obj()),
+        "memory_timeline": Nullable(Obj(
+            required={"csv": STR, "png": STR, "spans": ListOf(Obj(required={
+                "module": COUNT, "name": STR, "phase": STR, "start_ms": AMOUNT, "end_ms": AMOUNT}))},
+            optional={"source": STR, "points": COUNT, "events": COUNT, "duration_ms": AMOUNT, "peak_bytes": AMOUNT,
+                      "peak_ms": AMOUNT, "resident_bytes": AMOUNT}))})
 
 # A sweep's run lives in its sweep folder's runs/: a record naming any other path is not one gimbench wrote.
 RUN_FOLDER = Kind("a folder runs/NAME inside the sweep", (str,),
@@ -124,11 +132,18 @@ CATEGORIES = ("parameter", "gradient", "optimizer", "activation", "temporary")
 SNAPSHOT = Obj(required={"live": AMOUNT, "by_category": Obj(required=dict.fromkeys(CATEGORIES, AMOUNT)),
                          "activation_by_module": MapOf(AMOUNT), "gradient_by_module": MapOf(AMOUNT)})
 MAYBE_MODULE = Nullable(COUNT)
+# A memory step's series (``gimbench.profiling.timeline.Timeline``): its peak is the largest level, so none is
+# empty or of another type.
+LEVELS = Kind("a non-empty list of whole numbers from 0 to 2^63", (list,), lambda v: len(v) > 0 and all(
+    isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63 for x in v))
+TIMELINE = Obj(required={
+    "times_ns": LEVELS, "levels": LEVELS, "resident": AMOUNT, "events": COUNT, "source": STR, "duration_ns": AMOUNT,
+    "spans": ListOf(Obj(required={"module": COUNT, "phase": STR, "start_ns": AMOUNT, "end_ns": AMOUNT}))})
 STEP_MEMORY = Obj(required={
     "resident": AMOUNT, "peak": SNAPSHOT, "allocator_peak": MAYBE_AMOUNT, "rss_peak": MAYBE_AMOUNT,
     "reserved_peak": MAYBE_AMOUNT, "intervals": ListOf(Row((MAYBE_MODULE, STR, Obj(required={
         "tracked": SNAPSHOT, "allocator_peak": MAYBE_AMOUNT, "reserved_peak": MAYBE_AMOUNT}))))},
-    optional={"preexisting": AMOUNT})
+    optional={"preexisting": AMOUNT, "timeline": Nullable(TIMELINE)})
 OPTIMIZER = Obj(required={"state": MapOf(MapOf(TENSOR)),
                           "param_groups": ListOf(Obj(required={"params": ListOf(COUNT)}))})
 CHECKPOINT = Obj(required={
@@ -143,7 +158,9 @@ CHECKPOINT = Obj(required={
     "history": Obj(required={"losses": ListOf(ListOf(MAYBE_NUMBER)), "seconds": ListOf(AMOUNT),
                              "data_seconds": ListOf(AMOUNT)}),
     "profile": Obj(required={"timing": ListOf(ListOf(Row((MAYBE_MODULE, STR, AMOUNT)))),
-                             "memory": ListOf(STEP_MEMORY)}, optional={"isolated": Nullable(ListOf(MAYBE_AMOUNT))}),
+                             "memory": ListOf(STEP_MEMORY)}, optional={
+        "isolated": Nullable(ListOf(MAYBE_AMOUNT)), "floor_by_module": Nullable(ListOf(MAYBE_AMOUNT)),
+        "flops": ListOf(Row((MAYBE_MODULE, STR, AMOUNT)))}),
     "kinds": ListOf(STR), "sessions": ListOf(Obj(rest=PLAIN)), "format": STR,
     "max_batch": Nullable(Obj(required={"budget_bytes": AMOUNT, "batch_size": COUNT, "peak_bytes": MAYBE_AMOUNT,
                                         "backend": STR, "tried": ListOf(TRY)}, rest=PLAIN))})
