@@ -153,6 +153,17 @@ def test_deeply_nested_json_is_one_line_for_every_reader(copy, tmp_path, capsys)
         assert one_line_error(code, err) and "nested too deeply" in err, (argv, err)
 
 
+def test_a_lone_surrogate_in_results_json_is_one_line(copy, tmp_path, capsys):
+    """An escaped lone surrogate parses as JSON, then failed printing the report (issue 28, found by relA)."""
+    text = (copy / "results.json").read_text()
+    damaged = text.replace('"status": "complete"', '"status": "complete", "x": "\\udcff"', 1)
+    assert damaged != text
+    (copy / "results.json").write_text(damaged)
+    for argv in (["report", str(copy), "--out", str(tmp_path / "r")], ["probe", str(copy)]):
+        code, err = cli(argv, capsys)
+        assert one_line_error(code, err) and "lone surrogate" in err, (argv, err)
+
+
 def edited(path: Path, change) -> None:
     doc = json.loads(path.read_text())
     change(doc)

@@ -198,6 +198,10 @@ def read_json(path: Path) -> object:
         raise ConfigError(f"{path} is unreadable or not valid JSON ({' '.join(str(e).split())[:200]})") from None
     if _depth(document) > MAX_NESTING:
         raise ConfigError(f"{path} is not valid JSON for gimbench (nested more than {MAX_NESTING} levels deep)")
+    try:  # an escaped lone surrogate ("\\udcff") parses, then fails wherever the text is printed or drawn
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{path} is not valid JSON for gimbench (a string holds a lone surrogate)") from None
     return document
 
 
