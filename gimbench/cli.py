@@ -37,6 +37,7 @@ from gimbench.distributed.world import world_from_env
 from gimbench.models import MODALITIES, NETWORKS, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
 from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
+from gimbench.report import headline
 from gimbench.report.collect import collect, result_from_doc
 from gimbench.report.html_tables import side_by_side
 from gimbench.report.progress import TrainingProgress
@@ -125,6 +126,7 @@ def make_parser() -> Parser:
     add_sweep_parser(sub)
     add_compare_parser(sub)
     add_report_parser(sub)
+    add_headline_parser(sub)
     compare = sub.add_parser("bench-compare", help="fail when memory peaks grew between two benchmark JSON files")
     compare.add_argument("old", help="saved 'pytest benchmarks/ --benchmark-json' output (the baseline)")
     compare.add_argument("new", help="the new output to check")
@@ -174,6 +176,20 @@ def add_report_parser(sub) -> None:
     report.add_argument("--out", default=None, help="report folder (default reports/report-<UTC time>)")
     report.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     report.add_argument("--details", action="store_true", help="also print every run's module tables")
+
+
+def add_headline_parser(sub) -> None:
+    headline = sub.add_parser("headline", help="the README's headline figure and table from comparison folders")
+    headline.add_argument("folders", nargs="+", metavar="FOLDER",
+                          help="comparison folders (gimbench compare --out), e.g. one audio and one vision; "
+                               "folders of one modality at several batch sizes draw peak against batch size")
+    headline.add_argument("--out", required=True, metavar="FILE", help="the figure, .png or .svg (e.g. "
+                          "docs/headline.png)")
+    headline.add_argument("--readme", metavar="FILE", default=None,
+                          help="write the figure's link, the table and the provenance between the headline "
+                               "markers of this markdown file (e.g. README.md); without it they are printed")
+    headline.description = ("Each row's step peak and step time against cpc per setting, probe accuracy beside "
+                            "them where probes ran, and the same figures as a markdown table (docs/compare.md).")
 
 
 def given_options(args: argparse.Namespace) -> dict:
@@ -371,6 +387,26 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_headline(args: argparse.Namespace, console: Console) -> int:
+    from gimbench.report.headline_plot import figure, save  # matplotlib: ~1 s, for figures only
+
+    entries, sweeps = collect(args.folders)
+    found = headline.settings(entries)
+    out, page = Path(args.out), Path(args.readme or "README.md")
+    save(figure(found), out)
+    text = headline.block(found, sweeps, out, page)
+    short = headline.short_rows(found)
+    if short:
+        console.print(f"note: under {headline.MIN_TIMED} timed steps, so their time ratios are provisional: "
+                      f"{'; '.join(short)}", style="yellow", highlight=False)
+    if args.readme:
+        headline.splice(page, text)
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"figure: {out}" + (f"; headline written into {page}" if args.readme else ""), highlight=False)
+    return 0
+
+
 def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
     limit = parse_percent(args.max_increase)
     old, new = load_memory(Path(args.old)), load_memory(Path(args.new))
@@ -425,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                     "sweep": lambda: cmd_sweep(args, console, ["gimbench", *argv]),
                     "compare": lambda: cmd_compare(args, console, argv),
                     "report": lambda: cmd_report(args, console),
+                    "headline": lambda: cmd_headline(args, console),
                     "bench-compare": lambda: cmd_bench_compare(args, console)}
         return commands[args.command]()
     except ConfigError as e:

@@ -1,0 +1,191 @@
+"""The README's headline from comparison folders: each row against cpc, as a markdown table with the provenance
+of every figure (date, machine, backend, command) under it.
+
+The table, the figure (``gimbench.report.headline_plot``) and this text come from one ``gimbench headline`` call,
+so the picture and the numbers under it cannot drift apart. A row is a comparison's row label (``cpc``,
+``cpc-accumulate4``, ``gim-modules6``, any label a comparison adds) or, for a plain run folder, its strategy; a
+*setting* is everything but the row (modality, preset, batch, depth, ...), as in the report's verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from gimbench.config import ConfigError
+from gimbench.report.collect import Entry
+from gimbench.report.groups import SETTING, Cell, Setting, setting_key
+from gimbench.report.verdict import accuracy, peak, step_ms, tasks
+
+MIB = 2**20
+MIN_TIMED = 5  # timed steps a row needs before its time ratio is a headline figure (issue #26)
+BEGIN = "<!-- gimbench headline: begin (written by `gimbench headline`, docs/compare.md; do not edit) -->"
+END = "<!-- gimbench headline: end -->"
+# Options of the recorded command that name where it wrote or how it printed, not what it measured.
+NOT_MEASURED = {"--out": 1, "--name": 1, "--quiet": 0, "--overwrite": 0}
+
+
+def row_label(entry: Entry) -> str:
+    """The comparison's label of the row (``cpc-accumulate4``), or the strategy of a run outside a comparison."""
+    return (entry.record or {}).get("label") or entry.strategy
+
+
+def short_name(entry: Entry) -> str:
+    """``audio paper d6 b16``: what a column group of the table stands for."""
+    c = entry.config
+    return f"{c['modality']} {c['preset']} d{c['depth']} b{c['batch_size']}"
+
+
+def settings(entries: list[Entry]) -> list[Setting]:
+    """Completed runs by setting (in order of first appearance), each setting's runs by row label, the row
+    labelled ``cpc`` first (the baseline); ``ConfigError`` when no run completed."""
+    found: dict[tuple, dict[str, list[Entry]]] = {}
+    for e in (e for e in entries if e.doc):
+        found.setdefault(setting_key(e), {}).setdefault(row_label(e), []).append(e)
+    if not found:
+        raise ConfigError("no completed run in the folders given: nothing to draw (gimbench report shows them)")
+    result = []
+    for rows in found.values():
+        cells = sorted((Cell(label, runs) for label, runs in rows.items()), key=lambda c: c.method != "cpc")
+        result.append(Setting(short_name(cells[0].runs[0]), cells))
+    return _unique_names(result)
+
+
+def _unique_names(found: list[Setting]) -> list[Setting]:
+    """Settings that share a short name (they differ in lr, steps, ...) numbered, so no two columns read alike."""
+    names = [s.name for s in found]
+    for i, s in enumerate(found, 1):
+        if names.count(s.name) > 1:
+            s.name = f"{s.name} #{i}"
+    return found
+
+
+def by_batch(found: list[Setting]) -> list[list[Setting]]:
+    """Settings that differ only in batch size, together (in order): a group of several is drawn against batch."""
+    keys = tuple(k for k in SETTING if k not in ("batch_size", "steps"))
+    groups: dict[tuple, list[Setting]] = {}
+    for s in found:
+        groups.setdefault(setting_key(s.baseline.runs[0], keys), []).append(s)
+    return [sorted(g, key=lambda s: s.baseline.runs[0].config["batch_size"]) for g in groups.values()]
+
+
+def iqr(doc: dict) -> float | None:
+    return doc["step"].get("time_ms_iqr")
+
+
+def ratio(cell: Cell, base: Cell, read) -> float | None:
+    a, b = cell.spread(read), base.spread(read)
+    return None if a is None or b is None or not b.mean else a.mean / b.mean
+
+
+def time_spread(cell: Cell, base: Cell) -> float | None:
+    """The time ratio's relative uncertainty: each median's half IQR over the median, combined in quadrature."""
+    parts = [(c.spread(iqr), c.spread(step_ms)) for c in (cell, base)]
+    if any(q is None or m is None or not m.mean for q, m in parts):
+        return None
+    return math.hypot(*(q.mean / 2 / m.mean for q, m in parts))
+
+
+def ratio_text(value: float | None, spread: float | None = None) -> str:
+    """``0.41``; with the ratio's relative spread, only the decimals its uncertainty supports (an uncertainty of
+    0.03 keeps two, of 0.2 one, of 2 none)."""
+    if value is None:
+        return ""
+    digits = 2 if not spread else max(0, min(2, -math.floor(math.log10(spread * value))))
+    return f"{value:.{digits}f}"
+
+
+def mib_text(cell: Cell) -> str:
+    s = cell.spread(peak)
+    return "" if s is None else f"{s.mean / MIB:.{1 if s.mean < 100 * MIB else 0}f}"
+
+
+def accuracy_text(cell: Cell, task: str) -> str:
+    s = cell.spread(accuracy(task))
+    return "" if s is None else f"{100 * s.mean:.1f}"
+
+
+def columns(setting: Setting) -> list[str]:
+    base = setting.baseline.method
+    return [f"{setting.name}: MiB", f"x {base}", "x time", *(f"{t} %" for t in tasks(setting))]
+
+
+def cells(setting: Setting, label: str) -> list[str]:
+    """The row ``label``'s cells in ``setting``'s columns (empty where the setting has no such row)."""
+    cell, base = next((c for c in setting.cells if c.method == label), None), setting.baseline
+    if cell is None:
+        return [""] * len(columns(setting))
+    return [mib_text(cell), ratio_text(ratio(cell, base, peak)),
+            ratio_text(ratio(cell, base, step_ms), time_spread(cell, base)),
+            *(accuracy_text(cell, t) for t in tasks(setting))]
+
+
+def table(found: list[Setting]) -> str:
+    """The markdown table: a line per row label (in order of first appearance), a column group per setting."""
+    labels = list(dict.fromkeys(c.method for s in found for c in s.cells))
+    head = ["row", *(h for s in found for h in columns(s))]
+    lines = [head, ["---"] * len(head)]
+    lines += [[f"`{label}`", *(x for s in found for x in cells(s, label))] for label in labels]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def timed_steps(setting: Setting) -> tuple[int, int]:
+    counts = [e.doc["step"].get("timed_steps") or 0 for c in setting.cells for e in c.runs]
+    return min(counts), max(counts)
+
+
+def command(sweep: dict | None) -> str:
+    """The comparison's recorded command without where it wrote (``--out``, ``--name``) or how it printed."""
+    argv = list((sweep or {}).get("command") or [])
+    kept, i = [], 0
+    while i < len(argv):
+        skip = NOT_MEASURED.get(argv[i])
+        kept += [] if skip is not None else [argv[i]]
+        i += 1 + (skip or 0)
+    return " ".join(kept)
+
+
+def provenance(setting: Setting, sweeps: list[dict]) -> str:
+    """When, where, with which backend and by which command the setting's figures were measured."""
+    first = setting.baseline.runs[0]
+    sweep = next((s for s in sweeps if Path(s["folder"]) == first.folder.parent.parent), None)
+    env = first.doc.get("environment") or {}
+    low, high = timed_steps(setting)
+    steps = f"{low}" if low == high else f"{low}-{high}"
+    short = f" (under {MIN_TIMED}: its time ratios are provisional)" if low < MIN_TIMED else ""
+    when = f"{sweep['started'][:10]}, " if sweep and sweep.get("started") else ""
+    how = f"`{command(sweep)}`" if command(sweep) else "runs outside a comparison"
+    return (f"- {setting.name}: {how}; {when}{env.get('device')} ({env.get('device_name')}), "
+            f"{_threads(env.get('threads'))}, torch {env.get('torch')}, {first.doc.get('memory_backend')}, "
+            f"commit {(env.get('git_commit') or '?')[:10]}; {steps} timed steps a row{short}.")
+
+
+def _threads(count: int | None) -> str:
+    return "threads not recorded" if count is None else f"{count} thread{'s' if count != 1 else ''}"
+
+
+def short_rows(found: list[Setting]) -> list[str]:
+    """``setting: label`` of every row with fewer than ``MIN_TIMED`` timed steps."""
+    return [f"{s.name}: {c.method}" for s in found for c in s.cells
+            if any((e.doc["step"].get("timed_steps") or 0) < MIN_TIMED for e in c.runs)]
+
+
+def block(found: list[Setting], sweeps: list[dict], image: Path, page: Path) -> str:
+    """The README's headline: the figure (linked relative to the folder of ``page``, the markdown file it goes
+    into), the table, the provenance."""
+    link = Path(os.path.relpath(image.resolve(), page.resolve().parent)).as_posix()
+    notes = "\n".join(provenance(s, sweeps) for s in found)
+    return (f"![Step peak memory and step time of each row against cpc]({link})\n\n{table(found)}\n\n"
+            f"Peak: the step's allocator peak; x: the row over cpc's; time: median of timed steps (its decimals as "
+            f"many as the IQR supports); accuracy: last-module linear probe. Measured:\n\n{notes}\n")
+
+
+def splice(page: Path, text: str) -> None:
+    """Replace what lies between the headline markers in ``page`` with ``text``."""
+    content = page.read_text(encoding="utf-8")
+    if content.count(BEGIN) != 1 or content.count(END) != 1 or content.index(BEGIN) > content.index(END):
+        raise ConfigError(f"--readme {page}: no headline markers ({BEGIN} ... {END}) to write between")
+    before, rest = content.split(BEGIN)
+    after = rest.split(END)[1]
+    page.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
