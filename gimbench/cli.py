@@ -36,8 +36,8 @@ from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.models import MODALITIES, NETWORKS, REFERENCE_DEPTH
 from gimbench.models.presets import PRESETS
-from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
 from gimbench.report import headline
+from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
 from gimbench.report.collect import collect, result_from_doc
 from gimbench.report.html_tables import side_by_side
 from gimbench.report.progress import TrainingProgress

@@ -149,6 +149,10 @@ def save(fig, path: Path) -> None:
     metadata = FORMATS.get(path.suffix.lower())
     if metadata is None:
         raise ConfigError(f"--out {path}: give a .png or .svg file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {path}: cannot make its folder ({e.strerror})") from None
     with plt.rc_context({"svg.hashsalt": "gimbench-headline"}):
         write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=110, metadata=metadata))
     plt.close(fig)
