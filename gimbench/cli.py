@@ -185,6 +185,9 @@ def add_headline_parser(sub) -> None:
                                "folders of one modality at several batch sizes draw peak against batch size")
     headline.add_argument("--out", required=True, metavar="FILE", help="the figure, .png or .svg (e.g. "
                           "docs/headline.png)")
+    headline.add_argument("--accuracy", nargs="+", metavar="FOLDER", default=None,
+                          help="comparison folders with probes (tiny preset, trained long enough) whose last-module "
+                               "accuracy is drawn beside the rows of the same modality that ran none")
     headline.add_argument("--readme", metavar="FILE", default=None,
                           help="write the figure's link, the table and the provenance between the headline "
                                "markers of this markdown file (e.g. README.md); without it they are printed")
@@ -391,11 +394,12 @@ def cmd_headline(args: argparse.Namespace, console: Console) -> int:
     from gimbench.report.headline_plot import figure, save  # matplotlib: ~1 s, for figures only
 
     entries, sweeps = collect(args.folders)
-    found = headline.settings(entries)
+    probed, probed_sweeps = collect(args.accuracy) if args.accuracy else ([], [])
+    shown = headline.Headline(headline.settings(entries), headline.settings(probed) if probed else [])
     out, page = Path(args.out), Path(args.readme or "README.md")
-    save(figure(found), out)
-    text = headline.block(found, sweeps, out, page)
-    short = headline.short_rows(found)
+    save(figure(shown), out)
+    text = headline.block(shown, sweeps + probed_sweeps, out, page)
+    short = headline.short_rows(shown.found)
     if short:
         console.print(f"note: under {headline.MIN_TIMED} timed steps, so their time ratios are provisional: "
                       f"{'; '.join(short)}", style="yellow", highlight=False)

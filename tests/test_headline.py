@@ -13,7 +13,7 @@ import pytest
 from gimbench.cli import main
 from gimbench.config import RunConfig
 from gimbench.report.collect import collect
-from gimbench.report.headline import BEGIN, END, ratio_text, settings
+from gimbench.report.headline import BEGIN, END, Headline, ratio_text, settings
 from gimbench.report.headline_plot import figure, save
 
 MIB = 2**20
@@ -23,10 +23,10 @@ ROWS = {"cpc": (40.0, 100.0, 2.0), "cpc-accumulate4": (18.0, 130.0, 4.0), "gim-m
         "cpc-bf16": (30.0, 90.0, 3.0)}
 
 
-def results(label: str, modality: str, batch: int, timed: int, probe: bool) -> dict:
+def results(label: str, modality: str, batch: int, timed: int, probe: bool, preset: str) -> dict:
     """A results.json document that passes the schema, with the figures the headline reads."""
     mib, ms, iqr = ROWS[label]
-    config = RunConfig().to_dict() | {"model": label.split("-")[0], "modality": modality, "preset": "tiny",
+    config = RunConfig().to_dict() | {"model": label.split("-")[0], "modality": modality, "preset": preset,
                                       "depth": 6, "batch_size": batch, "steps": 30}
     step = {"time_ms": ms, "time_ms_unprofiled": ms, "timer_overhead": 0.0, "samples_per_second": 1e3 * batch / ms,
             "time_ms_iqr": iqr, "data_ms": 0.1, "timed_steps": timed, "unprofiled_steps": timed,
@@ -37,13 +37,14 @@ def results(label: str, modality: str, batch: int, timed: int, probe: bool) -> d
             "modules": [], "step": step, "final_parameter_checksum": "0", "wall_seconds": 1.0, "probe": accuracy}
 
 
-def comparison(folder: Path, modality: str = "audio", batch: int = 8, timed: int = 5, probe: bool = False) -> Path:
+def comparison(folder: Path, modality: str = "audio", batch: int = 8, timed: int = 5, probe: bool = False,
+               preset: str = "tiny") -> Path:
     """A comparison folder as ``gimbench compare`` leaves it: sweep.json and a run folder per row."""
     records = []
     for i, label in enumerate(ROWS, 1):
         run = folder / "runs" / f"{i:03d}-{label}"
         run.mkdir(parents=True)
-        (run / "results.json").write_text(json.dumps(results(label, modality, batch, timed, probe)))
+        (run / "results.json").write_text(json.dumps(results(label, modality, batch, timed, probe, preset)))
         records.append({"name": run.name, "label": label, "folder": f"runs/{run.name}", "status": "complete",
                         "log": "x.log", "exit_code": 0, "error": None, "wall_seconds": 1.0, "options": {}})
     sweep = {"schema": "gimbench.sweep/1", "runs": records, "status": "complete", "swept": {"row": list(ROWS)},
@@ -75,11 +76,29 @@ def test_the_command_writes_the_figure_and_the_readme_table_with_the_results_rat
     assert "speaker %" not in text and "provisional" not in text
 
 
+def drawn(*folders: Path, accuracy: tuple[Path, ...] = ()):
+    """The headline figure of ``folders``, with the accuracy of the ``accuracy`` folders."""
+    probed = settings(collect(list(accuracy))[0]) if accuracy else []
+    return figure(Headline(settings(collect(list(folders))[0]), probed))
+
+
 def test_a_folder_without_probes_draws_no_accuracy_panel_and_one_with_probes_does(tmp_path):
-    plain = figure(settings(collect([comparison(tmp_path / "plain")])[0]))
-    probed = figure(settings(collect([comparison(tmp_path / "probed", probe=True)])[0]))
+    plain, probed = drawn(comparison(tmp_path / "plain")), drawn(comparison(tmp_path / "probed", probe=True))
     assert not any("accuracy" in ax.get_title() for ax in plain.axes) and len(plain.axes) == 2
     assert any("accuracy" in ax.get_title() for ax in probed.axes) and len(probed.axes) == 3
+
+
+def test_accuracy_from_a_probed_comparison_beside_the_unprobed_rows_of_its_modality(tmp_path, capsys):
+    paper, tiny = comparison(tmp_path / "paper", preset="paper"), comparison(tmp_path / "tiny", probe=True)
+    vision = comparison(tmp_path / "vision", "vision", preset="paper")
+    fig = drawn(paper, vision, accuracy=(tiny,))
+    assert [ax.get_title().splitlines()[-1] for ax in fig.axes if "accuracy" in ax.get_title()] == ["audio tiny d6 b8"]
+    assert main(["headline", str(paper), str(vision), "--accuracy", str(tiny), "--out", str(tmp_path / "h.png")]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("| row"))
+    assert header.count("MiB") == 2 and header.count("speaker % (audio tiny d6 b8)") == 1
+    assert float(table_rows(out)["cpc"][3]) == pytest.approx(100 * (0.2 + 40 / 100))
+    assert "- audio tiny d6 b8: `gimbench compare --modality audio`" in out and "accuracy only." in out
 
 
 def test_two_modalities_are_two_column_groups_and_accuracy_is_a_column(tmp_path, capsys):
@@ -94,7 +113,7 @@ def test_two_modalities_are_two_column_groups_and_accuracy_is_a_column(tmp_path,
 
 
 def test_several_batch_sizes_draw_lines_over_the_batch_and_the_file_does_not_change(tmp_path):
-    found = settings(collect([comparison(tmp_path / f"b{b}", batch=b) for b in (8, 16)])[0])
+    found = Headline(settings(collect([comparison(tmp_path / f"b{b}", batch=b) for b in (8, 16)])[0]), [])
     fig = figure(found)
     assert [ax.get_xlabel() for ax in fig.axes] == ["batch size", "batch size"]
     assert len(fig.axes[0].get_lines()) == len(ROWS)

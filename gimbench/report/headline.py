@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from gimbench.config import ConfigError
@@ -61,6 +62,24 @@ def _unique_names(found: list[Setting]) -> list[Setting]:
     return found
 
 
+@dataclass
+class Headline:
+    """The settings whose memory and time are shown, and the probed settings (``--accuracy``) whose accuracy is
+    shown beside those of the same modality that ran no probe (memory at the paper's sizes, accuracy after
+    training the tiny preset long enough)."""
+
+    found: list[Setting]
+    probed: list[Setting]
+
+    def accuracy_of(self, setting: Setting) -> Setting | None:
+        """Where ``setting``'s accuracy comes from: itself where its rows were probed, else the first probed
+        setting of its modality, else nowhere."""
+        if tasks(setting):
+            return setting
+        modality = setting.baseline.runs[0].config["modality"]
+        return next((p for p in self.probed if p.baseline.runs[0].config["modality"] == modality and tasks(p)), None)
+
+
 def by_batch(found: list[Setting]) -> list[list[Setting]]:
     """Settings that differ only in batch size, together (in order): a group of several is drawn against batch."""
     keys = tuple(k for k in SETTING if k not in ("batch_size", "steps"))
@@ -101,32 +120,38 @@ def mib_text(cell: Cell) -> str:
     return "" if s is None else f"{s.mean / MIB:.{1 if s.mean < 100 * MIB else 0}f}"
 
 
-def accuracy_text(cell: Cell, task: str) -> str:
-    s = cell.spread(accuracy(task))
+def row(setting: Setting | None, label: str) -> Cell | None:
+    """The row ``label`` of ``setting``, ``None`` where it has none."""
+    return next((c for c in setting.cells if c.method == label), None) if setting else None
+
+
+def accuracy_text(cell: Cell | None, task: str) -> str:
+    s = cell.spread(accuracy(task)) if cell else None
     return "" if s is None else f"{100 * s.mean:.1f}"
 
 
-def columns(setting: Setting) -> list[str]:
-    base = setting.baseline.method
-    return [f"{setting.name}: MiB", f"x {base}", "x time", *(f"{t} %" for t in tasks(setting))]
+def columns(headline: Headline, setting: Setting) -> list[str]:
+    source = headline.accuracy_of(setting)
+    where = "" if source is None or source is setting else f" ({source.name})"
+    return [f"{setting.name}: MiB", f"x {setting.baseline.method}", "x time",
+            *(f"{t} %{where}" for t in (tasks(source) if source else []))]
 
 
-def cells(setting: Setting, label: str) -> list[str]:
+def cells(headline: Headline, setting: Setting, label: str) -> list[str]:
     """The row ``label``'s cells in ``setting``'s columns (empty where the setting has no such row)."""
-    cell, base = next((c for c in setting.cells if c.method == label), None), setting.baseline
-    if cell is None:
-        return [""] * len(columns(setting))
-    return [mib_text(cell), ratio_text(ratio(cell, base, peak)),
-            ratio_text(ratio(cell, base, step_ms), time_spread(cell, base)),
-            *(accuracy_text(cell, t) for t in tasks(setting))]
+    cell, base, source = row(setting, label), setting.baseline, headline.accuracy_of(setting)
+    measured = [mib_text(cell), ratio_text(ratio(cell, base, peak)),
+                ratio_text(ratio(cell, base, step_ms), time_spread(cell, base))] if cell else ["", "", ""]
+    return measured + [accuracy_text(row(source, label), t) for t in (tasks(source) if source else [])]
 
 
-def table(found: list[Setting]) -> str:
+def table(headline: Headline) -> str:
     """The markdown table: a line per row label (in order of first appearance), a column group per setting."""
+    found = headline.found
     labels = list(dict.fromkeys(c.method for s in found for c in s.cells))
-    head = ["row", *(h for s in found for h in columns(s))]
+    head = ["row", *(h for s in found for h in columns(headline, s))]
     lines = [head, ["---"] * len(head)]
-    lines += [[f"`{label}`", *(x for s in found for x in cells(s, label))] for label in labels]
+    lines += [[f"`{label}`", *(x for s in found for x in cells(headline, s, label))] for label in labels]
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
@@ -146,19 +171,24 @@ def command(sweep: dict | None) -> str:
     return " ".join(kept)
 
 
-def provenance(setting: Setting, sweeps: list[dict]) -> str:
-    """When, where, with which backend and by which command the setting's figures were measured."""
+def provenance(setting: Setting, sweeps: list[dict], timing: bool = True) -> str:
+    """When, where, with which backend and by which command the setting's figures were measured; with ``timing``,
+    how many timed steps each row's time comes from (flagged under ``MIN_TIMED``), else that only its accuracy
+    is shown."""
     first = setting.baseline.runs[0]
     sweep = next((s for s in sweeps if Path(s["folder"]) == first.folder.parent.parent), None)
     env = first.doc.get("environment") or {}
-    low, high = timed_steps(setting)
-    steps = f"{low}" if low == high else f"{low}-{high}"
-    short = f" (under {MIN_TIMED}: its time ratios are provisional)" if low < MIN_TIMED else ""
     when = f"{sweep['started'][:10]}, " if sweep and sweep.get("started") else ""
     how = f"`{command(sweep)}`" if command(sweep) else "runs outside a comparison"
     return (f"- {setting.name}: {how}; {when}{env.get('device')} ({env.get('device_name')}), "
             f"{_threads(env.get('threads'))}, torch {env.get('torch')}, {first.doc.get('memory_backend')}, "
-            f"commit {(env.get('git_commit') or '?')[:10]}; {steps} timed steps a row{short}.")
+            f"commit {(env.get('git_commit') or '?')[:10]}; {_timed(setting) if timing else 'accuracy only'}.")
+
+
+def _timed(setting: Setting) -> str:
+    low, high = timed_steps(setting)
+    short = f" (under {MIN_TIMED}: its time ratios are provisional)" if low < MIN_TIMED else ""
+    return f"{low if low == high else f'{low}-{high}'} timed steps a row{short}"
 
 
 def _threads(count: int | None) -> str:
@@ -171,12 +201,14 @@ def short_rows(found: list[Setting]) -> list[str]:
             if any((e.doc["step"].get("timed_steps") or 0) < MIN_TIMED for e in c.runs)]
 
 
-def block(found: list[Setting], sweeps: list[dict], image: Path, page: Path) -> str:
+def block(headline: Headline, sweeps: list[dict], image: Path, page: Path) -> str:
     """The README's headline: the figure (linked relative to the folder of ``page``, the markdown file it goes
     into), the table, the provenance."""
     link = Path(os.path.relpath(image.resolve(), page.resolve().parent)).as_posix()
-    notes = "\n".join(provenance(s, sweeps) for s in found)
-    return (f"![Step peak memory and step time of each row against cpc]({link})\n\n{table(found)}\n\n"
+    used = [p for p in headline.probed if any(headline.accuracy_of(s) is p for s in headline.found)]
+    notes = "\n".join([*(provenance(s, sweeps) for s in headline.found),
+                        *(provenance(s, sweeps, timing=False) for s in used)])
+    return (f"![Step peak memory and step time of each row against cpc]({link})\n\n{table(headline)}\n\n"
             f"Peak: the step's allocator peak; x: the row over cpc's; time: median of timed steps (its decimals as "
             f"many as the IQR supports); accuracy: last-module linear probe. Measured:\n\n{notes}\n")
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from gimbench.config import ConfigError  # noqa: E402
 from gimbench.report.groups import Setting  # noqa: E402
-from gimbench.report.headline import MIB, by_batch, iqr, ratio, ratio_text, time_spread  # noqa: E402
+from gimbench.report.headline import MIB, Headline, by_batch, iqr, ratio, ratio_text, row, time_spread  # noqa: E402
 from gimbench.report.verdict import accuracy, peak, step_ms, tasks  # noqa: E402
 from gimbench.results.atomic import write_atomic  # noqa: E402
 
@@ -71,22 +71,24 @@ def time_panel(ax, setting: Setting, colour: dict) -> None:
     ax.tick_params(axis="y", labelleft=False)
 
 
-def accuracy_panel(ax, setting: Setting) -> None:
-    """Last-module probe accuracy per task, bars side by side, each task's chance dashed."""
-    names = tasks(setting)
+def accuracy_panel(ax, setting: Setting, source: Setting) -> None:
+    """Last-module probe accuracy of ``setting``'s rows as ``source`` measured them, per task side by side, each
+    task's chance dashed."""
+    names, rows = tasks(source), [row(source, c.method) for c in setting.cells]
     width = 0.8 / len(names)
     for i, task in enumerate(names):
-        spreads = [c.spread(accuracy(task)) for c in setting.cells]
-        ys = [y - 0.4 + width * (i + 0.5) for y in range(len(setting.cells))]
+        spreads = [c.spread(accuracy(task)) if c else None for c in rows]
+        ys = [y - 0.4 + width * (i + 0.5) for y in range(len(rows))]
         bars = ax.barh(ys, [100 * s.mean if s else 0 for s in spreads], height=width, label=task, color=f"C{i}",
                        alpha=0.75)
         ax.bar_label(bars, [f"{100 * s.mean:.1f}" if s else "" for s in spreads], padding=2, fontsize=7)
-        ax.axvline(100 * _chance(setting, task), color=f"C{i}", linestyle="--", linewidth=0.8)
-    ax.set_yticks(range(len(setting.cells)), [c.method for c in setting.cells], fontsize=8)
+        ax.axvline(100 * _chance(source, task), color=f"C{i}", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [c.method for c in setting.cells], fontsize=8)
     ax.tick_params(axis="y", labelleft=False)
     ax.invert_yaxis()
     ax.margins(x=0.15)
-    ax.set_title("probe accuracy %, last module (dashed: chance)", fontsize=9)
+    where = "" if source is setting else f"\n{source.name}"
+    ax.set_title(f"probe accuracy %, last module (dashed: chance){where}", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
 
 
@@ -120,27 +122,27 @@ def batch_panels(axes, group: list[Setting], colour: dict) -> None:
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
-def panels(group: list[Setting]) -> int:
-    """How many panels a group draws: peak and time, and accuracy for one setting whose rows were probed."""
-    return 2 if len(group) > 1 or not tasks(group[0]) else 3
+def panels(headline: Headline, group: list[Setting]) -> int:
+    """How many panels a group draws: peak and time, and accuracy for one setting with an accuracy source."""
+    return 2 if len(group) > 1 or headline.accuracy_of(group[0]) is None else 3
 
 
-def figure(found: list[Setting]):
+def figure(headline: Headline):
     """The headline figure: a line of panels per group of settings (``by_batch``); no panel without data."""
-    groups, colour = by_batch(found), colours(found)
+    groups, colour = by_batch(headline.found), colours(headline.found)
     heights = [2.2 if len(g) > 1 else 0.9 + PANEL[1] * len(g[0].cells) for g in groups]
-    ncols = max(panels(g) for g in groups)
+    ncols = max(panels(headline, g) for g in groups)
     fig = plt.figure(figsize=(PANEL[0] * ncols, sum(heights) + 0.4 * len(groups)), layout="constrained")
     grid = fig.add_gridspec(len(groups), ncols, height_ratios=heights)
-    for row, group in enumerate(groups):
-        axes = [fig.add_subplot(grid[row, col]) for col in range(panels(group))]
+    for line, group in enumerate(groups):
+        axes = [fig.add_subplot(grid[line, col]) for col in range(panels(headline, group))]
         if len(group) > 1:
             batch_panels(axes, group, colour)
             continue
         peak_panel(axes[0], group[0], colour)
         time_panel(axes[1], group[0], colour)
         if len(axes) > 2:
-            accuracy_panel(axes[2], group[0])
+            accuracy_panel(axes[2], group[0], headline.accuracy_of(group[0]))
     return fig
 
 
