@@ -96,7 +96,7 @@ def test_accuracy_from_a_probed_comparison_beside_the_unprobed_rows_of_its_modal
     assert main(["headline", str(paper), str(vision), "--accuracy", str(tiny), "--out", str(tmp_path / "h.png")]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("| row"))
-    assert header.count("MiB") == 2 and header.count("speaker % (audio tiny d6 b8)") == 1
+    assert header.count("MiB") == 2 and header.count("speaker % (tiny)") == 1
     assert float(table_rows(out)["cpc"][3]) == pytest.approx(100 * (0.2 + 40 / 100))
     assert "- audio tiny d6 b8: `gimbench compare --modality audio`" in out and "accuracy only." in out
 

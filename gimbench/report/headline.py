@@ -132,7 +132,7 @@ def accuracy_text(cell: Cell | None, task: str) -> str:
 
 def columns(headline: Headline, setting: Setting) -> list[str]:
     source = headline.accuracy_of(setting)
-    where = "" if source is None or source is setting else f" ({source.name})"
+    where = "" if source is None or source is setting else f" ({source.baseline.runs[0].config['preset']})"
     return [f"{setting.name}: MiB", f"x {setting.baseline.method}", "x time",
             *(f"{t} %{where}" for t in (tasks(source) if source else []))]
 
@@ -182,7 +182,7 @@ def provenance(setting: Setting, sweeps: list[dict], timing: bool = True) -> str
     how = f"`{command(sweep)}`" if command(sweep) else "runs outside a comparison"
     return (f"- {setting.name}: {how}; {when}{env.get('device')} ({env.get('device_name')}), "
             f"{_threads(env.get('threads'))}, torch {env.get('torch')}, {first.doc.get('memory_backend')}, "
-            f"commit {(env.get('git_commit') or '?')[:10]}; {_timed(setting) if timing else 'accuracy only'}.")
+            f"{(env.get('git_commit') or '')[:7] or 'commit ?'}; {_timed(setting) if timing else 'accuracy only'}.")
 
 
 def _timed(setting: Setting) -> str:
@@ -209,8 +209,8 @@ def block(headline: Headline, sweeps: list[dict], image: Path, page: Path) -> st
     notes = "\n".join([*(provenance(s, sweeps) for s in headline.found),
                         *(provenance(s, sweeps, timing=False) for s in used)])
     return (f"![Step peak memory and step time of each row against cpc]({link})\n\n{table(headline)}\n\n"
-            f"Peak: the step's allocator peak; x: the row over cpc's; time: median of timed steps (its decimals as "
-            f"many as the IQR supports); accuracy: last-module linear probe. Measured:\n\n{notes}\n")
+            f"x: over cpc's; time: median of timed steps, to the decimals its IQR allows; %: last-module linear "
+            f"probe. Measured:\n\n{notes}\n")
 
 
 def splice(page: Path, text: str) -> None:

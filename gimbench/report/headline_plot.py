@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from gimbench.config import ConfigError  # noqa: E402
-from gimbench.report.groups import Setting  # noqa: E402
+from gimbench.report.groups import Cell, Setting  # noqa: E402
 from gimbench.report.headline import MIB, Headline, by_batch, iqr, ratio, ratio_text, row, time_spread  # noqa: E402
 from gimbench.report.verdict import accuracy, peak, step_ms, tasks  # noqa: E402
 from gimbench.results.atomic import write_atomic  # noqa: E402
@@ -62,8 +62,7 @@ def time_panel(ax, setting: Setting, colour: dict) -> None:
     base = setting.baseline
     values = [ratio(c, base, step_ms) for c in setting.cells]
     texts = [ratio_text(v, time_spread(c, base)) for c, v in zip(setting.cells, values, strict=True)]
-    whiskers = [(c.spread(iqr).mean / 2 / base.spread(step_ms).mean) if c.spread(iqr) and v else 0
-                for c, v in zip(setting.cells, values, strict=True)]
+    whiskers = [_whisker(c, base) if v else 0.0 for c, v in zip(setting.cells, values, strict=True)]
     _bars(ax, setting, values, texts, colour, whiskers)
     ax.axvline(1, color="black", linestyle="--", linewidth=0.8)
     ms = base.spread(step_ms)
@@ -72,24 +71,23 @@ def time_panel(ax, setting: Setting, colour: dict) -> None:
 
 
 def accuracy_panel(ax, setting: Setting, source: Setting) -> None:
-    """Last-module probe accuracy of ``setting``'s rows as ``source`` measured them, per task side by side, each
-    task's chance dashed."""
+    """Last-module probe accuracy of ``setting``'s rows as ``source`` measured them, per task side by side in
+    shades of grey (the colours belong to the rows), each task's chance dashed."""
     names, rows = tasks(source), [row(source, c.method) for c in setting.cells]
     width = 0.8 / len(names)
     for i, task in enumerate(names):
         spreads = [c.spread(accuracy(task)) if c else None for c in rows]
         ys = [y - 0.4 + width * (i + 0.5) for y in range(len(rows))]
-        bars = ax.barh(ys, [100 * s.mean if s else 0 for s in spreads], height=width, label=task, color=f"C{i}",
-                       alpha=0.75)
-        ax.bar_label(bars, [f"{100 * s.mean:.1f}" if s else "" for s in spreads], padding=2, fontsize=7)
-        ax.axvline(100 * _chance(source, task), color=f"C{i}", linestyle="--", linewidth=0.8)
+        grey = str(0.3 + 0.4 * i / max(1, len(names) - 1))
+        bars = ax.barh(ys, [100 * s.mean if s else 0 for s in spreads], height=width, label=task, color=grey)
+        ax.bar_label(bars, [f"{task} {100 * s.mean:.1f}" if s else "" for s in spreads], padding=2, fontsize=7)
+        ax.axvline(100 * _chance(source, task), color=grey, linestyle="--", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [c.method for c in setting.cells], fontsize=8)
     ax.tick_params(axis="y", labelleft=False)
     ax.invert_yaxis()
-    ax.margins(x=0.15)
+    ax.margins(x=0.3)
     where = "" if source is setting else f"\n{source.name}"
     ax.set_title(f"probe accuracy %, last module (dashed: chance){where}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
 
 
 def _chance(setting: Setting, task: str) -> float:
@@ -97,28 +95,37 @@ def _chance(setting: Setting, task: str) -> float:
                 if task in (e.doc.get("probe") or {}))
 
 
-def _over_batch(ax, group: list[Setting], colour: dict, read, ylabel: str) -> None:
-    """One line per row label over the batch sizes of ``group``; ``read(cell, baseline)`` gives a point."""
-    lines: dict[str, list[tuple[int, float]]] = {}
+def _whisker(cell: Cell, base: Cell) -> float:
+    """Half the row's IQR over the baseline's median step time: the whisker of a time ratio."""
+    q, ms = cell.spread(iqr), base.spread(step_ms)
+    return q.mean / 2 / ms.mean if q and ms and ms.mean else 0.0
+
+
+def _over_batch(ax, group: list[Setting], colour: dict, read, ylabel: str, whisker=None) -> None:
+    """One line per row label over the batch sizes of ``group``; ``read(cell, baseline)`` gives a point and
+    ``whisker(cell, baseline)`` its error bar."""
+    lines: dict[str, list[tuple[int, float, float]]] = {}
     for s in group:
         for c in s.cells:
             value = read(c, s.baseline)
             if value is not None:
-                lines.setdefault(c.method, []).append((s.baseline.runs[0].config["batch_size"], value))
+                bar = whisker(c, s.baseline) if whisker else 0.0
+                lines.setdefault(c.method, []).append((s.baseline.runs[0].config["batch_size"], value, bar))
     for label, points in lines.items():
-        ax.plot(*zip(*points, strict=True), marker="o", color=colour[label], label=label)
-    ax.set_xticks(sorted({x for points in lines.values() for x, _ in points}))
+        xs, ys, bars = zip(*points, strict=True)
+        ax.errorbar(xs, ys, yerr=bars if whisker else None, marker="o", capsize=2, color=colour[label], label=label)
+    ax.set_xticks(sorted({p[0] for points in lines.values() for p in points}))
     ax.set(xlabel="batch size", ylabel=ylabel, ylim=(0, None))
     ax.grid(alpha=0.3)
 
 
 def batch_panels(axes, group: list[Setting], colour: dict) -> None:
-    """Peak (MiB) and step time over the baseline's, against the batch size."""
-    name = group[0].name.rsplit(" b", 1)[0]
+    """Peak (MiB) and step time over the baseline's (whiskers: the row's IQR), against the batch size."""
+    name, base = group[0].name.rsplit(" b", 1)[0], group[0].baseline.method
     _over_batch(axes[0], group, colour, lambda c, b: c.spread(peak) and c.spread(peak).mean / MIB, "step peak MiB")
-    _over_batch(axes[1], group, colour, lambda c, b: ratio(c, b, step_ms), f"step time, x {group[0].baseline.method}")
+    _over_batch(axes[1], group, colour, lambda c, b: ratio(c, b, step_ms), f"step time, x {base}", _whisker)
     axes[0].set_title(f"{name}: step peak against batch size", fontsize=9)
-    axes[1].set_title(f"{name}: step time against batch size", fontsize=9)
+    axes[1].set_title(f"{name}: step time against batch size; whisker: IQR", fontsize=9)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
