@@ -397,16 +397,17 @@ def cmd_headline(args: argparse.Namespace, console: Console) -> int:
     probed, probed_sweeps = collect(args.accuracy) if args.accuracy else ([], [])
     shown = headline.Headline(headline.settings(entries), headline.settings(probed) if probed else [])
     out, page = Path(args.out), Path(args.readme or "README.md")
+    around = headline.around_markers(page) if args.readme else None
     save(figure(shown), out)
     text = headline.block(shown, sweeps + probed_sweeps, out, page)
+    if around:
+        headline.splice(page, around, text)
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
     short = headline.short_rows(shown.found)
     if short:
         console.print(f"note: under {headline.MIN_TIMED} timed steps, so their time ratios are provisional: "
                       f"{'; '.join(short)}", style="yellow", highlight=False)
-    if args.readme:
-        headline.splice(page, text)
-    else:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print(f"figure: {out}" + (f"; headline written into {page}" if args.readme else ""), highlight=False)
     return 0
 

@@ -49,7 +49,8 @@ def comparison(folder: Path, modality: str = "audio", batch: int = 8, timed: int
                         "log": "x.log", "exit_code": 0, "error": None, "wall_seconds": 1.0, "options": {}})
     sweep = {"schema": "gimbench.sweep/1", "runs": records, "status": "complete", "swept": {"row": list(ROWS)},
              "started": "2026-12-07T12:00:00+00:00",
-             "command": ["gimbench", "compare", "--modality", modality, "--out", str(folder), "--quiet"]}
+             "command": ["gimbench", "compare", "--modality", modality, "--out", str(folder), "--quiet",
+                         f"--name={folder.name}"]}
     (folder / "sweep.json").write_text(json.dumps(sweep))
     return folder
 
@@ -135,6 +136,10 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert main(["headline", str(folder), "--out", str(tmp_path / "h.jpg")]) == 2
     (tmp_path / "empty").mkdir()
     assert main(["headline", str(tmp_path / "empty"), "--out", str(tmp_path / "h.png")]) == 2
-    errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 3 and all(line.startswith("gimbench: error: ") for line in errors)
-    assert "headline markers" in errors[0] and ".png or .svg" in errors[1]
+    assert main(["headline", str(folder), "--out", str(tmp_path / "h.png"), "--readme", str(tmp_path / "no.md")]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 4 and all(line.startswith("gimbench: error: ") for line in errors)
+    assert "headline markers" in errors[0] and ".png or .svg" in errors[1] and "does not exist" in errors[3]
+    assert not (tmp_path / "h.png").exists() and not captured.out  # a mistake writes and prints nothing
+    assert readme.read_text() == "no markers\n"

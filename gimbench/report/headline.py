@@ -18,6 +18,7 @@ from gimbench.config import ConfigError
 from gimbench.report.collect import Entry
 from gimbench.report.groups import SETTING, Cell, Setting, setting_key
 from gimbench.report.verdict import accuracy, peak, step_ms, tasks
+from gimbench.results.atomic import write_atomic
 
 MIB = 2**20
 MIN_TIMED = 5  # timed steps a row needs before its time ratio is a headline figure (issue #26)
@@ -165,9 +166,10 @@ def command(sweep: dict | None) -> str:
     argv = list((sweep or {}).get("command") or [])
     kept, i = [], 0
     while i < len(argv):
-        skip = NOT_MEASURED.get(argv[i])
+        name, joined, _ = argv[i].partition("=")  # --out=DIR is one word, --out DIR two
+        skip = NOT_MEASURED.get(name)
         kept += [] if skip is not None else [argv[i]]
-        i += 1 + (skip or 0)
+        i += 1 + (0 if joined else skip or 0)
     return " ".join(kept)
 
 
@@ -213,11 +215,18 @@ def block(headline: Headline, sweeps: list[dict], image: Path, page: Path) -> st
             f"probe. Measured:\n\n{notes}\n")
 
 
-def splice(page: Path, text: str) -> None:
-    """Replace what lies between the headline markers in ``page`` with ``text``."""
+def around_markers(page: Path) -> tuple[str, str]:
+    """What ``page`` holds up to its begin marker and from its end marker on; ``ConfigError`` where it has not
+    exactly one pair (checked before anything is written)."""
+    if not page.is_file():
+        raise ConfigError(f"--readme {page} does not exist (give the markdown file that holds the headline markers)")
     content = page.read_text(encoding="utf-8")
     if content.count(BEGIN) != 1 or content.count(END) != 1 or content.index(BEGIN) > content.index(END):
         raise ConfigError(f"--readme {page}: no headline markers ({BEGIN} ... {END}) to write between")
     before, rest = content.split(BEGIN)
-    after = rest.split(END)[1]
-    page.write_text(f"{before}{BEGIN}\n{text}{END}{after}", encoding="utf-8")
+    return f"{before}{BEGIN}\n", f"{END}{rest.split(END)[1]}"
+
+
+def splice(page: Path, around: tuple[str, str], text: str) -> None:
+    """Write ``page`` as ``text`` between its markers (``around_markers``): the whole file or nothing."""
+    write_atomic(page, lambda f: f.write(f"{around[0]}{text}{around[1]}".encode()))
