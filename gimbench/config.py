@@ -406,6 +406,8 @@ def _check_data(cfg: RunConfig, spec: MethodSpec) -> None:
         raise ConfigError(f"--data-root is for real datasets; --data {cfg.data} is generated in process")
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
+    if cfg.train_split == "unlabeled" and not dataset.unlabeled:
+        raise ConfigError(f"--train-split unlabeled: --data {cfg.data} has no unlabeled split; use train or auto")
     if cfg.train_split == "unlabeled" and spec.needs_labels:
         raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
 
