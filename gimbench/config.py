@@ -31,6 +31,7 @@ from gimbench.models import (
 )
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.strategies import STRATEGIES, MethodSpec
+from gimbench.strategies.local_heads import LOCAL_HEADS
 
 __all__ = ["ConfigError", "RunConfig", "module_count", "one_line", "parse_size", "recorded_config", "resolve"]
 DEVICES = ("auto", "cpu", "cuda")
@@ -178,6 +179,10 @@ class RunConfig:
                                  metavar="K", note="one per layer")
     split: str = option("even", "method", "with --modules: even = by layer count, balanced = smallest largest "
                         "module's measured peak memory; docs/modules.md", choices=SPLITS)
+    # #25 (netdata): the classifier heads of the methods trained on labels.
+    local_head: str = option("linear", "method", "methods trained on labels: their classifier heads, linear = a "
+                             "linear layer on pooled features, dgl = DGL's auxiliary net (1x1 convs, 2x2 pooling, "
+                             "3-layer MLP; image feature maps only); docs/models.md", choices=LOCAL_HEADS)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -412,6 +417,17 @@ def _check_data(cfg: RunConfig, spec: MethodSpec) -> None:
         raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
 
 
+def _check_local_head(cfg: RunConfig, batch_size: int, world_size: int) -> None:
+    """DGL's auxiliary net reads image maps, and its BatchNorm layers need two examples per forward pass."""
+    if cfg.local_head != "dgl":
+        return
+    if cfg.modality != "vision":
+        raise ConfigError("--local-head dgl reads image feature maps: use it with --modality vision")
+    if batch_size // world_size // cfg.accumulate < 2:
+        raise ConfigError(f"--local-head dgl: its BatchNorm needs at least 2 examples per forward pass; --batch-size "
+                          f"{batch_size} gives {batch_size // world_size // cfg.accumulate} per process and micro-batch")
+
+
 def _check_processes(cfg: RunConfig, spec: MethodSpec, world_size: int, depth: int, batch_size: int) -> None:
     """The options of a run on ``world_size`` processes, and of strategies that spread modules over them."""
     if world_size == 1 and cfg.nproc > 1:
@@ -506,6 +522,7 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     sizes = PRESETS[preset][cfg.modality]
     batch_size = cfg.batch_size or sizes.batch_size
     _check_processes(cfg, spec, world_size, modules or depth, batch_size)
+    _check_local_head(cfg, batch_size, world_size)
     micro_batches = cfg.micro_batches
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
