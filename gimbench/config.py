@@ -423,9 +423,10 @@ def _check_local_head(cfg: RunConfig, batch_size: int, world_size: int) -> None:
         return
     if cfg.modality != "vision":
         raise ConfigError("--local-head dgl reads image feature maps: use it with --modality vision")
-    if batch_size // world_size // cfg.accumulate < 2:
+    rows = batch_size // world_size // cfg.accumulate
+    if rows < 2:
         raise ConfigError(f"--local-head dgl: its BatchNorm needs at least 2 examples per forward pass; --batch-size "
-                          f"{batch_size} gives {batch_size // world_size // cfg.accumulate} per process and micro-batch")
+                          f"{batch_size} gives {rows} per process and micro-batch")
 
 
 def _check_processes(cfg: RunConfig, spec: MethodSpec, world_size: int, depth: int, batch_size: int) -> None:

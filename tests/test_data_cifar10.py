@@ -79,8 +79,9 @@ def test_training_views_are_padded_windows_of_images_of_their_class(tmp_path):
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
     flips = 0
     for view, label in zip(unnormalise(x, source), y.tolist(), strict=True):
-        found = [f for i in range(label, len(images), 10) for t in range(9) for s in range(9) for f in (False, True)
-                 if np.array_equal(padded[i, t:t + 32, s:s + 32][:, ::-1] if f else padded[i, t:t + 32, s:s + 32], view)]
+        windows = [(padded[i, t:t + 32, s:s + 32], f) for i in range(label, len(images), 10)
+                   for t in range(9) for s in range(9) for f in (False, True)]
+        found = [f for w, f in windows if np.array_equal(w[:, ::-1] if f else w, view)]
         assert found, "a view is not a padded 32x32 window of an image of its class"
         flips += found[0]
     assert 0 < flips < 12
@@ -130,7 +131,8 @@ def rewrite(folder, name: str, change) -> None:
     (lambda f: rewrite(f, "test_batch", lambda d: {**d, "labels": [10] * 12}), "label 10 at image 0"),
     (lambda f: rewrite(f, "batches.meta", lambda d: {**d, "label_names": ["a"]}), "'label_names' must be 10"),
     (lambda f: (f / "data_batch_5").write_bytes(pickle.dumps([1, 2, 3], protocol=2)), "holds a list"),
-    (lambda f: (f / "data_batch_5").write_bytes(pickle.dumps({"data": print}, protocol=2)), "print, which no CIFAR-10 file holds"),
+    (lambda f: (f / "data_batch_5").write_bytes(pickle.dumps({"data": print}, protocol=2)),
+     "print, which no CIFAR-10 file holds"),
 ])
 def test_broken_folders_end_in_one_line(tmp_path, capsys, damage, message):
     write_cifar10(tmp_path)

@@ -5,8 +5,8 @@
   "MLP-SR" head its CIFAR code trains with by default: the map average-pooled to a quarter of its side, three
   1x1 convolutions (no bias) each with BatchNorm and ReLU, average-pooled to 2x2, then three fully connected
   layers of 4C units (BatchNorm, ReLU) and a linear layer to the classes; its memory and time count in its
-  module's rows, as every head's do. On the paper's patch-wise vision network the 2x2 features are averaged over an image's patches before the
-  fully connected layers (the linear head pools over patches the same way).
+  module's rows, as every head's do. On the paper's patch-wise vision network the 2x2 features are averaged
+  over an image's patches before the fully connected layers (the linear head pools over patches the same way).
 """
 
 from __future__ import annotations

@@ -63,8 +63,8 @@ class MethodSpec:
         return self.loss == "classifier"
 
     def own_options(self) -> tuple[str, ...]:
-        """``options``, where each module learns from its own loss alone ``local_grad`` and the cut of the
-        layers into modules (``modules``, ``split``), and where the heads are classifiers their kind (``local_head``)."""
+        """``options``; where each module learns from its own loss alone, ``local_grad`` and the cut of the
+        layers into modules (``modules``, ``split``); where the heads are classifiers, their kind (``local_head``)."""
         isolated = ("local_grad", "modules", "split") if self.isolated else ()
         return self.options + isolated + (("local_head",) if self.needs_labels else ())
 
