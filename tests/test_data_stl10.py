@@ -99,10 +99,12 @@ def test_the_networks_input_decides_channels_and_crop(tmp_path, network, shape):
     try:
         cfg = resolve(RunConfig(model="supervised", network=network, modality="vision", data="stl10",
                                 data_root=str(tmp_path), device="cpu", preset="tiny"))
+        state = torch.get_rng_state()
         x, _ = make_source(cfg, labelled=True).batch(2, torch.Generator().manual_seed(0))
     finally:
         del NETWORKS["toy-rgb96"]
     assert x.shape == shape
+    assert torch.equal(torch.get_rng_state(), state)  # asking the network its input (on meta) drew no number
 
 
 @pytest.mark.parametrize("damage,message", [
