@@ -129,6 +129,7 @@ def rewrite(folder, name: str, change) -> None:
     (lambda f: rewrite(f, "data_batch_2", lambda d: {**d, "data": d["data"][:, :100]}), "not uint8 rows of 3072"),
     (lambda f: rewrite(f, "data_batch_4", lambda d: {**d, "labels": d["labels"][:-1]}), "must be 12 integers"),
     (lambda f: rewrite(f, "test_batch", lambda d: {**d, "labels": [10] * 12}), "label 10 at image 0"),
+    (lambda f: rewrite(f, "test_batch", lambda d: {**d, "data": d["data"][:0], "labels": []}), "holds no images"),
     (lambda f: rewrite(f, "batches.meta", lambda d: {**d, "label_names": ["a"]}), "'label_names' must be 10"),
     (lambda f: (f / "data_batch_5").write_bytes(pickle.dumps([1, 2, 3], protocol=2)), "holds a list"),
     (lambda f: (f / "data_batch_5").write_bytes(pickle.dumps({"data": print}, protocol=2)),

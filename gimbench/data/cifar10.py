@@ -51,7 +51,8 @@ LAYOUT = (
 # What a batch's pickle may ask for: numpy arrays, as the release's Python 2 pickles and Python 3 ones build them.
 ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
            ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-           ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+           ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("__builtin__", "bytes"),
+           ("builtins", "bytes")}
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -104,6 +105,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: 'labels' must be {len(data)} integers, one per image; re-extract "
                         "cifar-10-python.tar.gz", LAYOUT, "cifar10")
+    if not len(data):
+        raise DataError(f"{path} holds no images; re-extract cifar-10-python.tar.gz", LAYOUT, "cifar10")
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if len(bad):
         raise DataError(f"{path}: label {labels[bad[0]]} at image {bad[0]} is outside 0..{NUM_CLASSES - 1}")
@@ -124,7 +127,8 @@ def check_md5(folder: Path) -> None:
     bad = [name for name, md5 in MD5.items() if not check_integrity(str(folder / name), md5)]
     if bad:
         raise DataError(f"{', '.join(str(folder / n) for n in bad)}: MD5 differs from the CIFAR-10 release's "
-                        "(a damaged or altered file of the release's size); re-extract cifar-10-python.tar.gz")
+                        "(damaged or altered, in a folder whose batch files hold the release's 10,000 images each); "
+                        "re-extract cifar-10-python.tar.gz")
 
 
 @dataclass(frozen=True)

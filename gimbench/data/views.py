@@ -30,7 +30,8 @@ def image_input(cfg, dataset: str, side: int) -> tuple[int, int]:
         shape = tuple(NETWORKS[cfg.network].build(cfg.preset, 1).input_shape)
     if len(shape) != 3 or shape[0] not in (GRAY, RGB) or shape[1] != shape[2] or shape[1] > side:
         raise DataError(f"network {cfg.network!r} reads inputs of shape {shape}; --data {dataset} gives square "
-                        f"crops of at most {side}x{side} pixels in {GRAY} (grayscale) or {RGB} (RGB) channels")
+                        f"crops of at most {side}x{side} pixels in {GRAY} (grayscale) or {RGB} (RGB) channels, never "
+                        "resized: train a network made for them")
     return shape[0], shape[1]
 
 
