@@ -101,12 +101,12 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{path}: 'data' is {found}, not uint8 rows of {IMAGE_BYTES} bytes (3 x 32 x 32); "
                         "re-extract cifar-10-python.tar.gz", LAYOUT, "cifar10")
+    if not len(data):
+        raise DataError(f"{path} holds no images; re-extract cifar-10-python.tar.gz", LAYOUT, "cifar10")
     labels = np.asarray(labels) if isinstance(labels, list | np.ndarray) else np.array(None)
     if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: 'labels' must be {len(data)} integers, one per image; re-extract "
                         "cifar-10-python.tar.gz", LAYOUT, "cifar10")
-    if not len(data):
-        raise DataError(f"{path} holds no images; re-extract cifar-10-python.tar.gz", LAYOUT, "cifar10")
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if len(bad):
         raise DataError(f"{path}: label {labels[bad[0]]} at image {bad[0]} is outside 0..{NUM_CLASSES - 1}")
