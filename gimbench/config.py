@@ -423,6 +423,9 @@ def _check_local_head(cfg: RunConfig, batch_size: int, world_size: int) -> None:
         return
     if cfg.modality != "vision":
         raise ConfigError("--local-head dgl reads image feature maps: use it with --modality vision")
+    if cfg.find_max_batch:
+        raise ConfigError("--local-head dgl and --find-max-batch: the search starts at batch size 1, which DGL's "
+                          "BatchNorm cannot train; give --batch-size instead")
     rows = batch_size // world_size // cfg.accumulate
     if rows < 2:
         raise ConfigError(f"--local-head dgl: its BatchNorm needs at least 2 examples per forward pass; --batch-size "

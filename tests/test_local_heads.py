@@ -61,6 +61,8 @@ def test_a_dgl_run_records_its_head(tmp_path):
     (["--model", "supervised", "--local-head", "dgl"], "--local-head dgl reads image feature maps"),
     (["--model", "supervised", "--modality", "vision", "--local-head", "dgl", "--batch-size", "1"],
      "needs at least 2 examples"),
+    (["--model", "supervised", "--modality", "vision", "--local-head", "dgl", "--find-max-batch", "--memory-budget",
+      "1GiB"], "the search starts at batch size 1"),
 ])
 def test_local_head_mistakes_are_one_line(tmp_path, capsys, args, message):
     assert main(["run", "--device", "cpu", "--out", str(tmp_path), *args]) == 2
