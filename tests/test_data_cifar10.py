@@ -163,10 +163,11 @@ def test_what_cifar10_cannot_give_is_refused(tmp_path, options, message):
 
 
 def test_data_check_and_a_run_on_the_real_format(tmp_path, capsys, toy):
-    write_cifar10(tmp_path / "data")
+    train = write_cifar10(tmp_path / "data")["train"] / 255
     assert main(["data", "check", "--data", "cifar10", "--data-root", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
     assert "60 images (the release has 50000)" in out and "airplane 6" in out and "not checked" in out
+    assert ", ".join(f"{m:.4f}" for m in train.mean(axis=(0, 1, 2))) in out  # the RGB mean runs normalise with
     result = run(RunConfig(model="greedy-supervised", network=toy, modality="vision", data="cifar10",
                            data_root=str(tmp_path / "data"), preset="tiny", device="cpu", steps=2, warmup_steps=1,
                            profile_steps=1, memory_steps=0, batch_size=4, quiet=True, out=str(tmp_path), name="run"))

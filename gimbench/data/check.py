@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 
 from gimbench.data.cifar10 import META as CIFAR_META
-from gimbench.data.cifar10 import RELEASE_BATCH, read_release
+from gimbench.data.cifar10 import RELEASE_BATCH, read_release, train_statistics
 from gimbench.data.cifar10 import SPLITS as CIFAR_SPLITS
 from gimbench.data.corpus import SAMPLE_RATE
 from gimbench.data.librispeech_index import PHONES_FILE, SPLIT_FILES, labels_folder, load_index
@@ -31,6 +31,7 @@ from gimbench.data.stl10 import (
     check_files,
     class_names,
 )
+from gimbench.data.views import RGB
 
 
 @dataclass
@@ -99,6 +100,8 @@ def check_cifar10(root: Path) -> DataReport:
         per_file = ", ".join(f"{name} {release.per_file[name]}" for name in files)
         report.rows.append((split, f"{count} images{note}: {per_file}"))
         report.rows.append((f"{split} labels", class_counts(release.labels[split], release.names)))
+    mean, std = train_statistics(release, RGB)
+    report.rows.append(("RGB mean, std (train)", f"{_triple(mean)}; {_triple(std)} (what a network reading RGB is fed)"))
     report.rows.append(("MD5", "every file is the release's (torchvision's list)" if release.md5_checked else
                         f"not checked: not the full release (a batch file holds other than {RELEASE_BATCH} images)"))
     return report
@@ -125,6 +128,10 @@ def check_librispeech(root: Path) -> DataReport:
                             f"{labelled} with phone labels, {len(utterances) - labelled} without"))
     report.rows.append(("labels folder", str(labels_folder(root))))
     return report
+
+
+def _triple(values: torch.Tensor) -> str:
+    return ", ".join(f"{v:.4f}" for v in values.tolist())
 
 
 def _duration(seconds: float) -> str:

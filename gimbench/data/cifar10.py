@@ -160,6 +160,14 @@ def read_release(root: Path) -> Release:
     return Release(folder, images, labels, names, per_file, release)
 
 
+def train_statistics(release: Release, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (0..1 scale) of the train split as ``channels`` channels, what the images are
+    normalised with: computed exactly, so any channel count and any sample of the format gets its own."""
+    train = release.images["train"]
+    return channel_stats(with_channels(train[s:s + RELEASE_BATCH], channels)
+                         for s in range(0, len(train), RELEASE_BATCH))
+
+
 class Cifar10:
     """Training views of the train split (padded random crops, random flips); the class probe trains on its first
     ``PROBE_TRAIN`` images and tests on the test split (centre crops).
@@ -176,11 +184,7 @@ class Cifar10:
         self.root, self.crop, self.channels = Path(root), crop, channels
         self.release = read_release(root)
         self.images, self.labels = self.release.images, self.release.labels
-        # Normalised with the train split's own per-channel statistics, computed exactly: any channel count and
-        # any sample of the format gets its own (docs/data.md).
-        train = self.images["train"]
-        self.mean, self.std = channel_stats(with_channels(train[s:s + RELEASE_BATCH], channels)
-                                            for s in range(0, len(train), RELEASE_BATCH))
+        self.mean, self.std = train_statistics(self.release, channels)
         self.skips = Skips()  # CIFAR-10 problems are errors, never skips
 
     def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
