@@ -101,7 +101,7 @@ def check_cifar10(root: Path) -> DataReport:
         report.rows.append((split, f"{count} images{note}: {per_file}"))
         report.rows.append((f"{split} labels", class_counts(release.labels[split], release.names)))
     mean, std = train_statistics(release, RGB)
-    report.rows.append(("RGB mean, std (train)", f"{_triple(mean)}; {_triple(std)} (RGB networks are fed these)"))
+    report.rows.append(("RGB mean, std (train)", f"{_triple(mean)}; {_triple(std)} (RGB inputs normalised with them)"))
     report.rows.append(("MD5", "every file is the release's (torchvision's list)" if release.md5_checked else
                         f"not checked: not the full release (a batch file holds other than {RELEASE_BATCH} images)"))
     return report
