@@ -179,7 +179,7 @@ class RunConfig:
                                  metavar="K", note="one per layer")
     split: str = option("even", "method", "with --modules: even = by layer count, balanced = smallest largest "
                         "module's measured peak memory; docs/modules.md", choices=SPLITS)
-    # #25 (netdata): the classifier heads of the methods trained on labels.
+    # The classifier heads of the methods trained on labels (gimbench.strategies.local_heads).
     local_head: str = option("linear", "method", "methods trained on labels: their classifier heads, linear = a "
                              "linear layer on pooled features, dgl = DGL's auxiliary net (1x1 convs, 2x2 pooling, "
                              "3-layer MLP; image feature maps only); docs/models.md", choices=LOCAL_HEADS)

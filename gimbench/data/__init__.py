@@ -3,9 +3,9 @@
 A source is built for a resolved config. ``batch`` hands out training inputs as float32 tensors —
 audio (B, 1, samples), vision (B, channels, crop, crop) as the network reads them — with their labels
 (speaker, class; -1 where the split is unlabelled), drawn with the caller's generator so a run is
-reproducible from its seed.
-``probe_tasks`` gives the frozen-feature evaluation data. Real datasets (``stl10``, ``cifar10``, ``librispeech``) are
-read from ``--data-root`` and never downloaded; what they leave out is counted in ``skips``.
+reproducible from its seed. ``probe_tasks`` gives the frozen-feature evaluation data. Real datasets
+(``stl10``, ``cifar10``, ``librispeech``) are read from ``--data-root`` and never downloaded; what they
+leave out is counted in ``skips``.
 """
 
 from __future__ import annotations
