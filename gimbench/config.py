@@ -31,6 +31,7 @@ from gimbench.models import (
 )
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.strategies import STRATEGIES, MethodSpec
+from gimbench.strategies.local_heads import LOCAL_HEADS
 
 __all__ = ["ConfigError", "RunConfig", "module_count", "one_line", "parse_size", "recorded_config", "resolve"]
 DEVICES = ("auto", "cpu", "cuda")
@@ -178,6 +179,10 @@ class RunConfig:
                                  metavar="K", note="one per layer")
     split: str = option("even", "method", "with --modules: even = by layer count, balanced = smallest largest "
                         "module's measured peak memory; docs/modules.md", choices=SPLITS)
+    # The classifier heads of the methods trained on labels (gimbench.strategies.local_heads).
+    local_head: str = option("linear", "method", "methods trained on labels: their classifier heads, linear = a "
+                             "linear layer on pooled features, dgl = DGL's auxiliary net (1x1 convs, 2x2 pooling, "
+                             "3-layer MLP; image feature maps only); docs/models.md", choices=LOCAL_HEADS)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -406,8 +411,25 @@ def _check_data(cfg: RunConfig, spec: MethodSpec) -> None:
         raise ConfigError(f"--data-root is for real datasets; --data {cfg.data} is generated in process")
     if cfg.train_split != "auto" and cfg.modality != "vision":
         raise ConfigError("--train-split applies to --modality vision (audio trains on its train split)")
+    if cfg.train_split == "unlabeled" and not dataset.unlabeled:
+        raise ConfigError(f"--train-split unlabeled: --data {cfg.data} has no unlabeled split; use train or auto")
     if cfg.train_split == "unlabeled" and spec.needs_labels:
         raise ConfigError(f"--train-split unlabeled: --model {cfg.model} trains on labels; use train or auto")
+
+
+def _check_local_head(cfg: RunConfig, batch_size: int, world_size: int) -> None:
+    """DGL's auxiliary net reads image maps, and its BatchNorm layers need two examples per forward pass."""
+    if cfg.local_head != "dgl":
+        return
+    if cfg.modality != "vision":
+        raise ConfigError("--local-head dgl reads image feature maps: use it with --modality vision")
+    if cfg.find_max_batch:
+        raise ConfigError("--local-head dgl and --find-max-batch: the search starts at batch size 1, which DGL's "
+                          "BatchNorm cannot train; give --batch-size instead")
+    rows = batch_size // world_size // cfg.accumulate
+    if rows < 2:
+        raise ConfigError(f"--local-head dgl: its BatchNorm needs at least 2 examples per forward pass; --batch-size "
+                          f"{batch_size} gives {rows} per process and micro-batch")
 
 
 def _check_processes(cfg: RunConfig, spec: MethodSpec, world_size: int, depth: int, batch_size: int) -> None:
@@ -504,6 +526,7 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     sizes = PRESETS[preset][cfg.modality]
     batch_size = cfg.batch_size or sizes.batch_size
     _check_processes(cfg, spec, world_size, modules or depth, batch_size)
+    _check_local_head(cfg, batch_size, world_size)
     micro_batches = cfg.micro_batches
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES

@@ -1,7 +1,9 @@
-"""Tiny real-format datasets written by the tests: STL-10 binaries and a LibriSpeech tree with CPC label files."""
+"""Tiny real-format datasets written by the tests: STL-10 binaries, CIFAR-10 pickles and a LibriSpeech tree with CPC
+label files."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,36 @@ def write_stl10(root: Path, counts: dict[str, int] | None = None, seed: int = 0)
             (folder / f"{split}_y.bin").write_bytes((np.arange(n) % 10 + 1).astype(np.uint8).tobytes())
         written[split] = images
     (folder / "class_names.txt").write_text("\n".join(f"class{c}" for c in range(1, 11)) + "\n")
+    return written
+
+
+CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_cifar10(root: Path, per_batch: int = 12, seed: int = 0, text_keys: bool = True) -> dict[str, np.ndarray]:
+    """Writes ``root/cifar-10-batches-py`` as the python release holds it (pickle protocol 2, dicts with ``data``
+    uint8 (N, 3072) of red, green, blue planes and ``labels`` a list of ints), ``per_batch`` random images per file;
+    returns split -> (N, 32, 32, 3) images written, in file order. Labels cycle 0..9 over each split.
+    ``text_keys``: keys as str (what the release's Python 2 strings unpickle to with torchvision's latin1 encoding);
+    otherwise bytes (``b"data"``, as they unpickle with encoding="bytes")."""
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    key = (lambda k: k) if text_keys else (lambda k: k.encode())
+    written = {}
+    for split, files in CIFAR10_FILES.items():
+        images = rng.integers(0, 256, size=(per_batch * len(files), 32, 32, 3), dtype=np.uint8)
+        labels = np.arange(len(images)) % 10
+        for i, name in enumerate(files):
+            part = slice(i * per_batch, (i + 1) * per_batch)
+            rows = np.ascontiguousarray(images[part].transpose(0, 3, 1, 2)).reshape(per_batch, 3072)
+            doc = {key("batch_label"): f"{name} of 5", key("labels"): labels[part].tolist(), key("data"): rows,
+                   key("filenames"): [f"image_{j}.png" for j in range(per_batch)]}
+            (folder / name).write_bytes(pickle.dumps(doc, protocol=2))
+        written[split] = images
+    meta = {key("num_cases_per_batch"): per_batch, key("label_names"): CIFAR10_CLASSES, key("num_vis"): 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return written
 
 

@@ -9,11 +9,16 @@ import pytest
 import torch
 from data_fixtures import write_stl10
 from PIL import Image
+from torch import nn
 
+from gimbench import RunConfig
 from gimbench.cli import main
+from gimbench.config import resolve
+from gimbench.data import make_source
 from gimbench.data.corpus import IMAGE_MEAN, IMAGE_STD
 from gimbench.data.problems import DataError
 from gimbench.data.stl10 import Stl10, Stl10Split
+from gimbench.models import NETWORKS, Layers, register_network
 
 SIDE = 96
 
@@ -69,6 +74,39 @@ def test_unlabeled_training_has_no_labels_and_probes_use_centre_crops(tmp_path):
     assert np.array_equal(to_uint8(task.test_inputs[3][0]), pil_gray(images["test"])[3, 16:80, 16:80])
 
 
+def test_colour_is_the_stored_rgb_normalised_with_the_train_splits_statistics(tmp_path):
+    images = write_stl10(tmp_path)
+    source = Stl10(tmp_path, crop=64, train_split="unlabeled", channels=3)
+    train = images["train"].astype(np.float64) / 255
+    assert np.allclose(source.mean.numpy(), train.mean(axis=(0, 1, 2)), atol=1e-6)
+    assert np.allclose(source.std.numpy(), train.std(axis=(0, 1, 2)), atol=1e-6)
+    (task,) = source.probe_tasks()
+    crops = np.stack([np.asarray(Image.fromarray(im, "RGB").crop((16, 16, 80, 80))) for im in images["test"]])
+    pixels = torch.stack(task.test_inputs) * source.std.view(3, 1, 1) + source.mean.view(3, 1, 1)
+    assert np.array_equal(torch.round(pixels * 255).to(torch.uint8).movedim(1, -1).numpy(), crops)
+    assert source.batch(4, torch.Generator().manual_seed(0))[0].shape == (4, 3, 64, 64)
+
+
+def rgb96(preset: str, depth: int) -> Layers:
+    """One conv on whole 96x96 RGB images."""
+    return Layers([nn.Conv2d(3, 4, 3)], ["conv"], (3, 96, 96))
+
+
+@pytest.mark.parametrize("network,shape", [("gim-vision", (2, 1, 64, 64)), ("toy-rgb96", (2, 3, 96, 96))])
+def test_the_networks_input_decides_channels_and_crop(tmp_path, network, shape):
+    write_stl10(tmp_path)
+    register_network("toy-rgb96", modality="vision", reference_depth=1)(rgb96)
+    try:
+        cfg = resolve(RunConfig(model="supervised", network=network, modality="vision", data="stl10",
+                                data_root=str(tmp_path), device="cpu", preset="tiny"))
+        state = torch.get_rng_state()
+        x, _ = make_source(cfg, labelled=True).batch(2, torch.Generator().manual_seed(0))
+    finally:
+        del NETWORKS["toy-rgb96"]
+    assert x.shape == shape
+    assert torch.equal(torch.get_rng_state(), state)  # asking the network its input (on meta) drew no number
+
+
 @pytest.mark.parametrize("damage,message", [
     (lambda f: f.joinpath("train_X.bin").write_bytes(f.joinpath("train_X.bin").read_bytes()[:-100]), "truncated"),
     (lambda f: f.joinpath("test_y.bin").write_bytes(f.joinpath("test_y.bin").read_bytes()[:-1]), "19 labels"),
@@ -107,7 +145,7 @@ def test_run_and_data_check_end_to_end(tmp_path, capsys):
     assert code == 0
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert doc["data"] == {"name": "stl10", "workers": 0, "root": str(tmp_path / "data"), "train_split": "train",
-                           "train_examples": 20, "skipped": {}}
+                           "train_examples": 20, "channels": 1, "skipped": {}}
     assert len(doc["probe"]["class"]["per_module"]) == 2 and doc["probe"]["class"]["test_examples"] == 20
     assert set(doc["step"]["data_wait_ms"]) == {"median", "mean", "max", "share"}
 

@@ -1,10 +1,11 @@
 """Datasets, registered by ``--data`` name. Each yields training batches and probe tasks.
 
 A source is built for a resolved config. ``batch`` hands out training inputs as float32 tensors —
-audio (B, 1, samples), vision (B, 1, crop, crop) — with their labels (speaker, class; -1 where the
-split is unlabelled), drawn with the caller's generator so a run is reproducible from its seed.
-``probe_tasks`` gives the frozen-feature evaluation data. Real datasets (``stl10``, ``librispeech``) are
-read from ``--data-root`` and never downloaded; what they leave out is counted in ``skips``.
+audio (B, 1, samples), vision (B, channels, crop, crop) as the network reads them — with their labels
+(speaker, class; -1 where the split is unlabelled), drawn with the caller's generator so a run is
+reproducible from its seed. ``probe_tasks`` gives the frozen-feature evaluation data. Real datasets
+(``stl10``, ``cifar10``, ``librispeech``) are read from ``--data-root`` and never downloaded; what they
+leave out is counted in ``skips``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from gimbench.data.corpus import Batch
+from gimbench.data.corpus import IMAGE_SIZE, Batch
 from gimbench.data.problems import Skips
 from gimbench.models.presets import PRESETS
 from gimbench.probe import ProbeTask
@@ -129,6 +130,7 @@ class Dataset:
     build: Callable[..., Source]  # (cfg, labelled) -> Source
     modality: str | None  # the modality it holds; None: both (generated to order)
     needs_root: bool  # read from --data-root
+    unlabeled: bool = True  # a vision dataset with an unlabeled split (--train-split unlabeled)
 
     @property
     def description(self) -> str:
@@ -144,10 +146,21 @@ def _synthetic(cfg, labelled: bool = False) -> Source:
 
 
 def _stl10(cfg, labelled: bool = False) -> Source:
-    """STL-10 binary release from --data-root: grayscale, unlabeled split for training, train/test probes."""
+    """STL-10 binary release from --data-root: grayscale or RGB, unlabeled split for training, train/test probes."""
     from gimbench.data.stl10 import Stl10
+    from gimbench.data.views import image_input
 
-    return Stl10(Path(cfg.data_root), PRESETS[cfg.preset]["vision"].crop, vision_train_split(cfg, labelled))
+    channels, crop = image_input(cfg, "stl10", IMAGE_SIZE)
+    return Stl10(Path(cfg.data_root), crop, vision_train_split(cfg, labelled), channels)
+
+
+def _cifar10(cfg, labelled: bool = False) -> Source:
+    """CIFAR-10 python release from --data-root: RGB 32x32, train split for training, train/test probes."""
+    from gimbench.data.cifar10 import SIDE, Cifar10
+    from gimbench.data.views import image_input
+
+    channels, crop = image_input(cfg, "cifar10", SIDE)
+    return Cifar10(Path(cfg.data_root), crop, channels)
 
 
 def _librispeech(cfg, labelled: bool = False) -> Source:
@@ -160,6 +173,7 @@ def _librispeech(cfg, labelled: bool = False) -> Source:
 DATASETS.register("synthetic")(Dataset(_synthetic, modality=None, needs_root=False))
 DATASETS.register("stl10")(Dataset(_stl10, modality="vision", needs_root=True))
 DATASETS.register("librispeech")(Dataset(_librispeech, modality="audio", needs_root=True))
+DATASETS.register("cifar10")(Dataset(_cifar10, modality="vision", needs_root=True, unlabeled=False))
 
 
 def make_source(cfg, *, labelled: bool = False) -> Source:

@@ -11,9 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from rich.console import Group
 from rich.table import Table
 
+from gimbench.data.cifar10 import META as CIFAR_META
+from gimbench.data.cifar10 import RELEASE_BATCH, read_release, train_statistics
+from gimbench.data.cifar10 import SPLITS as CIFAR_SPLITS
 from gimbench.data.corpus import SAMPLE_RATE
 from gimbench.data.librispeech_index import PHONES_FILE, SPLIT_FILES, labels_folder, load_index
 from gimbench.data.problems import REASONS, Skips
@@ -27,6 +31,7 @@ from gimbench.data.stl10 import (
     check_files,
     class_names,
 )
+from gimbench.data.views import RGB
 
 
 @dataclass
@@ -73,9 +78,32 @@ def check_stl10(root: Path) -> DataReport:
         official = "" if len(data) == OFFICIAL_COUNTS[split] else f" (the release has {OFFICIAL_COUNTS[split]})"
         report.rows.append((split, f"{len(data)} images{official}, {data.path.stat().st_size} bytes"))
         if split != "unlabeled":
-            per_class = Counter(data.labels.tolist())
-            counts = ", ".join(f"{classes[c]} {per_class[c]}" for c in sorted(per_class))
-            report.rows.append((f"{split} labels", counts))
+            report.rows.append((f"{split} labels", class_counts(data.labels, classes)))
+    return report
+
+
+def class_counts(labels: torch.Tensor, classes: list[str]) -> str:
+    """``name count`` for every class present in ``labels`` (0-based indices into ``classes``)."""
+    per_class = Counter(labels.tolist())
+    return ", ".join(f"{classes[c]} {per_class[c]}" for c in sorted(per_class))
+
+
+def check_cifar10(root: Path) -> DataReport:
+    """Files, images per split and per file, labels per class and the MD5 check; ``DataError`` if a file is missing
+    or malformed, or a file of the full release is not the release's."""
+    release = read_release(root)
+    report = DataReport("cifar10", Path(root))
+    report.rows.append((CIFAR_META, ", ".join(release.names)))
+    for split, files in CIFAR_SPLITS.items():
+        count, official = len(release.labels[split]), len(files) * RELEASE_BATCH
+        note = "" if count == official else f" (the release has {official})"
+        per_file = ", ".join(f"{name} {release.per_file[name]}" for name in files)
+        report.rows.append((split, f"{count} images{note}: {per_file}"))
+        report.rows.append((f"{split} labels", class_counts(release.labels[split], release.names)))
+    mean, std = train_statistics(release, RGB)
+    report.rows.append(("RGB mean, std (train)", f"{_triple(mean)}; {_triple(std)} (RGB inputs normalised with them)"))
+    report.rows.append(("MD5", "every file is the release's (torchvision's list)" if release.md5_checked else
+                        f"not checked: not the full release (a batch file holds other than {RELEASE_BATCH} images)"))
     return report
 
 
@@ -102,11 +130,15 @@ def check_librispeech(root: Path) -> DataReport:
     return report
 
 
+def _triple(values: torch.Tensor) -> str:
+    return ", ".join(f"{v:.4f}" for v in values.tolist())
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.1f} s"
 
 
-CHECKS = {"stl10": check_stl10, "librispeech": check_librispeech}
+CHECKS = {"stl10": check_stl10, "cifar10": check_cifar10, "librispeech": check_librispeech}
 
 
 def check_dataset(name: str, root: Path) -> DataReport:

@@ -18,7 +18,7 @@ IMAGE_STD = 0.2570
 
 
 class Batch(NamedTuple):
-    """One training batch: float32 inputs, audio (B, 1, samples) or vision (B, 1, crop, crop), and their int64
+    """One training batch: float32 inputs, audio (B, 1, samples) or vision (B, channels, crop, crop), and their int64
     labels (B,) (speaker, class; -1 where the split is unlabelled)."""
 
     inputs: torch.Tensor

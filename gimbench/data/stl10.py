@@ -1,9 +1,11 @@
 """STL-10 from the binary release on disk (never downloaded), read through numpy memory maps.
 
 ``<root>/stl10_binary/{train,test,unlabeled}_X.bin`` hold uint8 images back to back, 3 x 96 x 96 each,
-every channel stored column-major; ``{train,test}_y.bin`` one uint8 label 1..10 per image. Images are
-turned to grayscale with PIL's integer luma formula (what the reference's ``transforms.Grayscale`` does
-on PIL images), then cropped and normalised like the embedded images (``gimbench.data.corpus``).
+every channel stored column-major; ``{train,test}_y.bin`` one uint8 label 1..10 per image. A network with one
+input channel (the paper's) reads grayscale, PIL's integer luma formula (what the reference's
+``transforms.Grayscale`` does on PIL images), normalised with the reference's statistics; a network with three
+reads the colour the release stores, normalised per channel with the labelled train split's statistics
+(``gimbench.data.views``).
 A truncated or inconsistent file stops the run with ``DataError``: using part of a split would change
 the benchmark silently.
 """
@@ -15,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gimbench.data.corpus import IMAGE_SIZE, Batch, ImageSet, cut_views, normalise, random_views
+from gimbench.data.corpus import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, Batch, random_views
 from gimbench.data.problems import DataError, Skips
+from gimbench.data.views import GRAY, centre, channel_stats, channel_views, normalise_channels, to_gray
 from gimbench.probe import ProbeTask
 
 FOLDER = "stl10_binary"
@@ -67,12 +70,6 @@ def check_files(folder: Path, splits: list[str]) -> None:
         raise DataError(f"STL-10 files missing: {', '.join(map(str, missing))}", LAYOUT, "stl10")
 
 
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """(B, 3, H, W) uint8 RGB to (B, H, W) uint8 luma, exactly as PIL's ``convert("L")``."""
-    r, g, b = (rgb[:, c].astype(np.uint32) for c in range(3))
-    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
-
-
 class Stl10Split:
     """One split of the binary release: images through a memory map, labels in memory.
 
@@ -119,10 +116,15 @@ class Stl10Split:
         # arrays are contiguous, and the result is transposed to (row, column).
         return torch.from_numpy(to_gray(np.asarray(self._pixels[idx])).transpose(0, 2, 1))
 
-    def image_set(self) -> ImageSet:
-        """The whole split in memory (grayscale), for the probes' centre crops."""
-        chunks = [self.gray(np.arange(s, min(s + CHUNK, self.count))) for s in range(0, self.count, CHUNK)]
-        return ImageSet(torch.cat(chunks), self.labels, NUM_CLASSES)
+    def pixels(self, idx: np.ndarray, channels: int) -> torch.Tensor:
+        """Images ``idx`` as uint8 ``(len(idx), channels, 96, 96)``: grayscale or RGB, rows top to bottom."""
+        if channels == GRAY:
+            return self.gray(idx).unsqueeze(1)
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(self._pixels[idx]).transpose(0, 1, 3, 2)))
+
+    def chunks(self, channels: int) -> list[torch.Tensor]:
+        """The whole split in memory as ``pixels`` of ``CHUNK`` images at a time."""
+        return [self.pixels(np.arange(s, min(s + CHUNK, self.count)), channels) for s in range(0, self.count, CHUNK)]
 
 
 class Stl10:
@@ -132,29 +134,40 @@ class Stl10:
         root: The folder holding ``stl10_binary/``.
         crop: Side of the training and probe crops.
         train_split: "unlabeled" (self-supervised methods, as in the paper) or "train".
+        channels: 1 (grayscale, the paper's network) or 3 (RGB): what the network reads (``views.image_input``).
     """
 
     num_classes = NUM_CLASSES
 
-    def __init__(self, root: Path, crop: int, train_split: str) -> None:
+    def __init__(self, root: Path, crop: int, train_split: str, channels: int = GRAY) -> None:
         folder = binary_folder(root)
         check_files(folder, sorted({"train", "test", train_split}))
-        self.root, self.crop, self.train_split = Path(root), crop, train_split
+        self.root, self.crop, self.train_split, self.channels = Path(root), crop, train_split, channels
         # Every split is opened (and checked) now, so a broken file stops the run before training, not after.
         self.splits = {split: Stl10Split(folder, split) for split in sorted({"train", "test", train_split})}
         self.train = self.splits[train_split]
+        self.mean, self.std = self._statistics()
         self.skips = Skips()  # STL-10 problems are errors, never skips
 
+    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grayscale: the reference's mean and std. Colour, which the reference never trained on: the labelled train
+        split's per channel (the unlabeled split is 20 times larger to read for the same purpose)."""
+        if self.channels == GRAY:
+            return torch.tensor([IMAGE_MEAN]), torch.tensor([IMAGE_STD])
+        return channel_stats(self.splits["train"].chunks(self.channels))
+
     def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """Random crops with random horizontal flips: float32 ``(B, 1, crop, crop)`` and labels ``(B,)``."""
+        """Random crops with random horizontal flips: float32 ``(B, channels, crop, crop)`` and labels ``(B,)``."""
         idx, top, left, flip = random_views(len(self.train), IMAGE_SIZE, batch_size, self.crop, generator)
-        images = normalise(cut_views(self.train.gray(idx.numpy()), top, left, flip, self.crop))
-        return Batch(images, self.train.labels[idx])
+        views = channel_views(self.train.pixels(idx.numpy(), self.channels), top, left, flip, self.crop)
+        return Batch(normalise_channels(views, self.mean, self.std), self.train.labels[idx])
 
     def probe_tasks(self) -> list[ProbeTask]:
-        (train_x, train_y), (test_x, test_y) = (self.splits[s].image_set().center_crops(self.crop)
-                                                for s in ("train", "test"))
-        return [ProbeTask("class", "pooled", list(train_x), list(train_y), list(test_x), list(test_y), NUM_CLASSES)]
+        train_x, test_x = ([normalise_channels(centre(c, self.crop), self.mean, self.std)
+                            for c in self.splits[s].chunks(self.channels)] for s in ("train", "test"))
+        return [ProbeTask("class", "pooled", list(torch.cat(train_x)), list(self.splits["train"].labels),
+                          list(torch.cat(test_x)), list(self.splits["test"].labels), NUM_CLASSES)]
 
     def describe(self) -> dict:
-        return {"root": str(self.root), "train_split": self.train_split, "train_examples": len(self.train)}
+        return {"root": str(self.root), "train_split": self.train_split, "train_examples": len(self.train),
+                "channels": self.channels}

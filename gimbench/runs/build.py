@@ -23,7 +23,7 @@ def network_for(cfg: RunConfig, spec: MethodSpec, classes: int = 0,
     torch.manual_seed(cfg.seed)
     return build_network(
         network=cfg.network, preset=cfg.preset, depth=cfg.depth, heads_on=spec.heads_on(module_count(cfg)),
-        context=cfg.context, classes=classes if spec.needs_labels else 0, groups=groups,
+        context=cfg.context, classes=classes if spec.needs_labels else 0, groups=groups, local_head=cfg.local_head,
     )
 
 

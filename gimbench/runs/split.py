@@ -26,7 +26,7 @@ def measured_layer_costs(cfg: RunConfig, spec: MethodSpec, classes: int, x: torc
     gradients), on a network built for the measurement alone."""
     network = build_network(network=cfg.network, preset=cfg.preset, depth=cfg.depth,
                             heads_on=list(range(cfg.depth)), context=cfg.context,
-                            classes=classes if spec.needs_labels else 0).to(device)
+                            classes=classes if spec.needs_labels else 0, local_head=cfg.local_head).to(device)
     optimizers = [torch.optim.Adam(network.owned_parameters(k), lr=cfg.lr) for k in range(cfg.depth)]
 
     def train(k: int, h: torch.Tensor, meter) -> torch.Tensor:

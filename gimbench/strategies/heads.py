@@ -22,15 +22,16 @@ import torch
 from torch import nn
 
 from gimbench.errors import ConfigError
-from gimbench.losses import AudioInfoNCE, Classifier, VisionInfoNCE
+from gimbench.losses import AudioInfoNCE, VisionInfoNCE
 from gimbench.models import NETWORKS, Group, Layers, Network, grouped
 from gimbench.models.pixelcnn import PixelCNN
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
+from gimbench.strategies.local_heads import supervised_head
 
 
 def build_network(
     *, network: str, preset: str, depth: int, heads_on: list[int], context: str, classes: int = 0,
-    groups: list[list[int]] | None = None,
+    groups: list[list[int]] | None = None, local_head: str = "linear",
 ) -> Network:
     """Registered ``network``'s first ``depth`` layers at ``preset``, with heads.
 
@@ -40,6 +41,7 @@ def build_network(
         classes: 0 for InfoNCE heads; otherwise the heads are classifiers over this many labels.
         groups: the layers (0..depth-1) of each module, contiguous (``--modules``; ``gimbench.models.cuts``);
             ``None``: one module per layer.
+        local_head: the classifier heads' kind (``--local-head``; ``gimbench.strategies.local_heads``).
     """
     entry = NETWORKS[network]
     layers = entry.build(preset, depth)
@@ -51,17 +53,17 @@ def build_network(
     for k in heads_on:
         tap = modules[k].take_top_input if isinstance(modules[k], Group) and modules[k].keeps_top_input else None
         pixelcnn = context == "pixelcnn" and k == len(modules) - 1
-        heads[k] = head(layers, shapes, tops[k], spec, classes, pixelcnn, tap)
+        heads[k] = head(layers, shapes, tops[k], spec, classes, pixelcnn, tap, local_head)
     return Network(modules, heads, names, groups)
 
 
 def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | VisionSpec, classes: int,
-         pixelcnn: bool, tap: Callable[[], torch.Tensor] | None) -> nn.Module:
+         pixelcnn: bool, tap: Callable[[], torch.Tensor] | None, local_head: str = "linear") -> nn.Module:
     """The head on a module whose top layer is ``top``, given the shapes of the input and of every layer's output
     (``shapes[i + 1]``: layer i's); ``tap`` gives the top layer's input where a group keeps it."""
     out = shapes[top + 1]
     if classes:
-        return Classifier(channels=out[1], classes=classes, patches=out[0])
+        return supervised_head(local_head, out, classes, layers.names[top])
     if isinstance(spec, AudioSpec) and len(out) == 3 and out[2] > spec.prediction_steps:
         recurrent = top in layers.autoregressive
         return AudioInfoNCE(

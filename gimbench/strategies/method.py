@@ -63,9 +63,10 @@ class MethodSpec:
         return self.loss == "classifier"
 
     def own_options(self) -> tuple[str, ...]:
-        """``options``, and where each module learns from its own loss alone ``local_grad`` and the cut of the
-        layers into modules (``modules``, ``split``)."""
-        return self.options + (("local_grad", "modules", "split") if self.isolated else ())
+        """``options``; where each module learns from its own loss alone, ``local_grad`` and the cut of the
+        layers into modules (``modules``, ``split``); where the heads are classifiers, their kind (``local_head``)."""
+        isolated = ("local_grad", "modules", "split") if self.isolated else ()
+        return self.options + isolated + (("local_head",) if self.needs_labels else ())
 
     def cycle(self, depth: int) -> int:
         """Steps after which the schedule repeats (and the fewest a run needs to train every module)."""
