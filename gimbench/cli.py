@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import os
 import re
@@ -53,6 +54,7 @@ from gimbench.runs.stopping import ended_by
 from gimbench.runs.table import build_table, not_for_table
 from gimbench.strategies import STRATEGIES
 from gimbench.sweep.compare import configurations as compare_configurations
+from gimbench.sweep.compare import VARIED as SET_BY_COMPARE
 from gimbench.sweep.compare import refused as refused_by_compare
 from gimbench.sweep.grid import Configuration, accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress
@@ -66,10 +68,38 @@ class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line and exit 2, never a usage dump or a traceback."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        if self.prog.endswith(" run") and re.search(r"'[^']*,[^']*'", message):
+        value = re.search(r"invalid (?:choice|\w+ value): '([^']*)'", message)
+        if self.prog.endswith(" run") and value and "," in value.group(1):
             message += "; gimbench run takes one value: gimbench sweep runs every value of a comma list"
         sys.stderr.write(f"gimbench: error: {message}\n")
         sys.exit(2)
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, but an unknown flag is refused by the command's own parser, with the nearest of its
+        flags (``did you mean --steps?``)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = command_parser(self, parsed)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{did_you_mean(parser, extras)}")
+        return parsed
+
+
+def command_parser(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's parser that ``parsed`` came from: ``gimbench data check``'s for that command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(parsed, action.dest, None) in action.choices:
+            return command_parser(action.choices[getattr(parsed, action.dest)], parsed)
+    return parser
+
+
+def did_you_mean(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """``; did you mean --steps?`` for the first unknown flag close to one of ``parser``'s, else nothing."""
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    for word in extras:
+        close = difflib.get_close_matches(word.split("=")[0], known, n=1) if word.startswith("-") else []
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
 
 
 def help_text(field: dataclasses.Field) -> str:
@@ -165,8 +195,20 @@ def add_compare_parser(sub) -> None:
                          help="continue the comparison in FOLDER with its recorded options: rows not complete are "
                               "resumed from their checkpoints or run again, then the report is rewritten (only "
                               "--quiet may be given with it)")
+    compare.add_argument("--rounds", type=positive, default=None, metavar="N",
+                         help="run the rows N times, every other round in reverse order, so that a load change "
+                              "cannot favour one row; the report combines a row's rounds (default 1)")
+    for dest in SET_BY_COMPARE:  # the rows set them: refused in one line, so not offered in --help
+        action_of(compare, flag(dest)).help = argparse.SUPPRESS
     compare.description = ("Rows: cpc, cpc --checkpoint-activations, cpc --accumulate 2 and 4, gim --modules 2, 3 "
                            "and one per layer; every other run option is passed to every row (docs/compare.md).")
+
+
+def positive(text: str) -> int:
+    """A whole number from 1 up (argparse's error names the flag otherwise)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 up")
+    return int(text)
 
 
 def add_report_parser(sub) -> None:
@@ -313,7 +355,7 @@ def compare_rows(args: argparse.Namespace) -> list[Configuration]:
         raise ConfigError(refused_by_compare(given.keys()))
     base = RunConfig(**given | {"out": RunConfig.out}).to_dict()  # --out is the comparison's folder
     depth = resolve_for_launch(RunConfig(**base)).depth
-    configs = compare_configurations(base, given.keys(), depth)
+    configs = compare_configurations(base, given.keys(), depth, args.rounds or 1)
     validate(configs, lambda values: resolve_for_launch(config_from(values)))
     return configs
 
@@ -338,6 +380,7 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     kind = args.command
     changed = [flag(d) for d, value in given_options(args).items()
                if d != "quiet" and value is not None]  # --out and --name are None where not given
+    changed += ["--rounds"] if getattr(args, "rounds", None) is not None else []
     if changed:
         raise ConfigError(f"{kind} --resume continues a {kind} with its recorded options; {', '.join(changed)} "
                           "cannot be given (only --quiet)")

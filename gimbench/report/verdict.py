@@ -7,6 +7,7 @@ from rich.table import Table
 from gimbench.report.cells import titled_table
 from gimbench.report.collect import Entry
 from gimbench.report.groups import Cell, Setting, Spread, groups
+from gimbench.report.noise import noise_note, percent, ratio_text, time_spread
 from gimbench.report.terminal import module_span
 
 MIB = 2**20
@@ -46,6 +47,12 @@ def ratio(cell: Cell, base: Cell, read) -> str:
     return "-" if a is None or b is None or not b.mean else f"{a.mean / b.mean:.2f}x"
 
 
+def time_ratio(cell: Cell, base: Cell, read=step_ms) -> str:
+    """A step-time (or rate) ratio with the decimals the two rows' spreads support (``gimbench.report.noise``)."""
+    a, b = cell.spread(read), base.spread(read)
+    return "-" if a is None or b is None or not b.mean else ratio_text(a.mean / b.mean, cell, base)
+
+
 def difference(cell: Cell, base: Cell, read) -> str:
     """Accuracy difference in percentage points."""
     a, b = cell.spread(read), base.spread(read)
@@ -60,13 +67,16 @@ def verdict_table(group: Setting) -> Table:
     """One row per method of the setting: runs, mean peak and step time, and each figure against the
     baseline (cpc where it is in the group): x for ratios, percentage points for last-module accuracy."""
     base, names = group.baseline, tasks(group)
-    table = titled_table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method})",
-                   ["method", "runs", "peak", "x peak", "x floor", "step ms", "x time", "x rate",
-                    *(f"Δ {t}" for t in names)])
+    table = titled_table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method}; step ms and x "
+                         "time: median of the timed steps; x rate: samples/s of the unprofiled steps; IQR: of the "
+                         "timed steps, as % of their median, ! where too wide to rank the row; ~: a ratio of a "
+                         "row too noisy to rank)",
+                         ["method", "runs", "peak", "x peak", "x floor", "step ms", "IQR", "x time", "x rate",
+                          *(f"Δ {t}" for t in names)])
     for cell in group.cells:
         table.add_row(cell.method, str(len(cell.runs)), _mean(cell.spread(peak), ".1f", MIB),
                       ratio(cell, base, peak), ratio(cell, base, floor), _mean(cell.spread(step_ms), ".1f"),
-                      ratio(cell, base, step_ms), ratio(cell, base, rate),
+                      percent(time_spread(cell)), time_ratio(cell, base), time_ratio(cell, base, rate),
                       *(difference(cell, base, accuracy(t)) for t in names))
     return table
 
@@ -80,7 +90,7 @@ def where_peak(cell: Cell) -> str:
     return f"; its peak sits at module {top['index']} {top['name']} ({top['memory'].get('peak_phase', '?')})"
 
 
-def sentence(group: Setting) -> str:
+def least_memory(group: Setting) -> str:
     """Which method needs least memory in the setting, by how much, at what step time, where its peak sits."""
     measured = [c for c in group.cells if c.spread(peak)]
     if not measured:
@@ -95,11 +105,64 @@ def sentence(group: Setting) -> str:
         nearest = min(others, key=lambda c: c.spread(peak).mean)
         return (f"{group.name}: no method saves memory against {base.method}: it peaks at {mib:.1f} MiB, the "
                 f"least; the nearest, {nearest.method}, needs {ratio(nearest, base, peak)} that and "
-                f"{ratio(nearest, base, step_ms)} the step time{where_peak(base)}.")
+                f"{time_ratio(nearest, base)} the step time{where_peak(base)}.")
     saved = 1 - best.spread(peak).mean / base.spread(peak).mean if base.spread(peak) else None
     against = "" if saved is None else f", {100 * saved:.0f}% less than {base.method}"
     return (f"{group.name}: {best.method} needs least memory: {mib:.1f} MiB{against}, at "
-            f"{ratio(best, base, step_ms)} {base.method}'s step time{where_peak(best)}.")
+            f"{time_ratio(best, base)} {base.method}'s step time{where_peak(best)}.")
+
+
+def gim_answer(group: Setting) -> str | None:
+    """The question the tool exists for: the greedy (GIM) row with the least peak against end-to-end cpc, its
+    saving and time cost, or that it saves nothing and why (``why_more``); ``None`` without both."""
+    base = group.baseline
+    greedy = [c for c in group.cells if c.method.startswith("gim") and c.spread(peak)]
+    if base.method.startswith("gim") or not greedy or not base.spread(peak):
+        return None
+    best = min(greedy, key=lambda c: c.spread(peak).mean)
+    times, mine, theirs = ratio(best, base, peak), best.spread(peak).mean, base.spread(peak).mean
+    head = f"Best GIM row, {best.method}: {times} {base.method}'s peak"
+    if mine < theirs:
+        return (f"{head}, saving {(theirs - mine) / MIB:.1f} MiB ({100 * (1 - mine / theirs):.0f}%) at "
+                f"{time_ratio(best, base)} {base.method}'s step time.")
+    return f"{head}, no saving at this size{why_more(best, base)}."
+
+
+def _breakdown(cell: Cell) -> dict[str, int]:
+    """What was live at the step peak of the cell's first run, by tracker category (empty where not recorded)."""
+    return cell.runs[0].doc["step"].get("peak_breakdown_bytes") or {}
+
+
+def _resident(cell: Cell, part: str) -> int:
+    """Bytes the ``part`` (``encoder`` or ``head``) of every module keeps resident: parameters, gradients and
+    optimizer state (first run)."""
+    return sum((m.get("memory") or {}).get(f"{part}_{kind}_bytes") or 0 for m in cell.runs[0].doc["modules"]
+               for kind in ("parameter", "gradient", "optimizer"))
+
+
+def why_more(gim: Cell, base: Cell) -> str:
+    """Why the greedy row peaks higher, from the tracker's categories at both step peaks: the category that grew
+    most, where it is at least half the growth, with the module and phase of the peak; and the loss heads'
+    resident memory where it outweighs the encoder's. Empty where the data shows no such cause."""
+    mine, theirs = _breakdown(gim), _breakdown(base)
+    grown = {c: mine.get(c, 0) - theirs.get(c, 0) for c in mine}
+    total = sum(v for v in grown.values() if v > 0)
+    words = []
+    if total > 0:
+        top = max(grown, key=grown.get)
+        if grown[top] >= total / 2:
+            words.append(f"{top} memory is {mine[top] / MIB:.1f} MiB at its peak against {theirs.get(top, 0) / MIB:.1f}"
+                         f" MiB at {base.method}'s{where_peak(gim).replace('; its peak sits', ',')}")
+    heads, encoder = _resident(gim, "head"), _resident(gim, "encoder")
+    if heads > encoder:
+        words.append(f"its per-module loss heads keep {heads / MIB:.2f} MiB resident against the encoder's "
+                     f"{encoder / MIB:.2f} MiB")
+    return f": {'; '.join(words)}" if words else ""
+
+
+def sentence(group: Setting) -> str:
+    """The setting's answer: the least memory, what GIM does against cpc, and which rows are too noisy to rank."""
+    return " ".join(line for line in (least_memory(group), gim_answer(group), noise_note(group.cells)) if line)
 
 
 def repeats_table(found: list[Setting]) -> Table | None:

@@ -49,14 +49,25 @@ def argv_of(values: dict) -> list[str]:
     return argv
 
 
-def configurations(base: dict, given: Collection[str], depth: int) -> list[Configuration]:
+def in_rounds(found: list[tuple[str, dict]], rounds: int) -> list[tuple[str, dict]]:
+    """The rows ``rounds`` times, every other round in reverse order (``-r2`` ... after the label): a load that
+    drifts over the comparison slows the first rows of one round and the last of the next, so no row gains from
+    it in their mean, and a row whose rounds disagree shows as too noisy to rank (``gimbench.report.noise``)."""
+    ordered = []
+    for r in range(1, rounds + 1):
+        this = found if r % 2 else found[::-1]
+        ordered += [(label if r == 1 else f"{label}-r{r}", own) for label, own in this]
+    return ordered
+
+
+def configurations(base: dict, given: Collection[str], depth: int, rounds: int = 1) -> list[Configuration]:
     """The compared runs: ``base`` (every RunConfig field) with the options ``given`` passed to every row, and
-    each row's own."""
+    each row's own; the rows ``rounds`` times (``in_rounds``)."""
     shared = {d: v for d, v in base.items() if d in given and d not in SWEEP_LEVEL + NOT_PASSED}
     if base["modality"] == "vision" and "context" not in given:
         shared["context"] = "none"
     found = []
-    for i, (label, own) in enumerate(rows(depth), 1):
+    for i, (label, own) in enumerate(in_rounds(rows(depth), rounds), 1):
         values = base | shared | own
         found.append(Configuration(values, argv_of(shared | own), label, i))
     return found
