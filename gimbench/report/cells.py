@@ -17,6 +17,17 @@ def mib(value: int | None) -> str:
     return "-" if value is None else f"{value / MIB:.1f}"
 
 
+def unit(values: list[int | None]) -> tuple[str, float]:
+    """The unit a table of byte counts reads best in: KiB where its largest value is under 1 MiB (a tiny model's
+    table is not all 0.0 and 0.1), else MiB."""
+    largest = max((abs(v) for v in values if v is not None), default=0)
+    return ("KiB", 1024) if largest < MIB else ("MiB", MIB)
+
+
+def in_unit(value: int | None, scale: float) -> str:
+    return "-" if value is None else f"{value / scale:.1f}"
+
+
 TEXT_COLUMNS = ("module", "run", "method", "setting", "runs", "device", "memory backend", "folder", "error", "log",
                 "batch sizes tried", "backend", "in phase", "grad")
 

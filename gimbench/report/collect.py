@@ -95,7 +95,7 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
     for path in map(Path, paths):
         check_utf8(path, "FOLDER")
         if not path.is_dir():
-            raise ConfigError(f"{path} is not a folder (give run folders or sweep folders)")
+            raise ConfigError(not_a_folder(path))
         inside = run_folders(path)
         if inside:
             found, found_sweeps = collect(inside)
@@ -110,6 +110,16 @@ def collect(paths: list[Path]) -> tuple[list[Entry], list[dict]]:
     return entries, sweeps
 
 
+def not_a_folder(path: Path) -> str:
+    """Why ``path`` cannot be reported: it does not exist, or is a file (of a run or sweep folder: name it)."""
+    if not path.exists():
+        return f"{path} does not exist (give run folders or sweep folders)"
+    parent = path.absolute().parent
+    if (parent / "results.json").is_file() or (parent / "sweep.json").is_file():
+        return f"{path} is a file of the run or sweep folder {path.parent}: give the folder, gimbench report {path.parent}"
+    return f"{path} is not a folder (give run folders or sweep folders)"
+
+
 def run_folders(path: Path) -> list[Path]:
     """The run and sweep folders directly inside ``path`` (a folder such as ``reports/runs``), in name order;
     none when ``path`` is itself a run or sweep folder."""
@@ -118,15 +128,22 @@ def run_folders(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if (p / "results.json").is_file() or (p / "sweep.json").is_file())
 
 
+UNRESOLVED = (None, "auto")  # a run that did not finish records the options it was given, not their values
+
+
 def _varying(entries: list[Entry]) -> list[str]:
-    return [k for k in VARYING if len({str(e.config.get(k)) for e in entries}) > 1]
+    """The options whose values differ between runs; an unresolved value (a default not yet chosen by a run that
+    did not finish) differs from none."""
+    return [k for k in VARYING if len({str(v) for e in entries if (v := e.config.get(k)) not in UNRESOLVED}) > 1]
 
 
 def series_key(entry: Entry, entries: list[Entry]) -> str:
     """What one line of a plot over depth stands for: the strategy and any other option that differs."""
-    return " · ".join([entry.strategy, *(f"{k} {entry.config.get(k)}" for k in _varying(entries))])
+    return " · ".join([entry.strategy, *(f"{k} {entry.config[k]}" for k in _varying(entries)
+                                         if entry.config.get(k) not in UNRESOLVED)])
 
 
 def labels(entries: list[Entry]) -> list[str]:
-    """A short label per run: its series (see ``series_key``) and its depth."""
-    return [f"{series_key(e, entries)} · d{e.config.get('depth')}" for e in entries]
+    """A short label per run: its series (see ``series_key``) and its depth (where it is known)."""
+    return [" · ".join([series_key(e, entries), *([f"d{e.config['depth']}"] if e.config.get("depth") else [])])
+            for e in entries]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -9,6 +11,7 @@ from rich.text import Text
 from gimbench.report.cells import Fitted, mib, num, titled_table
 from gimbench.report.collect import Entry, labels
 from gimbench.report.groups import groups
+from gimbench.report.noise import iqr_text
 from gimbench.report.terminal import ranks_table, share
 from gimbench.report.verdict import environment_table, repeats_table, verdict
 from gimbench.sweep.runner import made_by
@@ -23,7 +26,7 @@ def _row(entry: Entry, tasks: list[str]) -> list[str]:
         return [entry.record["status"], *("-" for _ in range(9 + len(tasks)))]
     step, probe = entry.doc["step"], entry.doc.get("probe") or {}
     return [entry.doc["status"], str(entry.config["depth"]), str(entry.config["batch_size"]),
-            num(step["time_ms"], ".1f"), num(step.get("time_ms_iqr"), ".1f"),
+            num(step["time_ms"], ".1f"), iqr_text(entry.doc),
             num(step.get("samples_per_second"), ".1f"), share(step.get("flops_fraction")),
             mib(step.get("peak_memory_bytes")), mib(step.get("floor_bytes")), num(step.get("peak_over_floor"), ".2f"),
             *(f"{100 * probe[t]['per_module'][-1]:.1f}%" if t in probe else "-" for t in tasks)]
@@ -34,26 +37,62 @@ def comparison_table(entries: list[Entry]) -> Table:
     as a share of the device's reference rate), step peak, floor, their ratio, last-module probe accuracy per
     task, and the run folder."""
     tasks = _probe_tasks(entries)
-    table = titled_table("Runs side by side (step time in ms, util: share of the device's reference FLOP/s, "
-                         "memory in MiB)",
-                         ["#", "run", "status", "depth", "batch", "step ms", "± IQR", "samples/s", "util", "peak",
+    table = titled_table("Runs side by side (step time in ms: median and IQR of the timed steps, ! where the IQR is "
+                         "too wide to rank the run; util: share of the device's reference FLOP/s; memory in MiB)",
+                         ["#", "run", "status", "depth", "batch", "step ms", "IQR", "samples/s", "util", "peak",
                           "floor", "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
     table.columns[1].justify = "left"
-    for number, (entry, label) in enumerate(zip(entries, labels(entries), strict=True), 1):
-        table.add_row(str(number), label, *_row(entry, tasks), str(entry.folder))
+    common, folders = short_folders(entries)
+    if common:
+        table.title = f"{table.title}; folders under {common}"
+    table.columns[-1].no_wrap = True  # a path is never broken mid-word: the table splits instead (``Fitted``)
+    for number, (entry, label, folder) in enumerate(zip(entries, labels(entries), folders, strict=True), 1):
+        table.add_row(str(number), label, *_row(entry, tasks), folder)
     return table
 
 
+def short_folders(entries: list[Entry]) -> tuple[str | None, list[str]]:
+    """The folder the runs share (``None`` for one run, or none shared) and each run's folder relative to it, so
+    that the table's folder column holds short names that need not fold."""
+    if len(entries) < 2:
+        return None, [str(e.folder) for e in entries]
+    common = os.path.commonpath([os.path.abspath(e.folder) for e in entries])
+    if common == os.path.sep:
+        return None, [str(e.folder) for e in entries]
+    return common, [os.path.relpath(os.path.abspath(e.folder), common) for e in entries]
+
+
+def _not_complete(entries: list[Entry], failed: bool) -> list[tuple[Entry, str]]:
+    """The sweep runs that did not complete, with their labels: those that failed, or (``failed=False``) those
+    interrupted or recorded as running."""
+    return [(e, label) for e, label in zip(entries, labels(entries), strict=True)
+            if e.doc is None and (e.record["status"] == "failed") == failed]
+
+
 def failures_table(entries: list[Entry]) -> Table | None:
-    """The sweep runs that did not complete (failed, interrupted, or cut off with their sweep), with exit code
-    and error line; ``None`` when every run completed."""
-    failed = [(e, label) for e, label in zip(entries, labels(entries), strict=True) if e.doc is None]
+    """The sweep runs that failed, with exit code and error line; ``None`` when none did."""
+    failed = _not_complete(entries, failed=True)
     if not failed:
         return None
     table = titled_table("Failed runs", ["run", "exit code", "error", "log"])
     for entry, label in failed:
         table.add_row(label, str(entry.record["exit_code"]), entry.record["error"] or entry.record["status"],
                       str(entry.folder.parent.parent / entry.record["log"]))
+    return table
+
+
+def unfinished_table(entries: list[Entry]) -> Table | None:
+    """The sweep runs interrupted (by a signal, or with their sweep) or recorded as running, with the steps they
+    completed and the command that continues them; ``None`` when there is none."""
+    unfinished = _not_complete(entries, failed=False)
+    if not unfinished:
+        return None
+    table = titled_table("Runs not finished: interrupted, or running (see the sweep line above)",
+                         ["run", "status", "steps done", "continue with"])
+    for entry, label in unfinished:
+        record = entry.record
+        table.add_row(label, record["status"], num(record.get("steps_completed"), "d"),
+                      record.get("resume_command") or "the sweep's --resume")
     return table
 
 
@@ -83,6 +122,7 @@ def distributed_table(entries: list[Entry]) -> Table | None:
 def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
     """(name, table) for the comparison, the failures and the largest batches, where there are any."""
     tables = [("comparison", comparison_table(entries)), ("failures", failures_table(entries)),
+              ("unfinished", unfinished_table(entries)),
               ("max-batch", max_batch_table(entries)), ("ranks", distributed_table(entries))]
     return [(name, t) for name, t in tables if t is not None]
 
@@ -103,7 +143,7 @@ def sweep_note(sweep: dict) -> str:
     return (f"sweep {sweep['folder']} ({status}): {len(runs)} runs, {failed} failed"
             f"{f', {interrupted} interrupted' if interrupted else ''}{f', {running} running' if running else ''}"
             "; swept "
-            f"{'; '.join(f'{k} ' + ','.join(map(str, v)) for k, v in sweep['swept'].items()) or 'nothing'}; wall "
+            f"{'; '.join(f'{k} ' + ', '.join(map(str, v)) for k, v in sweep['swept'].items()) or 'nothing'}; wall "
             f"{sweep.get('wall_seconds', 0):.1f} s against {sweep.get('runs_wall_seconds', 0):.1f} s for its run "
             f"processes (overhead {share})")
 

@@ -23,6 +23,12 @@ def _relative_iqr(doc: dict) -> float | None:
     return None if not ms or iqr is None else iqr / ms
 
 
+def iqr_text(doc: dict) -> str:
+    """A run's step-time IQR in ms, ``!`` after it where it is too wide (``NOISY``) to rank the run."""
+    iqr, width = doc["step"].get("time_ms_iqr"), _relative_iqr(doc)
+    return "-" if iqr is None else f"{iqr:.1f}{'!' if width is not None and width > NOISY else ''}"
+
+
 def time_spread(cell: Cell) -> float | None:
     """The row's relative step-time spread (see the module docstring); ``None`` without a step time."""
     widths = [w for w in (_relative_iqr(e.doc) for e in cell.runs) if w is not None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Column
 
 from gimbench.trainer import StepRecord
 
@@ -12,14 +13,32 @@ def _losses(values: list[float | None]) -> str:
     return " ".join("·" if v is None else f"{v:.2f}" for v in values)
 
 
+BAR = 10  # the least width the bar keeps
+NOT_LOSSES = 45  # the other columns' width at most: description, "step/total", samples/s, time left, spaces
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut with an ellipsis to the width the other columns leave on a ``width``-column terminal."""
+    room = max(8, width - BAR - NOT_LOSSES)
+    return text if len(text) <= room else f"{text[:room - 1]}…"
+
+
+def _whole() -> Column:
+    """A progress column that is never cut (the step count, the rate)."""
+    return Column(no_wrap=True, min_width=1)
+
+
 class TrainingProgress:
     """Callable per step; use as a context manager around training."""
 
     def __init__(self, console: Console, total: int, *, enabled: bool) -> None:
         self.console, self.total, self.enabled = console, total, enabled
+        # Every column but the bar keeps its width; the losses are cut to what the terminal leaves them (``_fit``).
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}", table_column=_whole()), BarColumn(bar_width=None),
+            MofNCompleteColumn(table_column=_whole()),
+            TextColumn("{task.fields[losses]}", table_column=_whole()),
+            TextColumn("{task.fields[rate]}", table_column=_whole()), TimeRemainingColumn(table_column=_whole()),
             console=console, transient=False,
         )
         self.task = None
@@ -67,6 +86,7 @@ class TrainingProgress:
         rate = f"{record.batch_size / record.seconds:.1f} samples/s"
         losses = f"losses {_losses(record.losses)}"
         if self.task is not None:
+            losses = _fit(losses, self.console.width)
             self.bar.update(self.task, completed=record.step + 1, losses=losses, rate=rate)
         elif self.plain and ((record.step + 1) % max(1, self.total // 10) == 0 or record.step + 1 == self.total):
             self.console.print(f"step {record.step + 1}/{self.total}  {losses}  {rate}", highlight=False)

@@ -11,7 +11,7 @@ from rich.text import Text
 from gimbench.profiling.meter import PHASES
 from gimbench.profiling.resident import KINDS, PARTS
 from gimbench.profiling.tracker import CATEGORIES
-from gimbench.report.cells import MIB, Fitted, mib, num, titled_table
+from gimbench.report.cells import MIB, Fitted, in_unit, mib, num, titled_table, unit
 from gimbench.results.schema import RENDERERS, MaxBatch, RunResult, StepResult
 
 
@@ -19,7 +19,7 @@ def time_table(result: RunResult) -> Table:
     """Per module: parameters, loss, and median ms per phase (IQR of the total)."""
     table = titled_table("Modules: parameters (with the module's loss head), local gradient (sparse: from the "
                          "positions the loss reads), loss, and time (median ms over timed steps)",
-                         ["#", "module", "parameters", "grad", "loss first", "loss last", *PHASES, "total", "± IQR"])
+                         ["#", "module", "parameters", "grad", "loss first", "loss last", *PHASES, "total", "IQR"])
     for m in result.modules:
         t, iqr = m.time_ms or {}, m.time_ms_iqr or {}
         table.add_row(str(m.index), m.name, f"{m.parameters:,}", m.local_grad or "-", num(m.loss["first"]),
@@ -63,26 +63,31 @@ def compute_table(result: RunResult) -> Table:
     return table
 
 
+MEMORY_COLUMNS = (*(f"{c}_bytes" for c in CATEGORIES), "untracked_bytes", "own_activation_bytes", "alone_peak_bytes")
+
+
 def memory_table(result: RunResult) -> Table:
-    """Per module: the peak while it was processed and what was live then (MiB)."""
-    table = titled_table(f"Modules: peak memory and what was live at it (MiB, {result.memory_backend})",
+    """Per module: the peak while it was processed and what was live then (KiB or MiB, ``cells.unit``)."""
+    name, scale = unit([(m.memory or {}).get(k) for m in result.modules for k in ("peak_bytes", *MEMORY_COLUMNS)])
+    table = titled_table(f"Modules: peak memory and what was live at it ({name}, {result.memory_backend})",
                    ["#", "module", "peak", "in phase", *CATEGORIES, "untracked", "own activations", "alone"])
     for m in result.modules:
         mem = m.memory or {}
-        table.add_row(str(m.index), m.name, mib(mem.get("peak_bytes")), mem.get("peak_phase", "-"),
-                      *(mib(mem.get(f"{c}_bytes")) for c in CATEGORIES), mib(mem.get("untracked_bytes")),
-                      mib(mem.get("own_activation_bytes")), mib(mem.get("alone_peak_bytes")))
+        table.add_row(str(m.index), m.name, in_unit(mem.get("peak_bytes"), scale), mem.get("peak_phase", "-"),
+                      *(in_unit(mem.get(k), scale) for k in MEMORY_COLUMNS))
     return table
 
 
 def resident_table(result: RunResult) -> Table:
-    """Per module: what its encoder part and its loss head keep resident (MiB; gradients while a step runs)."""
+    """Per module: what its encoder part and its loss head keep resident (KiB or MiB; gradients while a step
+    runs)."""
+    keys = [f"{part}_{kind}_bytes" for part in PARTS for kind in KINDS]
+    name, scale = unit([(m.memory or {}).get(k) for m in result.modules for k in keys])
     columns = [f"{part} {short}" for part in ("enc", "head") for short in ("par", "grad", "opt")]
-    table = titled_table("Resident per module, encoder vs loss head (MiB)", ["#", "module", *columns])
+    table = titled_table(f"Resident per module, encoder vs loss head ({name})", ["#", "module", *columns])
     for m in result.modules:
         mem = m.memory or {}
-        table.add_row(str(m.index), m.name,
-                      *(mib(mem.get(f"{part}_{kind}_bytes")) for part in PARTS for kind in KINDS))
+        table.add_row(str(m.index), m.name, *(in_unit(mem.get(k), scale) for k in keys))
     return table
 
 
