@@ -42,12 +42,16 @@ def overview(entries: list[Entry], sweeps: list[dict]) -> Section:
     """Every run side by side, failures, the largest batches, and the plots over depth."""
     section = Section("All runs", notes=[sweep_note(s) for s in sweeps])
     section.tables = overview_tables(entries)
-    if any(e.doc for e in entries):
+    if len(plots.depths(entries)) > 1:
         section.figures = [Figure("memory-vs-depth", "step peak memory vs depth", plots.memory_vs_depth(entries)),
                            Figure("time-vs-depth", "step time vs depth", plots.time_vs_depth(entries))]
-        timeline = plots.rank_timeline(entries, labels(entries))
-        if timeline is not None:
-            section.figures.append(Figure("rank-timeline", "per-rank step: compute, transfer and waiting", timeline))
+    else:  # one depth: the trade-off between the rows, not single columns of dots
+        found = ((f"memory-vs-time-{i}", f"{g.name}: step peak memory vs step time", plots.memory_vs_time(g))
+                 for i, g in enumerate(groups(entries), 1))
+        section.figures = [Figure(name, caption, data) for name, caption, data in found if data is not None]
+    timeline = plots.rank_timeline(entries, labels(entries))
+    if timeline is not None:
+        section.figures.append(Figure("rank-timeline", "per-rank step: compute, transfer and waiting", timeline))
     return section
 
 

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from gimbench.profiling.tracker import CATEGORIES  # noqa: E402
 from gimbench.report.collect import Entry  # noqa: E402
 from gimbench.report.groups import Setting, Spread, series  # noqa: E402
+from gimbench.report.noise import time_spread  # noqa: E402
 
 MIB = 2**20
 
@@ -112,6 +113,36 @@ def time_vs_depth(entries: list[Entry]) -> bytes:
                        [("", lambda d: d["step"].get("time_ms"), "-")])
 
 
+def depths(entries: list[Entry]) -> set:
+    """The depths the completed runs were measured at: plots over depth need two."""
+    return {e.config.get("depth") for e in entries if e.doc}
+
+
+def memory_vs_time(group: Setting) -> bytes | None:
+    """The trade-off of one setting: each method's step peak against its median step time, labelled, the time's
+    spread as a bar (the IQR of the timed steps, or the range of the repeats' medians where wider) and the
+    peak's range over repeats; ``None`` where no method has both figures."""
+    points = [(c, c.spread(lambda d: _in_mib(d["step"].get("peak_memory_bytes"))),
+               c.spread(lambda d: d["step"].get("time_ms"))) for c in group.cells]
+    points = [(c, mem, ms) for c, mem, ms in points if mem and ms]
+    if not points:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (cell, mem, ms) in enumerate(points):
+        half = max(ms.mean * (time_spread(cell) or 0.0) / 2, (ms.high - ms.low) / 2)
+        ax.errorbar(ms.mean, mem.mean, xerr=half, yerr=[[mem.mean - mem.low], [mem.high - mem.mean]], marker="o",
+                    capsize=3, color=colour(cell.method))
+        # labels alternate above and below their point, so neighbours at one peak do not overprint
+        ax.annotate(cell.method, (ms.mean, mem.mean), textcoords="offset points", xytext=(5, 6 if i % 2 else -12),
+                    fontsize=8, color=colour(cell.method))
+    ax.set(title=f"{group.name}: step peak memory vs step time (bars: time IQR, peak range over repeats)",
+           xlabel="median step time of the timed steps (ms)", ylabel="step peak memory (MiB)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    return png(figure)
+
+
 def _in_mib(value: int | None) -> float | None:
     return None if value is None else value / MIB
 
@@ -185,9 +216,9 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def accuracy_vs_memory(entries: list[Entry]) -> bytes | None:
     """Last-module probe accuracy (first task) against step peak memory per run, Pareto front drawn; runs
-    without probes as ticks on the memory axis; ``None`` without a step peak."""
+    without probes as ticks on the memory axis; ``None`` without a step peak or without any probe."""
     done = [e for e in entries if e.doc and e.doc["step"].get("peak_memory_bytes")]
-    if not done:
+    if not any(e.doc.get("probe") for e in done):
         return None
     task = next((t for e in done for t in e.doc.get("probe") or {}), None)
     figure, ax = plt.subplots(figsize=(7, 4.2))
@@ -203,7 +234,7 @@ def accuracy_vs_memory(entries: list[Entry]) -> bytes | None:
         front = pareto(probed)
         ax.step([m for m, _ in front], [a for _, a in front], where="post", color="black", alpha=0.5,
                 linestyle=":", label="Pareto front")
-    ax.set(title=f"Probe accuracy ({task or 'no probe ran'}, last module) vs step peak memory",
+    ax.set(title=f"Probe accuracy ({task}, last module) vs step peak memory",
            xlabel="step peak memory (MiB)", ylabel="test accuracy %")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
