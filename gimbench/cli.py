@@ -53,8 +53,8 @@ from gimbench.runs.stopping import SIGNALS as STOP_SIGNALS
 from gimbench.runs.stopping import ended_by
 from gimbench.runs.table import build_table, not_for_table
 from gimbench.strategies import STRATEGIES
-from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import VARIED as SET_BY_COMPARE
+from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import refused as refused_by_compare
 from gimbench.sweep.grid import Configuration, accept_lists, configurations, validate
 from gimbench.sweep.progress import SweepProgress

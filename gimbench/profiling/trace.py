@@ -1,5 +1,6 @@
 """``gimbench run --trace``: one training step as a Chrome/Perfetto trace with a track of per-module phases,
-and on CUDA a memory snapshot that PyTorch's memory_viz (https://pytorch.org/memory_viz) opens.
+a counter track of the step's allocated memory (every device), and on CUDA a memory snapshot that PyTorch's
+memory_viz (https://pytorch.org/memory_viz) opens.
 
 The traced step is the last warm-up step: never measured, so the profiler's overhead changes no reported
 figure. torch.profiler records the operators and exports the trace; this meter adds one event per
@@ -59,7 +60,7 @@ class TraceMeter(IntervalMeter):
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.cuda else [])
         if self.cuda:
             torch.cuda.memory._record_memory_history(max_entries=100_000)
-        with profile(activities=activities) as prof:
+        with profile(activities=activities, profile_memory=True) as prof:
             yield
         trace = self.folder / TRACE
         prof.export_chrome_trace(str(trace))
@@ -93,8 +94,24 @@ class TraceMeter(IntervalMeter):
 
     def _add_phases(self, path: Path) -> None:
         doc = json.loads(path.read_text())
-        doc["traceEvents"] = doc.get("traceEvents", []) + self.phase_events(doc.get("baseTimeNanoseconds", 0))
+        events = doc.get("traceEvents", [])
+        doc["traceEvents"] = events + self.phase_events(doc.get("baseTimeNanoseconds", 0)) + memory_counters(events)
         path.write_text(json.dumps(doc))
+
+
+def memory_counters(events: list[dict]) -> list[dict]:
+    """The step's memory over time as a counter track (``"ph": "C"``, one per device type), drawn by Perfetto and
+    chrome://tracing as a filled graph above the operators: the profiler's ``[memory]`` instant events (one per
+    allocation and free, ``profile_memory=True``), each giving the bytes allocated since the trace began."""
+    counters = []
+    for e in events:
+        args = e.get("args") or {}
+        if e.get("name") == "[memory]" and "Total Allocated" in args:
+            device = "cuda" if args.get("Device Type") == 1 else "cpu"
+            counters.append({"ph": "C", "cat": "gimbench", "name": f"gimbench memory allocated ({device})",
+                             "pid": e.get("pid", os.getpid()), "ts": e["ts"],
+                             "args": {"bytes": args["Total Allocated"]}})
+    return counters
 
 
 def trace_meter(kinds: list[str], folder: Path, names: list[str], device: torch.device) -> TraceMeter | None:

@@ -116,7 +116,8 @@ def not_a_folder(path: Path) -> str:
         return f"{path} does not exist (give run folders or sweep folders)"
     parent = path.absolute().parent
     if (parent / "results.json").is_file() or (parent / "sweep.json").is_file():
-        return f"{path} is a file of the run or sweep folder {path.parent}: give the folder, gimbench report {path.parent}"
+        return f"{path} is a file of the run or sweep folder {path.parent}: give the folder, gimbench report " \
+               f"{path.parent}"
     return f"{path} is not a folder (give run folders or sweep folders)"
 
 
