@@ -189,6 +189,9 @@ def test_trace_writes_a_chrome_trace_with_one_event_per_module_phase(tmp_path):
     assert sorted(phases) == sorted({(k, p) for k in (0, 1) for p in ("forward", "backward", "optimizer")}
                                     | {(1, "loss")})
     assert all(e["ph"] == "X" and e["dur"] >= 0 for e in trace["traceEvents"] if e.get("cat") == "gimbench")
+    memory = [e for e in trace["traceEvents"] if e.get("cat") == "gimbench memory"]  # the step's memory track
+    assert memory and all(e["ph"] == "C" and e["args"]["bytes"] >= 0 for e in memory)
+    assert max(e["args"]["bytes"] for e in memory) > 0
     # On the CPU (run_cli's --device cpu) the memory_viz snapshot is skipped, and says so; on CUDA it is
     # test_trace_cuda_snapshot_loads_with_pytorchs_reader's (and benchmarks/gpu_check.py's) to check.
     assert doc["environment"]["device"] == "cpu" and not (folder / "memory_snapshot.pickle").exists()

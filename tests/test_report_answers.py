@@ -144,7 +144,7 @@ def test_the_trace_gets_a_memory_counter_track():
     events = [{"name": "[memory]", "ph": "i", "pid": 1, "ts": 5.0, "args": {"Total Allocated": 4096,
                                                                            "Device Type": 0}},
               {"name": "aten::mm", "ph": "X", "pid": 1, "ts": 6.0, "dur": 1.0}]
-    assert memory_counters(events) == [{"ph": "C", "cat": "gimbench", "name": "gimbench memory allocated (cpu)",
+    assert memory_counters(events) == [{"ph": "C", "cat": "gimbench memory", "name": "gimbench memory allocated (cpu)",
                                         "pid": 1, "ts": 5.0, "args": {"bytes": 4096}}]
 
 

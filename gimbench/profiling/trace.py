@@ -108,7 +108,7 @@ def memory_counters(events: list[dict]) -> list[dict]:
         args = e.get("args") or {}
         if e.get("name") == "[memory]" and "Total Allocated" in args:
             device = "cuda" if args.get("Device Type") == 1 else "cpu"
-            counters.append({"ph": "C", "cat": "gimbench", "name": f"gimbench memory allocated ({device})",
+            counters.append({"ph": "C", "cat": "gimbench memory", "name": f"gimbench memory allocated ({device})",
                              "pid": e.get("pid", os.getpid()), "ts": e["ts"],
                              "args": {"bytes": args["Total Allocated"]}})
     return counters
