@@ -83,9 +83,9 @@ def test_report_of_a_sweep_shows_every_configurations_figures(sweep, tmp_path, c
         module_peaks = [f"{m['memory']['peak_bytes'] / MIB:.1f}" for m in results["modules"]]
         memory_tables = [t for t in tables if t["caption"].startswith("Modules: peak memory")]
         assert any([r[2] for r in t["rows"][1:]] == module_peaks for t in memory_tables)
-    # memory and time vs depth, accuracy vs memory; per setting (depth 1, depth 2) the module bars, the memory
-    # timelines and the utilisation bars of both methods
-    assert len(images) == 3 + 2 + 2 + 2
+    # memory and time vs depth (no accuracy vs memory: no run has a probe); per setting (depth 1, depth 2) the
+    # module bars, the memory timelines and the utilisation bars of both methods
+    assert len(images) == 2 + 2 + 2 + 2
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [r["results"]["step"]["peak_memory_bytes"] for r in report["runs"]] == [
         r["peak_memory_bytes"] for r in sweep_doc["runs"]]

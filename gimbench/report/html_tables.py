@@ -32,17 +32,18 @@ def _row(entry: Entry, tasks: list[str]) -> list[str]:
             *(f"{100 * probe[t]['per_module'][-1]:.1f}%" if t in probe else "-" for t in tasks)]
 
 
-def comparison_table(entries: list[Entry]) -> Table:
+def comparison_table(entries: list[Entry], *, short: bool = False) -> Table:
     """Per run: status, depth, batch, step time (median, IQR), throughput, utilisation (the step's achieved FLOP/s
     as a share of the device's reference rate), step peak, floor, their ratio, last-module probe accuracy per
-    task, and the run folder."""
+    task, and the run folder (with ``short``, for a terminal: relative to the folder the runs share, named in
+    the title, so that no path need fold)."""
     tasks = _probe_tasks(entries)
     table = titled_table("Runs side by side (step time in ms: median and IQR of the timed steps, ! where the IQR is "
                          "too wide to rank the run; util: share of the device's reference FLOP/s; memory in MiB)",
                          ["#", "run", "status", "depth", "batch", "step ms", "IQR", "samples/s", "util", "peak",
                           "floor", "peak/floor", *(f"probe {t} (last)" for t in tasks), "folder"])
     table.columns[1].justify = "left"
-    common, folders = short_folders(entries)
+    common, folders = short_folders(entries) if short else (None, [str(e.folder) for e in entries])
     if common:
         table.title = f"{table.title}; folders under {common}"
     table.columns[-1].no_wrap = True  # a path is never broken mid-word: the table splits instead (``Fitted``)
@@ -119,9 +120,10 @@ def distributed_table(entries: list[Entry]) -> Table | None:
                         for e, label in named if e.doc and e.doc.get("distributed")])
 
 
-def overview_tables(entries: list[Entry]) -> list[tuple[str, Table]]:
-    """(name, table) for the comparison, the failures and the largest batches, where there are any."""
-    tables = [("comparison", comparison_table(entries)), ("failures", failures_table(entries)),
+def overview_tables(entries: list[Entry], *, short: bool = False) -> list[tuple[str, Table]]:
+    """(name, table) for the comparison (``short``: its folders relative to theirs, for a terminal), the failures,
+    the unfinished runs, the largest batches and the ranks, where there are any."""
+    tables = [("comparison", comparison_table(entries, short=short)), ("failures", failures_table(entries)),
               ("unfinished", unfinished_table(entries)),
               ("max-batch", max_batch_table(entries)), ("ranks", distributed_table(entries))]
     return [(name, t) for name, t in tables if t is not None]
@@ -159,4 +161,5 @@ def answer_tables(entries: list[Entry]) -> list[tuple[str, Table, str | None]]:
 def side_by_side(entries: list[Entry], sweeps: list[dict]) -> Group:
     """What ``gimbench report`` prints: the verdict per setting, a line per sweep, then the overview tables."""
     answer = [part for _, t, line in answer_tables(entries) for part in (Fitted(t), *([Text(line)] if line else []))]
-    return Group(*answer, *(Text(sweep_note(s)) for s in sweeps), *(Fitted(t, 2) for _, t in overview_tables(entries)))
+    overview = (Fitted(t, 2) for _, t in overview_tables(entries, short=True))
+    return Group(*answer, *(Text(sweep_note(s)) for s in sweeps), *overview)
