@@ -29,6 +29,7 @@ def in_unit(value: int | None, scale: float) -> str:
 
 
 TEXT_COLUMNS = ("module", "run", "method", "setting", "runs", "device", "memory backend", "folder", "error", "log",
+                "status", "continue with",
                 "batch sizes tried", "backend", "in phase", "grad")
 
 

@@ -76,6 +76,7 @@ def failures_table(entries: list[Entry]) -> Table | None:
     if not failed:
         return None
     table = titled_table("Failed runs", ["run", "exit code", "error", "log"])
+    table.columns[-1].no_wrap = True  # a path is never broken mid-word: the table splits instead (``Fitted``)
     for entry, label in failed:
         table.add_row(label, str(entry.record["exit_code"]), entry.record["error"] or entry.record["status"],
                       str(entry.folder.parent.parent / entry.record["log"]))

@@ -82,7 +82,7 @@ def render(title: str, sections: list[Section]) -> str:
     body = []
     for s in sections:
         body.append(f"<h2>{html.escape(s.heading)}</h2>")
-        body += [f'<p class="note">{html.escape(n)}</p>' for n in s.notes]
+        body += [f'<p class="note">{html.escape(line)}</p>' for n in s.notes for line in n.splitlines()]
         body += [html_table(t) for _, t in s.tables]
         body += [html_figure(f) for f in s.figures]
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

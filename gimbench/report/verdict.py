@@ -161,8 +161,9 @@ def why_more(gim: Cell, base: Cell) -> str:
 
 
 def sentence(group: Setting) -> str:
-    """The setting's answer: the least memory, what GIM does against cpc, and which rows are too noisy to rank."""
-    return " ".join(line for line in (least_memory(group), gim_answer(group), noise_note(group.cells)) if line)
+    """The setting's answer, a line each: the least memory, what GIM does against cpc, and which rows are too
+    noisy to rank."""
+    return "\n".join(line for line in (least_memory(group), gim_answer(group), noise_note(group.cells)) if line)
 
 
 def repeats_table(found: list[Setting]) -> Table | None:
