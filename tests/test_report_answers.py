@@ -104,9 +104,10 @@ def test_one_depth_draws_the_labelled_trade_off_and_no_plot_without_data():
     assert plots.accuracy_vs_memory(comparison(doc("cpc", 4.0, 10, probe=True)))[:4] == b"\x89PNG"
 
 
-def interrupted(options: dict) -> Entry:
-    """A sweep's row stopped by a signal: no results, its record's given options (``None``/``auto`` unresolved)."""
-    record = {"status": "interrupted", "options": RunConfig().to_dict() | options, "exit_code": 130, "error": None,
+def interrupted(options: dict, status: str = "interrupted") -> Entry:
+    """A sweep's row stopped by a signal (or still running): no results, its record's given options
+    (``None``/``auto`` unresolved)."""
+    record = {"status": status, "options": RunConfig().to_dict() | options, "exit_code": 130, "error": None,
               "log": "logs/004.log", "steps_completed": 7, "resume_command": "gimbench run --resume /c/runs/004"}
     return Entry(Path("/c/runs/004-cpc-accumulate4"), None, record)
 
@@ -122,6 +123,8 @@ def test_an_interrupted_row_has_an_honest_label_and_heading():
     out = io.StringIO()
     Console(file=out, width=80).print(side_by_side(entries, []))
     assert "Failed runs" not in out.getvalue() and "Runs not finished" in out.getvalue()
+    running = interrupted({"model": "gim"}, status="running")
+    assert failures_table([running]) is None and cells(unfinished_table([running]))[1][1] == "running"
 
 
 def test_at_80_columns_nothing_is_cut_mid_word():
