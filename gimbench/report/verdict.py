@@ -81,13 +81,20 @@ def verdict_table(group: Setting) -> Table:
     return table
 
 
-def where_peak(cell: Cell) -> str:
-    """The module (and phase) holding the highest module peak of the cell's first run."""
+def peak_place(cell: Cell) -> str:
+    """``module 1 conv2 (backward)``: the module (and phase) holding the highest module peak of the cell's first
+    run; empty without module peaks."""
     rows = [m for m in cell.runs[0].doc["modules"] if (m.get("memory") or {}).get("peak_bytes")]
     if not rows:
         return ""
     top = max(rows, key=lambda m: m["memory"]["peak_bytes"])
-    return f"; its peak sits at module {top['index']} {top['name']} ({top['memory'].get('peak_phase', '?')})"
+    return f"module {top['index']} {top['name']} ({top['memory'].get('peak_phase', '?')})"
+
+
+def where_peak(cell: Cell) -> str:
+    """``; its peak sits at module 1 conv2 (backward)``, or nothing without module peaks."""
+    place = peak_place(cell)
+    return f"; its peak sits at {place}" if place else ""
 
 
 def least_memory(group: Setting) -> str:
@@ -113,11 +120,11 @@ def least_memory(group: Setting) -> str:
 
 
 def gim_answer(group: Setting) -> str | None:
-    """The question the tool exists for: the greedy (GIM) row with the least peak against end-to-end cpc, its
-    saving and time cost, or that it saves nothing and why (``why_more``); ``None`` without both."""
+    """The question the tool exists for: the greedy (GIM) row with the least peak against plain end-to-end cpc,
+    its saving and time cost, or that it saves nothing and why (``why_more``); ``None`` without both."""
     base = group.baseline
     greedy = [c for c in group.cells if c.method.startswith("gim") and c.spread(peak)]
-    if base.method.startswith("gim") or not greedy or not base.spread(peak):
+    if base.method != "cpc" or not greedy or not base.spread(peak):
         return None
     best = min(greedy, key=lambda c: c.spread(peak).mean)
     times, mine, theirs = ratio(best, base, peak), best.spread(peak).mean, base.spread(peak).mean
@@ -151,8 +158,9 @@ def why_more(gim: Cell, base: Cell) -> str:
     if total > 0:
         top = max(grown, key=grown.get)
         if grown[top] >= total / 2:
+            place = peak_place(gim)
             words.append(f"{top} memory is {mine[top] / MIB:.1f} MiB at its peak against {theirs.get(top, 0) / MIB:.1f}"
-                         f" MiB at {base.method}'s{where_peak(gim).replace('; its peak sits', ',')}")
+                         f" MiB at {base.method}'s{f', at {place}' if place else ''}")
     heads, encoder = _resident(gim, "head"), _resident(gim, "encoder")
     if heads > encoder:
         words.append(f"its per-module loss heads keep {heads / MIB:.2f} MiB resident against the encoder's "
