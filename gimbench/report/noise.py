@@ -68,4 +68,4 @@ def noise_note(cells: list[Cell]) -> str | None:
     names = ", ".join(f"{c.method} ({percent(time_spread(c))[:-1]})" for c in loud)
     return (f"Too noisy to rank by time: {names}: their step times spread (IQR, or range over repeats) more "
             f"than {100 * NOISY:.0f}% of the median; time ratios touching them are marked ~ and rounded to "
-            "what the spread supports. Rerun on a quiet machine or with gimbench compare --rounds 2.")
+            "what the spread supports. Rerun on a quiet machine, or with more rounds (gimbench compare --rounds N).")

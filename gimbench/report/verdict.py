@@ -179,8 +179,8 @@ def repeats_table(found: list[Setting]) -> Table | None:
     rows = [(g, c) for g in found for c in g.cells if len(c.runs) > 1]
     if not rows:
         return None
-    table = titled_table("Repeats (seeds): mean ±95% interval (min-max)", ["setting", "method", "runs", "peak MiB",
-                                                                       "step ms"])
+    table = titled_table("Repeats (seeds, or compare --rounds): mean ±95% interval (min-max)",
+                         ["setting", "method", "runs", "peak MiB", "step ms"])
     for group, cell in rows:
         table.add_row(group.name, cell.method, str(len(cell.runs)), _spread(cell.spread(peak), MIB),
                       _spread(cell.spread(step_ms)))
