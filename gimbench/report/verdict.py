@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from gimbench.profiling.resident import KINDS
 from gimbench.report.cells import titled_table
 from gimbench.report.collect import Entry
 from gimbench.report.groups import Cell, Setting, Spread, groups
@@ -144,7 +145,7 @@ def _resident(cell: Cell, part: str) -> int:
     """Bytes the ``part`` (``encoder`` or ``head``) of every module keeps resident: parameters, gradients and
     optimizer state (first run)."""
     return sum((m.get("memory") or {}).get(f"{part}_{kind}_bytes") or 0 for m in cell.runs[0].doc["modules"]
-               for kind in ("parameter", "gradient", "optimizer"))
+               for kind in KINDS)
 
 
 def why_more(gim: Cell, base: Cell) -> str:
