@@ -13,7 +13,7 @@ import pytest
 from gimbench.cli import main
 from gimbench.config import RunConfig
 from gimbench.report.collect import collect
-from gimbench.report.headline import BEGIN, END, Headline, ratio_text, settings
+from gimbench.report.headline import BEGIN, END, Headline, ratio_text, settings, table
 from gimbench.report.headline_plot import figure, save
 
 MIB = 2**20
@@ -123,9 +123,17 @@ def test_several_batch_sizes_draw_lines_over_the_batch_and_the_file_does_not_cha
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
 
 
-def test_time_ratios_keep_only_the_decimals_their_spread_supports():
-    assert ratio_text(1.2345) == "1.23" and ratio_text(1.2345, 0.01) == "1.23"
-    assert ratio_text(1.2345, 0.1) == "1.2" and ratio_text(3.3, 0.5) == "3" and ratio_text(None) == ""
+@pytest.mark.parametrize(("iqr", "shown"), [(4.0, "1.30"), (60.0, "1.3")])
+def test_time_ratios_keep_only_the_decimals_their_spread_supports(tmp_path, iqr, shown):
+    # 130 ms over cpc's 100 (IQR 2): half-spreads 2% and iqr/260 in quadrature, times 1.3, is the ratio's error:
+    # 0.024 at an IQR of 4 ms keeps two decimals, 0.30 at 60 ms one (the report's rule, gimbench.report.noise).
+    folder = comparison(tmp_path / "audio")
+    run = next((folder / "runs").glob("*-cpc-accumulate4")) / "results.json"
+    doc = json.loads(run.read_text())
+    doc["step"]["time_ms_iqr"] = iqr
+    run.write_text(json.dumps(doc))
+    assert table_rows(table(Headline(settings(collect([folder])[0]), [])))["cpc-accumulate4"][2] == shown
+    assert ratio_text(None) == ""
 
 
 def test_user_mistakes_are_one_line(tmp_path, capsys):

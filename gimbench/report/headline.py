@@ -9,7 +9,6 @@ so the picture and the numbers under it cannot drift apart. A row is a compariso
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from gimbench.config import ConfigError
 from gimbench.report.collect import Entry
 from gimbench.report.groups import SETTING, Cell, Setting, setting_key
+from gimbench.report.noise import ratio_decimals
 from gimbench.report.verdict import accuracy, peak, step_ms, tasks
 from gimbench.results.atomic import write_atomic
 
@@ -99,21 +99,12 @@ def ratio(cell: Cell, base: Cell, read) -> float | None:
     return None if a is None or b is None or not b.mean else a.mean / b.mean
 
 
-def time_spread(cell: Cell, base: Cell) -> float | None:
-    """The time ratio's relative uncertainty: each median's half IQR over the median, combined in quadrature."""
-    parts = [(c.spread(iqr), c.spread(step_ms)) for c in (cell, base)]
-    if any(q is None or m is None or not m.mean for q, m in parts):
-        return None
-    return math.hypot(*(q.mean / 2 / m.mean for q, m in parts))
-
-
-def ratio_text(value: float | None, spread: float | None = None) -> str:
-    """``0.41``; with the ratio's relative spread, only the decimals its uncertainty supports (an uncertainty of
-    0.03 keeps two, of 0.2 one, of 2 none)."""
+def ratio_text(value: float | None, cell: Cell | None = None, base: Cell | None = None) -> str:
+    """``0.41``: a ratio without its ``x`` (the column says it); given the two rows, only the decimals their
+    step times' spread supports (``gimbench.report.noise``, the report's rule)."""
     if value is None:
         return ""
-    digits = 2 if not spread else max(0, min(2, -math.floor(math.log10(spread * value))))
-    return f"{value:.{digits}f}"
+    return f"{value:.{2 if cell is None or base is None else ratio_decimals(value, cell, base)}f}"
 
 
 def mib_text(cell: Cell) -> str:
@@ -142,7 +133,7 @@ def cells(headline: Headline, setting: Setting, label: str) -> list[str]:
     """The row ``label``'s cells in ``setting``'s columns (empty where the setting has no such row)."""
     cell, base, source = row(setting, label), setting.baseline, headline.accuracy_of(setting)
     measured = [mib_text(cell), ratio_text(ratio(cell, base, peak)),
-                ratio_text(ratio(cell, base, step_ms), time_spread(cell, base))] if cell else ["", "", ""]
+                ratio_text(ratio(cell, base, step_ms), cell, base)] if cell else ["", "", ""]
     return measured + [accuracy_text(row(source, label), t) for t in (tasks(source) if source else [])]
 
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from gimbench.config import ConfigError  # noqa: E402
 from gimbench.report.groups import Cell, Setting  # noqa: E402
-from gimbench.report.headline import MIB, Headline, by_batch, iqr, ratio, ratio_text, row, time_spread  # noqa: E402
+from gimbench.report.headline import MIB, Headline, by_batch, iqr, ratio, ratio_text, row  # noqa: E402
 from gimbench.report.verdict import accuracy, peak, step_ms, tasks  # noqa: E402
 from gimbench.results.atomic import write_atomic  # noqa: E402
 
@@ -61,7 +61,7 @@ def time_panel(ax, setting: Setting, colour: dict) -> None:
     """Median step time over the baseline's; the bar's whisker spans the row's IQR (over the same median)."""
     base = setting.baseline
     values = [ratio(c, base, step_ms) for c in setting.cells]
-    texts = [ratio_text(v, time_spread(c, base)) for c, v in zip(setting.cells, values, strict=True)]
+    texts = [ratio_text(v, c, base) for c, v in zip(setting.cells, values, strict=True)]
     whiskers = [_whisker(c, base) if v else 0.0 for c, v in zip(setting.cells, values, strict=True)]
     _bars(ax, setting, values, texts, colour, whiskers)
     ax.axvline(1, color="black", linestyle="--", linewidth=0.8)

@@ -45,14 +45,19 @@ def noisy(cell: Cell) -> bool:
     return spread is not None and spread > NOISY
 
 
-def ratio_text(value: float, cell: Cell, base: Cell) -> str:
-    """``value`` (a time or rate ratio of ``cell`` to ``base``) with the decimals the two rows' spreads
-    support (two at most), ``~`` before it where either row is too noisy to rank."""
+def ratio_decimals(value: float, cell: Cell, base: Cell) -> int:
+    """The decimals (two at most) that ``value``, a time or rate ratio of ``cell`` to ``base``, deserves: its
+    uncertainty is the two rows' half-spreads combined in quadrature."""
     halves = [(time_spread(c) or 0.0) / 2 for c in (cell, base)]
     error = value * math.hypot(*halves)
-    decimals = 2 if error <= 0 else max(0, min(2, math.ceil(-math.log10(error))))
+    return 2 if error <= 0 else max(0, min(2, math.ceil(-math.log10(error))))
+
+
+def ratio_text(value: float, cell: Cell, base: Cell) -> str:
+    """``value`` (a time or rate ratio of ``cell`` to ``base``) with the decimals the two rows' spreads
+    support, ``~`` before it where either row is too noisy to rank."""
     mark = "~" if noisy(cell) or noisy(base) else ""
-    return f"{mark}{value:.{decimals}f}x"
+    return f"{mark}{value:.{ratio_decimals(value, cell, base)}f}x"
 
 
 def percent(spread: float | None) -> str:
