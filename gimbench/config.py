@@ -32,6 +32,7 @@ from gimbench.models import (
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.strategies import STRATEGIES, MethodSpec
 from gimbench.strategies.local_heads import LOCAL_HEADS
+from gimbench.strategies.precision import OPTIMIZERS, PRECISIONS
 
 __all__ = ["ConfigError", "RunConfig", "module_count", "one_line", "parse_size", "recorded_config", "resolve"]
 DEVICES = ("auto", "cpu", "cuda")
@@ -129,8 +130,8 @@ class RunConfig:
     memory_steps: int = option(2, "profiling", "memory-tracked steps per module, each after the module has trained "
                                "once; slow, never timed")
     batch_size: int | None = option(None, "model", "examples per step", note="the preset's")
-    lr: float | None = option(None, "model", "Adam learning rate", note="the preset's: paper 2e-4 as in the "
-                              "reference, tiny 1e-3")
+    lr: float | None = option(None, "model", "learning rate", note="the preset's for the --optimizer: adam and "
+                              "adamw paper 2e-4 as in the reference, tiny 1e-3; sgd paper 1e-2, tiny 5e-2")
     seed: int = option(0, "model", "seed for initialisation and sampling")
     device: str = option("auto", "model", "where to train", choices=DEVICES, note="cuda if available")
     data: str = option("synthetic", "data", "dataset", choices=lambda: sorted(DATASETS),
@@ -183,6 +184,11 @@ class RunConfig:
     local_head: str = option("linear", "method", "methods trained on labels: their classifier heads, linear = a "
                              "linear layer on pooled features, dgl = DGL's auxiliary net (1x1 convs, 2x2 pooling, "
                              "3-layer MLP; image feature maps only); docs/models.md", choices=LOCAL_HEADS)
+    precision: str = option("fp32", "method", "arithmetic of each module's forward and loss: bf16/fp16 under "
+                            "torch.autocast, parameters, gradients and optimizer state in fp32; fp16 with a "
+                            "gradient scaler, CUDA only; docs/precision.md", choices=PRECISIONS)
+    optimizer: str = option("adam", "method", "each module's optimizer: adam and adamw keep two moment buffers "
+                            "per parameter, sgd (momentum 0.9) one; docs/precision.md", choices=OPTIMIZERS)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every field."""
@@ -469,6 +475,22 @@ def _modules(cfg: RunConfig, depth: int) -> int | None:
     return modules
 
 
+def preset_lr(sizes: AudioSpec | VisionSpec, optimizer: str) -> float:
+    """The preset's learning rate for ``--optimizer``: the reference's Adam rate for adam and adamw, SGD's own."""
+    return sizes.sgd_lr if optimizer == "sgd" else sizes.lr
+
+
+def _check_precision(cfg: RunConfig, spec: MethodSpec) -> None:
+    """fp16 needs CUDA's gradient scaler; the variants spread over processes send float32 activations."""
+    if cfg.precision == "fp16" and cfg.device != "cuda":
+        raise ConfigError(f"--precision fp16 needs CUDA (its gradient scaler); on --device {cfg.device} use "
+                          "--precision bf16 or fp32")
+    if cfg.precision != "fp32" and spec.spreads:
+        method = STRATEGIES[cfg.model]
+        raise ConfigError(f"--precision {cfg.precision}: {flag(method.choice)} {getattr(cfg, method.choice)} "
+                          "passes float32 activations between processes; use --precision fp32")
+
+
 def module_count(cfg: RunConfig) -> int:
     """The number of modules of a resolved config: ``--modules``, or one per layer of ``--depth``."""
     return cfg.modules or cfg.depth
@@ -531,8 +553,9 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
     resolved = dataclasses.replace(cfg, network=network, device=device, preset=preset, depth=depth, context=context,
-                                   steps=steps, batch_size=batch_size, lr=cfg.lr or sizes.lr,
+                                   steps=steps, batch_size=batch_size, lr=cfg.lr or preset_lr(sizes, cfg.optimizer),
                                    micro_batches=micro_batches, modules=modules, nproc=world_size)
     _check_batch_memory(resolved, sizes, preset, device, world_size, network == PAPER_NETWORKS[cfg.modality])
+    _check_precision(resolved, spec)
     spec.check(resolved, world_size)
     return resolved

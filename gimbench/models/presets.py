@@ -16,7 +16,8 @@ class AudioSpec:
     negatives: int = 10
     window: int | None = 128  # subsampled context window; None predicts from every position
     batch_size: int = 8
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam's and AdamW's
+    sgd_lr: float = 1e-2  # SGD with momentum 0.9 (docs/precision.md)
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,15 @@ class VisionSpec:
     negatives: int = 16
     pixelcnn_layers: int = 4
     batch_size: int = 32
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam's and AdamW's
+    sgd_lr: float = 1e-2  # SGD with momentum 0.9 (docs/precision.md)
 
 
 PRESETS: dict[str, dict[str, AudioSpec | VisionSpec]] = {
     "paper": {"audio": AudioSpec(), "vision": VisionSpec()},
     "tiny": {
         # A narrow network learns visibly in a few hundred CPU steps only at a higher rate.
-        "audio": AudioSpec(channels=32, hidden=32, crop_samples=5120, batch_size=8, lr=1e-3),
-        "vision": VisionSpec(stem=8, widths=(8, 16, 32), batch_size=8, lr=1e-3),
+        "audio": AudioSpec(channels=32, hidden=32, crop_samples=5120, batch_size=8, lr=1e-3, sgd_lr=5e-2),
+        "vision": VisionSpec(stem=8, widths=(8, 16, 32), batch_size=8, lr=1e-3, sgd_lr=5e-2),
     },
 }

@@ -17,20 +17,24 @@ from gimbench.profiling.layer_costs import layer_costs
 from gimbench.strategies import MethodSpec
 from gimbench.strategies.base import train_module
 from gimbench.strategies.heads import build_network
+from gimbench.strategies.precision import Precision, make_optimizer
 from gimbench.strategies.split import balanced_layers
 
 
 def measured_layer_costs(cfg: RunConfig, spec: MethodSpec, classes: int, x: torch.Tensor,
                          labels: torch.Tensor | None, device: torch.device) -> tuple[list[int], list[int]]:
     """(kept, peak) bytes of each layer of ``cfg.depth`` trained as its own module on batch ``x`` (dense local
-    gradients), on a network built for the measurement alone."""
+    gradients; the run's optimizer and precision), on a network built for the measurement alone."""
     network = build_network(network=cfg.network, preset=cfg.preset, depth=cfg.depth,
                             heads_on=list(range(cfg.depth)), context=cfg.context,
                             classes=classes if spec.needs_labels else 0, local_head=cfg.local_head).to(device)
-    optimizers = [torch.optim.Adam(network.owned_parameters(k), lr=cfg.lr) for k in range(cfg.depth)]
+    optimizers = [make_optimizer(cfg.optimizer, list(network.owned_parameters(k)), cfg.lr) for k in range(cfg.depth)]
+    precision = Precision(cfg.precision, device.type)
 
     def train(k: int, h: torch.Tensor, meter) -> torch.Tensor:
-        return train_module(network, k, h, optimizers[k], meter, labels)[0]
+        h = train_module(network, k, h, optimizers[k], meter, labels, precision=precision)[0]
+        precision.update()
+        return h
 
     return layer_costs(network, optimizers, train, x, device)
 

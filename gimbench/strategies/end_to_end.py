@@ -61,7 +61,8 @@ class EndToEnd(Strategy):
                                                                                           strict=True)]
         for k, optimizer in enumerate(optimizers):
             with meter.phase(k, "optimizer"):
-                optimizer_step(optimizer)
+                optimizer_step(optimizer, self.precision)
+        self.precision.update()
         loss = losses[0] if parts == 1 else torch.stack(losses).mean()
         return [None] * (len(network) - 1) + [loss]
 
@@ -76,16 +77,16 @@ class EndToEnd(Strategy):
     ) -> torch.Tensor:
         """Forward, top loss and backward of one (micro-)batch, its loss weighted 1/``parts``; returns the
         detached loss."""
-        top = len(network) - 1
+        top, cast = len(network) - 1, self.precision.cast
         h = x
         for k, module in enumerate(network.encoder):
             h_in = h
-            with meter.phase(k, "forward"):
+            with meter.phase(k, "forward"), cast():
                 h = self.forward(module, h)
-        with meter.phase(top, "loss"):
+        with meter.phase(top, "loss"), cast():
             loss = network.head(top)(h_in, h, labels)
         with meter.backward(network):
-            (loss / parts).backward()
+            self.precision.backward(loss / parts)
         return loss.detach()
 
 

@@ -24,14 +24,14 @@ class Frozen(Strategy):
         self, network: Network, optimizers: list, x: torch.Tensor, meter: Meter, step: int,
         labels: torch.Tensor | None = None,
     ) -> list[torch.Tensor | None]:
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.cast():
             for k, module in enumerate(network.encoder):
                 with meter.phase(k, "forward"):
                     x = module(x)
         return [None] * len(network)
 
     def train_alone(self, network: Network, k: int, h: torch.Tensor, optimizer, meter: Meter, labels=None) -> None:
-        with torch.no_grad(), meter.phase(k, "forward"):
+        with torch.no_grad(), meter.phase(k, "forward"), self.precision.cast():
             network.encoder[k](h)
 
 

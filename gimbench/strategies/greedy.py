@@ -31,8 +31,9 @@ class PerModule(Strategy):
         losses: list[torch.Tensor | None] = []
         h, modes = x, self.local_grads(network)
         for k in range(len(network)):
-            h, loss = train_module(network, k, h, optimizers[k], meter, labels, modes[k])
+            h, loss = train_module(network, k, h, optimizers[k], meter, labels, modes[k], self.precision)
             losses.append(loss)
+        self.precision.update()
         return losses
 
 
@@ -45,14 +46,15 @@ class Summed(Strategy):
         losses = []
         h, modes = x, self.local_grads(network)
         for k in range(len(network)):
-            z, loss = forward_loss(network, k, h, meter, labels, modes[k])
+            z, loss = forward_loss(network, k, h, meter, labels, modes[k], self.precision)
             losses.append(loss)
             h = z.detach()
         with meter.backward(network):
-            torch.stack(losses).sum().backward()
+            self.precision.backward(torch.stack(losses).sum())
         for k, optimizer in enumerate(optimizers):
             with meter.phase(k, "optimizer"):
-                optimizer_step(optimizer)
+                optimizer_step(optimizer, self.precision)
+        self.precision.update()
         return [loss.detach() for loss in losses]
 
 
@@ -70,9 +72,10 @@ class Sequential(Strategy):
         return (self.current(step, depth),)
 
     def state(self) -> dict:
-        return {"module": self.module, "schedule_steps": self.schedule_steps}
+        return super().state() | {"module": self.module, "schedule_steps": self.schedule_steps}
 
     def load_state(self, state: dict) -> None:
+        super().load_state(state)
         self.module, self.schedule_steps = int(state["module"]), int(state["schedule_steps"])
         if self.schedule_steps < 1:
             raise ValueError(f"schedule_steps must be positive, got {self.schedule_steps}")
@@ -83,11 +86,13 @@ class Sequential(Strategy):
     ) -> list[torch.Tensor | None]:
         k = self.module = self.current(step, len(network))
         h = x
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.cast():
             for i, module in enumerate(network.encoder[:k]):
                 with meter.phase(i, "forward"):
                     h = module(h)
-        _, loss = train_module(network, k, h, optimizers[k], meter, labels, self.local_grads(network)[k])
+        _, loss = train_module(network, k, h, optimizers[k], meter, labels, self.local_grads(network)[k],
+                               self.precision)
+        self.precision.update()
         return [None] * k + [loss] + [None] * (len(network) - k - 1)
 
 

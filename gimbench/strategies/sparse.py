@@ -28,6 +28,7 @@ from gimbench.models import Network
 from gimbench.models.audio import ConvModule
 from gimbench.models.receptive import receptive_fields
 from gimbench.profiling.meter import Meter
+from gimbench.strategies.precision import FP32, Precision
 
 
 def sparse_applies(network: Network, k: int) -> bool:
@@ -55,7 +56,7 @@ def conv_gradients(rows_grad: torch.Tensor, h: torch.Tensor, positions: torch.Te
     weight = rows_grad.new_zeros(out_channels, kernel * in_channels)  # (kernel, C_in) order: how patches come
     chunk = max(1, len(positions) * out_channels // (kernel * in_channels))
     for i in range(0, len(positions), chunk):
-        patches = receptive_fields(h, geometry, positions[i : i + chunk]).flatten(1)
+        patches = receptive_fields(h, geometry, positions[i : i + chunk]).flatten(1).to(weight.dtype)
         weight.addmm_(rows_grad[i : i + chunk].T, patches)
     return weight.view(out_channels, kernel, in_channels).transpose(1, 2).contiguous(), rows_grad.sum(0)
 
@@ -123,7 +124,7 @@ def sparse_loss(network: Network, k: int, h: torch.Tensor, z: torch.Tensor) -> t
     b, _, length = z.shape
     start, width, drawn = head.draw_reads(b, length, z.device)
     positions, index = torch.unique(read_positions(length, start, width, drawn), return_inverse=True)  # sorted
-    rows = z[positions // length, :, positions % length]  # (U, C): every row the loss reads
+    rows = z[positions // length, :, positions % length].float()  # (U, C): every row the loss reads
     window, picked = index[: b * width].view(b, width), index[b * width :].view(drawn.shape)
     weight = head.predictor.weight.detach()
     value, rows_grad, weight_grad = z.new_zeros(()), torch.zeros_like(rows), torch.zeros_like(weight)
@@ -140,10 +141,12 @@ def sparse_loss(network: Network, k: int, h: torch.Tensor, z: torch.Tensor) -> t
                            head.predictor.weight)
 
 
-def sparse_forward_loss(network: Network, k: int, h: torch.Tensor, meter: Meter) -> tuple[torch.Tensor, torch.Tensor]:
-    """Module k's output without autograd (the next module's input) and its local loss, whose graph reaches
-    module k's parameters through the rows the loss reads only."""
-    with meter.phase(k, "forward"), torch.no_grad():
+def sparse_forward_loss(network: Network, k: int, h: torch.Tensor, meter: Meter, precision: Precision = FP32
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Module k's output without autograd (the next module's input; at ``precision``) and its local loss, whose
+    graph reaches module k's parameters through the rows the loss reads only. The loss is computed by hand in
+    float32 on those rows, a few sequences at a time, at every precision."""
+    with meter.phase(k, "forward"), torch.no_grad(), precision.cast():
         z = network.encoder[k](h)
     with meter.phase(k, "loss"):
         loss = sparse_loss(network, k, h, z)
@@ -151,13 +154,15 @@ def sparse_forward_loss(network: Network, k: int, h: torch.Tensor, meter: Meter)
 
 
 def forward_loss(
-    network: Network, k: int, h: torch.Tensor, meter: Meter, labels: torch.Tensor | None, mode: str
+    network: Network, k: int, h: torch.Tensor, meter: Meter, labels: torch.Tensor | None, mode: str,
+    precision: Precision = FP32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Module k's forward and local loss, dense (the output carries the graph) or ``"sparse"`` (it does not)."""
+    """Module k's forward and local loss at ``precision``, dense (the output carries the graph) or ``"sparse"``
+    (it does not)."""
     if mode == "sparse":
-        return sparse_forward_loss(network, k, h, meter)
-    with meter.phase(k, "forward"):
+        return sparse_forward_loss(network, k, h, meter, precision)
+    with meter.phase(k, "forward"), precision.cast():
         z = network.encoder[k](h)
-    with meter.phase(k, "loss"):
+    with meter.phase(k, "loss"), precision.cast():
         loss = network.head(k)(h, z, labels)
     return z, loss
