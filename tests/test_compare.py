@@ -14,11 +14,16 @@ from gimbench.report.collect import Entry
 from gimbench.sweep.compare import configurations, rows
 
 
-def test_rows_are_the_savers_and_the_cuts_each_once():
+LIGHTER = ["cpc-bf16", "cpc-sgd", "gim-bf16", "gim-sgd"]
+
+
+def test_rows_are_the_savers_the_cuts_and_the_lighter_arithmetic_and_optimizer_each_once():
     assert [label for label, _ in rows(6)] == ["cpc", "cpc-checkpoint", "cpc-accumulate2", "cpc-accumulate4",
-                                              "gim-modules2", "gim-modules3", "gim-modules6"]
-    assert [label for label, _ in rows(3)][-2:] == ["gim-modules2", "gim-modules3"]
-    assert [label for label, _ in rows(1)][-1:] == ["gim-modules1"] and len(rows(1)) == 5
+                                              "gim-modules2", "gim-modules3", "gim-modules6", *LIGHTER]
+    assert [label for label, _ in rows(3)][-6:-4] == ["gim-modules2", "gim-modules3"]
+    assert [label for label, _ in rows(1)][-5:-4] == ["gim-modules1"] and len(rows(1)) == 9
+    assert dict(rows(1))["gim-sgd"] == {"model": "gim", "optimizer": "sgd"}
+    assert dict(rows(1))["cpc-bf16"] == {"model": "cpc", "precision": "bf16"}
 
 
 def test_every_row_shares_the_given_options_and_vision_the_same_head():
@@ -34,6 +39,7 @@ def test_every_row_shares_the_given_options_and_vision_the_same_head():
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--model", "gim"], "--model does not apply: gimbench compare sets it per row"),
+    (["--optimizer", "sgd"], "--optimizer does not apply"),
     (["--accumulate", "3", "--batch-size", "8"], "--accumulate does not apply"),
     (["--batch-size", "6"], "--accumulate 4 must divide the batch (--batch-size 6)"),
 ])
@@ -54,6 +60,8 @@ def test_report_labels_tell_the_rows_apart():
     assert label(model="gim", modules=2) == "gim per-module modules 2"
     assert label(model="gim", modules=6) == "gim per-module"
     assert label(model="gim", modules=3, split="balanced") == "gim per-module modules 3 balanced"
+    assert label(model="cpc", precision="bf16") == "cpc bf16"
+    assert label(model="gim", optimizer="sgd") == "gim per-module sgd"
 
 
 TINY = ["--modality", "vision", "--preset", "tiny", "--device", "cpu", "--depth", "1", "--steps", "3",
@@ -66,7 +74,7 @@ def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_p
     folder = tmp_path / "c"
     assert main(["compare", "--out", str(folder), *TINY]) == 0
     document = json.loads((folder / "sweep.json").read_text())
-    assert document["status"] == "complete" and len(document["runs"]) == 5  # depth 1: no cut at 2 or 3
+    assert document["status"] == "complete" and len(document["runs"]) == 9  # depth 1: no cut at 2 or 3
     # As a signal during the last row leaves it: that row interrupted, the comparison resumable.
     last = folder / document["runs"][-1]["folder"]
     shutil.rmtree(last)
@@ -83,7 +91,7 @@ def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_p
     assert main(["compare", "--resume", str(folder), "--quiet"]) == 0
     resumed = json.loads((folder / "sweep.json").read_text())
     assert resumed["status"] == "complete" and len(resumed["resumed"]) == 1
-    assert [r["status"] for r in resumed["runs"]] == ["complete"] * 5
+    assert [r["status"] for r in resumed["runs"]] == ["complete"] * 9
     assert json.loads((last / "results.json").read_text())["steps_completed"] == 3
     assert (folder / document["runs"][0]["folder"] / "results.json").read_bytes() == first  # not run again
     assert "gim per-module" in (folder / "report" / "index.html").read_text()

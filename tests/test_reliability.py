@@ -31,7 +31,10 @@ BUILD_MODULE = sys.modules["gimbench.runs.build"]  # where every run builds its 
 TINY = dict(preset="tiny", device="cpu", depth=2, batch_size=2, warmup_steps=1, profile_steps=1, memory_steps=0,
             probe=False, quiet=True)
 CASES = {"cpc": dict(model="cpc"), "gim-per-module": dict(model="gim", gim_mode="per-module"),
-         "gim-sequential": dict(model="gim", gim_mode="sequential")}
+         "gim-sequential": dict(model="gim", gim_mode="sequential"),
+         # each --optimizer's state (SGD's momentum, AdamW's moments) through the checkpoint; bf16 autocast
+         "gim-sgd-bf16": dict(model="gim", optimizer="sgd", precision="bf16"), "cpc-adamw": dict(model="cpc",
+                                                                                                 optimizer="adamw")}
 N = 2  # a run of 2N steps is compared with one interrupted (or ended) after N and resumed
 
 

@@ -46,9 +46,11 @@ class Entry:
 
 
 def _savers(c: dict) -> list[str]:
-    """``checkpointed``, ``accumulate M``, ``modules K`` (with ``balanced``), for options away from their defaults
-    (configs recorded before they existed have none)."""
+    """``checkpointed``, ``accumulate M``, ``modules K`` (with ``balanced``), the precision and optimizer (``bf16``,
+    ``sgd``), for options away from their defaults (configs recorded before they existed have none)."""
     words = ["checkpointed"] if c.get("checkpoint_activations") else []
+    words += [c["precision"]] if c.get("precision", "fp32") != "fp32" else []
+    words += [c["optimizer"]] if c.get("optimizer", "adam") != "adam" else []
     words += [f"accumulate {c['accumulate']}"] if (c.get("accumulate") or 1) > 1 else []
     if c.get("modules") not in (None, c.get("depth")):
         words += [f"modules {c['modules']}" + (" balanced" if c.get("split") == "balanced" else "")]

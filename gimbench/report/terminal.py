@@ -219,6 +219,7 @@ def run_summary(result: RunResult) -> Group:
     head = Text.assemble(
         ("gimbench run ", "bold"), f"{cfg['model']}{mode} · {cfg['modality']} · depth {cfg['depth']} · ",
         f"preset {cfg['preset']} · batch {cfg['batch_size']} · {cfg['steps']} steps · ",
+        f"{cfg.get('precision', 'fp32')} · {cfg.get('optimizer', 'adam')} lr {cfg['lr']:g} · ",
         f"{env['device']} ({env['device_name']})",
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")

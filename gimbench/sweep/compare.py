@@ -2,8 +2,8 @@
 
 One run per row, each in a fresh process by the sweep runner (so every memory peak is clean), all with the
 same data, seed, batch, steps and network: plain ``cpc``, ``cpc --checkpoint-activations``, ``cpc --accumulate
-2`` and ``4``, and ``gim`` (per-module) at ``--modules`` 2, 3 and one per layer (those that the depth allows,
-each once). Vision runs use ``--context none`` unless ``--context`` is given, so every row trains the same
+2`` and ``4``, ``gim`` (per-module) at ``--modules`` 2, 3 and one per layer (those that the depth allows,
+each once), and ``cpc`` and ``gim`` in bf16 (``--precision bf16``) and with SGD (``--optimizer sgd``). Vision runs use ``--context none`` unless ``--context`` is given, so every row trains the same
 encoder with the same InfoNCE head on its top (CPC's default PixelCNN is a bigger network, not a schedule).
 The runs' report (``gimbench report`` of the folder) goes into ``report/``: its first section sets every row
 against plain CPC.
@@ -17,7 +17,10 @@ from gimbench.config import RunConfig, flag
 from gimbench.sweep.grid import NOT_PASSED, SWEEP_LEVEL, Configuration
 
 # What the rows set; the same options given to ``gimbench compare`` are refused, naming the flag.
-VARIED = ("model", "checkpoint_activations", "accumulate", "modules", "split", "gim_mode", "pipeline")
+VARIED = ("model", "checkpoint_activations", "accumulate", "modules", "split", "gim_mode", "pipeline", "precision",
+          "optimizer")
+# The arithmetic and the optimizer engineers try first, each a row for cpc and for gim (one module per layer).
+LIGHTER = (("bf16", {"precision": "bf16"}), ("sgd", {"optimizer": "sgd"}))
 COMPARED_MODULES = (2, 3)  # besides one module per layer
 
 
@@ -27,7 +30,8 @@ def rows(depth: int) -> list[tuple[str, dict]]:
               *((f"cpc-accumulate{m}", {"model": "cpc", "accumulate": m}) for m in (2, 4))]
     cuts = sorted({k for k in COMPARED_MODULES if k < depth})
     greedy = [(f"gim-modules{k}", {"model": "gim", "modules": k}) for k in cuts]
-    return savers + [*greedy, (f"gim-modules{depth}", {"model": "gim"})]
+    lighter = [(f"{model}-{label}", {"model": model} | own) for model in ("cpc", "gim") for label, own in LIGHTER]
+    return savers + [*greedy, (f"gim-modules{depth}", {"model": "gim"}), *lighter]
 
 
 def refused(given: Collection[str]) -> str | None:

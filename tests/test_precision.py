@@ -1,0 +1,104 @@
+"""``--precision`` and ``--optimizer``: every method trains with them, bf16 lowers a step's peak where activations
+dominate it, SGD's one momentum buffer halves Adam's two, and what cannot run is refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import batch, tiny
+
+from gimbench.cli import main
+from gimbench.profiling.memory import MemoryMeter
+from gimbench.strategies import STRATEGIES
+
+CPU = torch.device("cpu")
+DEPTH = 2
+TINY_RUN = ["--preset", "tiny", "--device", "cpu", "--depth", "2", "--batch-size", "2", "--steps", "2",
+            "--warmup-steps", "0", "--profile-steps", "1", "--memory-steps", "1", "--no-probe", "--quiet"]
+# Every variant trained in this process (the spread ones are refused under 16 bits; see below).
+VARIANTS = [(name, {m.choice: v} if m.choice else {}) for name, m in sorted(STRATEGIES.items())
+            for v, spec in m.variants.items() if not spec.spreads]
+
+
+def measured_step(model: str, modality: str = "audio", size: int = 4, steps: int = 2, **options):
+    """The memory of the last of ``steps`` strategy steps (the optimizers' state exists by then), the network and
+    its optimizers."""
+    _, network, strategy = tiny(model, modality, depth=DEPTH if model != "mfcc" else None, steps=max(steps, DEPTH),
+                                **options)
+    optimizers = strategy.make_optimizers(network)
+    labels = torch.zeros(size, dtype=torch.long)
+    torch.manual_seed(0)
+    for step in range(steps - 1):
+        strategy.step(network, optimizers, batch(modality, size, seed=step), MemoryMeter(network, optimizers, CPU),
+                      step, labels=labels)
+    meter = MemoryMeter(network, optimizers, CPU)
+    with meter.step():
+        losses = strategy.step(network, optimizers, batch(modality, size), meter, steps - 1, labels=labels)
+    return meter.steps[0], network, optimizers, losses
+
+
+@pytest.mark.parametrize(("model", "variant"), VARIANTS)
+@pytest.mark.parametrize(("precision", "optimizer"), [("bf16", "adamw"), ("fp32", "sgd")])
+def test_every_method_trains_at_every_precision_and_optimizer_on_the_cpu(model, variant, precision, optimizer):
+    before = tiny(model, "audio", depth=DEPTH if model != "mfcc" else None, **variant)[1]
+    _, network, optimizers, losses = measured_step(model, precision=precision, optimizer=optimizer, **variant)
+    assert all(loss is None or torch.isfinite(loss) for loss in losses)
+    kinds = {type(o).__name__.lower() for o in optimizers if o is not None}
+    assert kinds <= {optimizer}
+    changed = any(not torch.equal(a, b) for a, b in zip(before.parameters(), network.parameters(), strict=True))
+    assert changed == bool(kinds)  # trained methods moved their parameters, frozen ones did not
+
+
+@pytest.mark.parametrize("model", ["cpc", "gim"])
+def test_vision_trains_in_bf16(model):
+    memory, _, _, losses = measured_step(model, "vision", size=2, precision="bf16", context="none")
+    assert torch.isfinite(losses[-1]) and memory.peak.by_category["activation"] > 0
+
+
+def test_bf16_lowers_the_step_peak_where_activations_dominate_it():
+    fp32 = measured_step("cpc", size=8)[0]
+    bf16 = measured_step("cpc", size=8, precision="bf16")[0]
+    # Meaningful only where activations are most of the peak: resident state is a small part of it here.
+    assert fp32.resident < 0.1 * fp32.allocator_peak
+    assert bf16.peak.by_category["activation"] < 0.7 * fp32.peak.by_category["activation"]
+    assert bf16.allocator_peak < 0.8 * fp32.allocator_peak
+    assert bf16.resident == fp32.resident  # parameters, gradients and optimizer state stay float32
+
+
+def _trainable(network, k: int) -> int:
+    return sum(p.numel() for p in network.owned_parameters(k) if p.requires_grad)
+
+
+def test_sgd_keeps_one_buffer_per_parameter_and_adam_two():
+    sgd, network, sgd_optimizers, _ = measured_step("gim", optimizer="sgd")
+    adam = measured_step("gim", optimizer="adam")[0]
+    parameters = sum(_trainable(network, k) for k in range(len(network)))
+    tensors = sum(len(list(network.owned_parameters(k))) for k in range(len(network)))
+    # float32 buffers: SGD's momentum (one per parameter); Adam's two moments, and a step count per tensor.
+    assert sgd.peak.by_category["optimizer"] == 4 * parameters
+    assert 8 * parameters <= adam.peak.by_category["optimizer"] <= 8 * parameters + 8 * tensors
+    assert adam.resident - sgd.resident == adam.peak.by_category["optimizer"] - sgd.peak.by_category["optimizer"]
+    assert all(isinstance(o, torch.optim.SGD) and o.defaults["momentum"] == 0.9 for o in sgd_optimizers)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--precision", "fp16", "--device", "cpu"], "--precision fp16 needs CUDA"),
+    (["--precision", "bf16", "--gim-mode", "module-parallel", "--nproc", "2"],
+     "--gim-mode module-parallel passes float32 activations between processes"),
+])
+def test_what_cannot_run_is_refused_in_one_line(tmp_path, capsys, args, says):
+    assert main(["run", "--out", str(tmp_path), *TINY_RUN, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and err.startswith("gimbench: error:") and "\n" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["cpc", "gim"])
+def test_a_bf16_sgd_run_records_its_precision_optimizer_and_learning_rate(tmp_path, capsys, model):
+    assert main(["run", "--model", model, "--precision", "bf16", "--optimizer", "sgd", "--out", str(tmp_path),
+                 "--name", "r", *TINY_RUN[:-1]]) == 0
+    config = json.loads((tmp_path / "r" / "results.json").read_text())["config"]
+    assert (config["precision"], config["optimizer"], config["lr"]) == ("bf16", "sgd", 5e-2)  # the tiny preset's
+    assert "bf16 · sgd lr 0.05" in capsys.readouterr().out
