@@ -13,7 +13,6 @@ from gimbench.config import RunConfig
 from gimbench.report.collect import Entry
 from gimbench.sweep.compare import configurations, rows
 
-
 LIGHTER = ["cpc-bf16", "cpc-sgd", "gim-bf16", "gim-sgd"]
 
 

@@ -3,6 +3,7 @@ dominate it, SGD's one momentum buffer halves Adam's two, and what cannot run is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from conftest import batch, tiny
 
 from gimbench.cli import main
 from gimbench.profiling.memory import MemoryMeter
+from gimbench.profiling.meter import NULL_METER
 from gimbench.strategies import STRATEGIES
 
 CPU = torch.device("cpu")
@@ -102,3 +104,31 @@ def test_a_bf16_sgd_run_records_its_precision_optimizer_and_learning_rate(tmp_pa
     config = json.loads((tmp_path / "r" / "results.json").read_text())["config"]
     assert (config["precision"], config["optimizer"], config["lr"]) == ("bf16", "sgd", 5e-2)  # the tiny preset's
     assert "bf16 · sgd lr 0.05" in capsys.readouterr().out
+
+
+def test_the_fp16_gradient_scaler_is_saved_and_a_measurement_leaves_it_as_it_was():
+    # The CLI runs fp16 on CUDA only; torch's CPU scaler runs the same code path here.
+    cfg, network, _ = tiny("gim", "audio", depth=2, steps=3)
+    strategy = STRATEGIES["gim"].variant(cfg).trains(dataclasses.replace(cfg, precision="fp16"),
+                                                     STRATEGIES["gim"].variant(cfg))
+    optimizers = strategy.make_optimizers(network)
+    for step in range(2):
+        strategy.step(network, optimizers, batch("audio", seed=step), NULL_METER, step)
+        state = strategy.state()
+        strategy.train_alone(network, 0, batch("audio"), optimizers[0], NULL_METER)  # as the greedy floor does
+        assert strategy.state() == state
+    assert set(state["scaler"]) >= {"scale", "_growth_tracker"} and state["scaler"]["_growth_tracker"] > 0
+    fresh = STRATEGIES["gim"].variant(cfg).trains(dataclasses.replace(cfg, precision="fp16"),
+                                                  STRATEGIES["gim"].variant(cfg))
+    fresh.load_state(state)
+    assert fresh.state() == state
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 runs on CUDA only")
+@pytest.mark.parametrize("model", ["cpc", "gim"])
+def test_an_fp16_run_trains_on_cuda(tmp_path, model):
+    run = [arg if arg != "cpu" else "cuda" for arg in TINY_RUN]
+    assert main(["run", "--model", model, "--precision", "fp16", "--out", str(tmp_path), "--name", "r", *run]) == 0
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert doc["config"]["precision"] == "fp16" and doc["step"]["peak_memory_bytes"] > 0

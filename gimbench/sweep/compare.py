@@ -3,8 +3,9 @@
 One run per row, each in a fresh process by the sweep runner (so every memory peak is clean), all with the
 same data, seed, batch, steps and network: plain ``cpc``, ``cpc --checkpoint-activations``, ``cpc --accumulate
 2`` and ``4``, ``gim`` (per-module) at ``--modules`` 2, 3 and one per layer (those that the depth allows,
-each once), and ``cpc`` and ``gim`` in bf16 (``--precision bf16``) and with SGD (``--optimizer sgd``). Vision runs use ``--context none`` unless ``--context`` is given, so every row trains the same
-encoder with the same InfoNCE head on its top (CPC's default PixelCNN is a bigger network, not a schedule).
+each once), and ``cpc`` and ``gim`` in bf16 (``--precision bf16``) and with SGD (``--optimizer sgd``). Vision
+runs use ``--context none`` unless ``--context`` is given, so every row trains the same encoder with the same
+InfoNCE head on its top (CPC's default PixelCNN is a bigger network, not a schedule).
 The runs' report (``gimbench report`` of the folder) goes into ``report/``: its first section sets every row
 against plain CPC.
 """
