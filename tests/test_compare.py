@@ -94,3 +94,14 @@ def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_p
     assert json.loads((last / "results.json").read_text())["steps_completed"] == 3
     assert (folder / document["runs"][0]["folder"] / "results.json").read_bytes() == first  # not run again
     assert "gim per-module" in (folder / "report" / "index.html").read_text()
+
+
+def test_an_sgd_row_at_its_own_default_rate_shares_the_setting_of_the_adam_rows():
+    from gimbench.report.groups import setting_key
+
+    def entry(**options) -> Entry:
+        return Entry(Path("."), {"config": RunConfig(depth=6, preset="tiny").to_dict() | options})
+
+    adam, sgd = entry(model="cpc", lr=1e-3), entry(model="gim", optimizer="sgd", lr=5e-2)
+    assert setting_key(adam) == setting_key(sgd)
+    assert setting_key(entry(model="gim", optimizer="sgd", lr=1e-3)) != setting_key(adam)  # a rate given by hand

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gimbench.config import ConfigError, RunConfig
+from gimbench.config import ConfigError, RunConfig, preset_lr
+from gimbench.models.presets import PRESETS
 from gimbench.results.paths import check_utf8
 from gimbench.results.schema import ModuleResult, RunResult, StepResult, read_results
 from gimbench.runs.folder import holder
@@ -134,10 +135,20 @@ def run_folders(path: Path) -> list[Path]:
 UNRESOLVED = (None, "auto")  # a run that did not finish records the options it was given, not their values
 
 
+def setting_value(config: dict, key: str) -> str:
+    """``config[key]`` as a report compares runs by it: a learning rate that is the preset's for the run's optimizer
+    is "preset", so an SGD row (its own default rate) shares the setting of the Adam rows it is compared with."""
+    value, sizes = config.get(key), PRESETS.get(config.get("preset"), {}).get(config.get("modality"))
+    if key == "lr" and sizes is not None and value == preset_lr(sizes, config.get("optimizer", "adam")):
+        return "preset"
+    return str(value)
+
+
 def _varying(entries: list[Entry]) -> list[str]:
     """The options whose values differ between runs; an unresolved value (a default not yet chosen by a run that
     did not finish) differs from none."""
-    return [k for k in VARYING if len({str(v) for e in entries if (v := e.config.get(k)) not in UNRESOLVED}) > 1]
+    return [k for k in VARYING
+            if len({setting_value(e.config, k) for e in entries if e.config.get(k) not in UNRESOLVED}) > 1]
 
 
 def series_key(entry: Entry, entries: list[Entry]) -> str:

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gimbench.report.collect import Entry
+from gimbench.report.collect import Entry, setting_value
 
 # What a setting is made of; the method (strategy, its context network) and the seed are not in it.
 SETTING = ("modality", "preset", "batch_size", "steps", "lr", "device", "data", "nproc", "depth")
@@ -22,12 +22,12 @@ T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9:
 
 def setting_key(entry: Entry, keys: tuple[str, ...] = SETTING) -> tuple:
     """The values that make up ``entry``'s setting, in ``SETTING`` order (or ``keys``)."""
-    return tuple(str(entry.config.get(k)) for k in keys)
+    return tuple(setting_value(entry.config, k) for k in keys)
 
 
 def setting_name(entry: Entry, entries: list[Entry], keys: tuple[str, ...] = SETTING) -> str:
     """The setting as words, naming only what differs between ``entries`` (depth always)."""
-    shown = [k for k in keys if k == "depth" or len({str(e.config.get(k)) for e in entries}) > 1]
+    shown = [k for k in keys if k == "depth" or len({setting_value(e.config, k) for e in entries}) > 1]
     return ", ".join(f"{k.replace('_', ' ')} {entry.config.get(k)}" for k in shown) or "one setting"
 
 
