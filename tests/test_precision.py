@@ -132,3 +132,17 @@ def test_an_fp16_run_trains_on_cuda(tmp_path, model):
     assert main(["run", "--model", model, "--precision", "fp16", "--out", str(tmp_path), "--name", "r", *run]) == 0
     doc = json.loads((tmp_path / "r" / "results.json").read_text())
     assert doc["config"]["precision"] == "fp16" and doc["step"]["peak_memory_bytes"] > 0
+
+
+def test_precision_and_optimizer_are_sweep_dimensions(tmp_path, capsys):
+    from gimbench.cli import make_parser
+    from gimbench.sweep.grid import configurations
+
+    parsed = make_parser().parse_args(["sweep", "--model", "cpc,gim", "--precision", "fp32,bf16", "--optimizer",
+                                       "adam,sgd"])
+    configs = configurations(parsed, parsed.run_options)[0]
+    assert len(configs) == 8
+    assert {(c.values["precision"], c.values["optimizer"]) for c in configs} == {
+        (p, o) for p in ("fp32", "bf16") for o in ("adam", "sgd")}
+    assert main(["sweep", "--precision", "fp32,fp16", "--device", "cpu", "--out", str(tmp_path / "s")]) == 2
+    assert "--precision fp16 needs CUDA" in capsys.readouterr().err
