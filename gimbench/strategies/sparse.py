@@ -127,7 +127,7 @@ def sparse_loss(network: Network, k: int, h: torch.Tensor, z: torch.Tensor) -> t
     rows = z[positions // length, :, positions % length].float()  # (U, C): every row the loss reads
     window, picked = index[: b * width].view(b, width), index[b * width :].view(drawn.shape)
     weight = head.predictor.weight.detach()
-    value, rows_grad, weight_grad = z.new_zeros(()), torch.zeros_like(rows), torch.zeros_like(weight)
+    value, rows_grad, weight_grad = rows.new_zeros(()), torch.zeros_like(rows), torch.zeros_like(weight)
     scale = step_weights(width, head.steps, b).to(z.device)
     for first in range(0, b, SEQUENCES_PER_CHUNK):
         w, p = window[first : first + SEQUENCES_PER_CHUNK], picked[first : first + SEQUENCES_PER_CHUNK]
