@@ -24,28 +24,26 @@ VARIANTS = [(name, {m.choice: v} if m.choice else {}) for name, m in sorted(STRA
             for v, spec in m.variants.items() if not spec.spreads]
 
 
-def measured_step(model: str, modality: str = "audio", size: int = 4, steps: int = 2, **options):
-    """The memory of the last of ``steps`` strategy steps (the optimizers' state exists by then), the network and
-    its optimizers."""
-    _, network, strategy = tiny(model, modality, depth=DEPTH if model != "mfcc" else None, steps=max(steps, DEPTH),
-                                **options)
+def measured_step(model: str, modality: str = "audio", size: int = 4, memory: bool = True, **options):
+    """One strategy step after a first (so the optimizers' state exists), measured by the memory meter unless not
+    ``memory``: its memory (or ``None``), the network, its optimizers and the step's losses."""
+    _, network, strategy = tiny(model, modality, depth=DEPTH if model != "mfcc" else None, steps=DEPTH, **options)
     optimizers = strategy.make_optimizers(network)
     labels = torch.zeros(size, dtype=torch.long)
     torch.manual_seed(0)
-    for step in range(steps - 1):
-        strategy.step(network, optimizers, batch(modality, size, seed=step), MemoryMeter(network, optimizers, CPU),
-                      step, labels=labels)
-    meter = MemoryMeter(network, optimizers, CPU)
+    strategy.step(network, optimizers, batch(modality, size, seed=1), NULL_METER, 0, labels=labels)
+    meter = MemoryMeter(network, optimizers, CPU) if memory else NULL_METER
     with meter.step():
-        losses = strategy.step(network, optimizers, batch(modality, size), meter, steps - 1, labels=labels)
-    return meter.steps[0], network, optimizers, losses
+        losses = strategy.step(network, optimizers, batch(modality, size), meter, 1, labels=labels)
+    return meter.steps[0] if memory else None, network, optimizers, losses
 
 
 @pytest.mark.parametrize(("model", "variant"), VARIANTS)
 @pytest.mark.parametrize(("precision", "optimizer"), [("bf16", "adamw"), ("fp32", "sgd")])
 def test_every_method_trains_at_every_precision_and_optimizer_on_the_cpu(model, variant, precision, optimizer):
     before = tiny(model, "audio", depth=DEPTH if model != "mfcc" else None, **variant)[1]
-    _, network, optimizers, losses = measured_step(model, precision=precision, optimizer=optimizer, **variant)
+    _, network, optimizers, losses = measured_step(model, size=2, memory=False, precision=precision,
+                                                   optimizer=optimizer, **variant)
     assert all(loss is None or torch.isfinite(loss) and loss.dtype == torch.float32 for loss in losses)  # fp32 losses
     kinds = {type(o).__name__.lower() for o in optimizers if o is not None}
     assert kinds <= {optimizer}
@@ -59,6 +57,7 @@ def test_vision_trains_in_bf16(model):
     assert torch.isfinite(losses[-1]) and memory.peak.by_category["activation"] > 0
 
 
+@pytest.mark.slow  # two memory-tracked steps
 def test_bf16_lowers_the_step_peak_where_activations_dominate_it():
     fp32 = measured_step("cpc", size=8)[0]
     bf16 = measured_step("cpc", size=8, precision="bf16")[0]
@@ -73,9 +72,10 @@ def _trainable(network, k: int) -> int:
     return sum(p.numel() for p in network.owned_parameters(k) if p.requires_grad)
 
 
+@pytest.mark.slow  # two memory-tracked steps
 def test_sgd_keeps_one_buffer_per_parameter_and_adam_two():
-    sgd, network, sgd_optimizers, _ = measured_step("gim", optimizer="sgd")
-    adam = measured_step("gim", optimizer="adam")[0]
+    sgd, network, sgd_optimizers, _ = measured_step("gim", size=2, optimizer="sgd")
+    adam = measured_step("gim", size=2, optimizer="adam")[0]
     parameters = sum(_trainable(network, k) for k in range(len(network)))
     tensors = sum(len(list(network.owned_parameters(k))) for k in range(len(network)))
     # float32 buffers: SGD's momentum (one per parameter); Adam's two moments, and a step count per tensor.
