@@ -2,8 +2,9 @@
 
 A module's resident state is its parameters, the gradients a step builds for them (as large as the parameters;
 freed after each optimizer step) and the optimizer's state (Adam's and AdamW's two moments per parameter, SGD's
-one momentum buffer; created at the module's first step). Split by owner it shows where greedy training's remaining cost sits: at the paper preset each audio
-conv module's 512 -> 6144 predictor holds 3.1M parameters against the conv's 0.5-2.1M.
+one momentum buffer; created at the module's first step). Split by owner it shows where greedy training's remaining
+cost sits: at the paper preset each audio conv module's 512 -> 6144 predictor holds 3.1M parameters against the
+conv's 0.5-2.1M.
 """
 
 from __future__ import annotations
