@@ -155,7 +155,9 @@ def test_compare_rounds_alternate_their_order():
     base = RunConfig(steps=3).to_dict()
     labels_ = [c.label for c in configurations(base, {"steps"}, depth=2, rounds=2)]
     assert labels_[:4] == ["cpc", "cpc-checkpoint", "cpc-accumulate2", "cpc-accumulate4"]
-    assert labels_[5:7] == ["gim-modules2-r2", "cpc-accumulate4-r2"] and labels_[-1] == "cpc-r2"
+    first = labels_[: len(labels_) // 2]
+    assert first[-1] == "gim-sgd" and labels_[len(first)] == "gim-sgd-r2" and labels_[-1] == "cpc-r2"
+    assert labels_[len(first):] == [f"{label}-r2" for label in reversed(first)]
 
 
 @pytest.mark.parametrize(("argv", "says", "not_said"), [
