@@ -11,6 +11,7 @@ dataset needs from the dataset registry, never from comparisons of names.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,10 +24,10 @@ from gimbench.errors import ConfigError, one_line
 from gimbench.models import (
     MAX_DEPTH,
     MODALITIES,
-    NETWORKS,
     PAPER_NETWORKS,
     REFERENCE_DEPTH,
     NetworkEntry,
+    network_entry,
     sequence_lengths,
 )
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
@@ -110,10 +111,12 @@ class RunConfig:
     (``option``) is its flag's group, help and choices: the command line, its docs and the sweep grid read them."""
 
     model: str = option("gim", "method", "training method; see gimbench list", choices=lambda: sorted(STRATEGIES))
-    modality: str = option("audio", "model", "what the network reads: audio waves or images", choices=MODALITIES)
-    # A registered network (gimbench.models.NETWORKS; Python API only, no flag yet). auto: the modality's paper
-    # network (cpc-audio, gim-vision), or mfcc for --model mfcc.
-    network: str = "auto"
+    modality: str = option("auto", "model", "what the network reads: audio waves or images",
+                           choices=("auto", *MODALITIES), note="the network's; audio where --network is auto")
+    network: str = option("auto", "model", "the network: a registered one (gimbench list), or your own as "
+                          "path/to/file.py:make or package.module:make, make() returning (layers, input shape); "
+                          "docs/extending.md", metavar="NAME",
+                          note="the modality's paper network, cpc-audio or gim-vision (mfcc for --model mfcc)")
     depth: int | None = option(None, "model", f"gradient-isolated modules, 1-{MAX_DEPTH}",
                                note="the reference, " + ", ".join(f"{m} {n}" for m, n in REFERENCE_DEPTH.items()))
     preset: str = option("auto", "model", "layer sizes: paper or tiny", choices=lambda: ("auto", *PRESETS),
@@ -214,7 +217,7 @@ def recorded_config(recorded: object, source: str) -> RunConfig:
 
 
 def flagged_fields() -> list[dataclasses.Field]:
-    """``RunConfig``'s fields that are command-line flags (made with ``option``), in order; ``network`` is not yet."""
+    """``RunConfig``'s fields that are command-line flags (made with ``option``), in order."""
     return [f for f in dataclasses.fields(RunConfig) if "group" in f.metadata]
 
 
@@ -290,25 +293,28 @@ def _check_workers(workers: int) -> None:
                           f"machine's {os.cpu_count() or 1}), got {workers:,}")
 
 
-def sample_bytes(spec: AudioSpec | VisionSpec, modality: str, preset: str, known: bool) -> tuple[int, int]:
-    """Lower bounds on the bytes one sample of a batch occupies during a step, float32: its input, and (for the
-    paper's networks, ``known``) the first layer's output with its gradient, which its backward holds at once
-    (audio: conv1's channels x frames; vision: the patches and the stem's maps over them). Every method that
-    trains them holds all of these together."""
+def sample_bytes(spec: AudioSpec | VisionSpec, modality: str, preset: str, known: bool,
+                 input_shape: tuple[int, ...] | None = None) -> tuple[int, int]:
+    """Lower bounds on the bytes one sample of a batch occupies during a step, float32: its input (of
+    ``input_shape``, by default the preset's crop), and (for the paper's networks, ``known``) the first layer's
+    output with its gradient, which its backward holds at once (audio: conv1's channels x frames; vision: the
+    patches and the stem's maps over them). Every method that trains them holds all of these together."""
+    if input_shape is None:
+        input_shape = (spec.crop_samples,) if modality == "audio" else (spec.crop, spec.crop)
+    data = FLOAT_BYTES * math.prod(input_shape)
     if modality == "audio":
-        first = 2 * spec.channels * sequence_lengths(preset, 1)[0] if known else 0
-        return FLOAT_BYTES * spec.crop_samples, FLOAT_BYTES * first
+        return data, FLOAT_BYTES * 2 * spec.channels * sequence_lengths(preset, 1)[0] if known else 0
     side = (spec.crop - spec.patch) // spec.patch_stride + 1
     patches = side * side * spec.patch * spec.patch
-    return FLOAT_BYTES * spec.crop * spec.crop, FLOAT_BYTES * patches * 2 * (1 + spec.stem) if known else 0
+    return data, FLOAT_BYTES * patches * 2 * (1 + spec.stem) if known else 0
 
 
-def _check_batch_memory(cfg: RunConfig, spec: AudioSpec | VisionSpec, preset: str, device: str, world_size: int,
-                        known: bool) -> None:
+def _check_batch_memory(cfg: RunConfig, spec: AudioSpec | VisionSpec, preset: str, input_shape: tuple[int, ...],
+                        device: str, world_size: int, known: bool) -> None:
     """Refuse a ``--batch-size`` whose batch cannot fit in the device's memory (RAM on the CPU) even in the
     most favourable case (split over every process, the first layer over every micro-batch): such a run grows
     until the kernel kills it, with no message and no results."""
-    batch, (data, first) = cfg.batch_size, sample_bytes(spec, cfg.modality, preset, known)
+    batch, (data, first) = cfg.batch_size, sample_bytes(spec, cfg.modality, preset, known, input_shape)
     pieces = cfg.accumulate * (cfg.micro_batches or 1)
     need, have = batch * (data + first // pieces) // world_size, total_memory(device)
     if need > have:
@@ -328,23 +334,23 @@ def resolve_device(device: str) -> str:
 
 
 def _network(cfg: RunConfig, spec: MethodSpec) -> str:
-    """The registered network ``cfg`` trains: the one it names, or by default the modality's paper network (the
-    MFCC front end for a method that reads MFCC features)."""
+    """The network ``cfg`` trains: the one it names (registered, or the user's own), or by default the modality's
+    paper network (the MFCC front end for a method that reads MFCC features)."""
     default = "mfcc" if spec.encoder == "mfcc" else PAPER_NETWORKS[cfg.modality]
     if cfg.network == "auto":
         return default
-    _choice("network", cfg.network, sorted(NETWORKS))
+    entry = network_entry(cfg.network)
     if spec.encoder == "mfcc" and cfg.network != default:
         raise ConfigError(f"network {cfg.network!r}: --model {cfg.model} reads MFCC features, not a network")
-    if NETWORKS[cfg.network].modality != cfg.modality:
-        raise ConfigError(f"network {cfg.network!r} reads {NETWORKS[cfg.network].modality}; use --modality "
-                          f"{NETWORKS[cfg.network].modality}")
+    if entry.modality != cfg.modality:
+        raise ConfigError(f"network {cfg.network!r} reads {entry.modality}; use --modality {entry.modality}")
     return cfg.network
 
 
 def _check_depth(network: NetworkEntry, depth: int, preset: str) -> None:
-    if not 1 <= depth <= network.max_depth:
-        raise ConfigError(f"--depth must be between 1 and {network.max_depth}, got {depth}")
+    deepest = network.max_at(preset)
+    if not 1 <= depth <= deepest:
+        raise ConfigError(f"--depth must be between 1 and {deepest}, got {depth}")
     problem = network.depth_problem(preset, depth)
     if problem:
         raise ConfigError(f"--depth {depth}: {problem}")
@@ -382,10 +388,18 @@ def method_options() -> dict[str, str]:
     return {option: " or ".join(dict.fromkeys(what)) for option, what in where.items()}
 
 
+def modality_of(cfg: RunConfig) -> str:
+    """``--modality``, or where it is auto the network's (audio for the paper networks' default); ``ConfigError``
+    for a network that is neither registered nor loads."""
+    if cfg.modality != "auto":
+        return cfg.modality
+    return "audio" if cfg.network == "auto" else network_entry(cfg.network).modality
+
+
 def applies(option: str, cfg: RunConfig) -> bool:
     """Whether ``option`` (a RunConfig field) means anything for ``cfg``'s model, variant and modality."""
     if option == "context":
-        return cfg.modality == "vision"
+        return modality_of(cfg) == "vision"
     method = STRATEGIES.get(cfg.model)
     if method is None:
         return True
@@ -510,6 +524,7 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
         raise ConfigError(f"--nproc: {world_size!r} is not a number of processes")
     _check_choices(cfg)
+    cfg = dataclasses.replace(cfg, modality=modality_of(cfg))
     method = STRATEGIES[cfg.model]
     spec = method.variant(cfg)
     if cfg.modality not in spec.modalities:
@@ -527,13 +542,14 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
         _check_budget(cfg.memory_budget, device)
     preset = cfg.preset if cfg.preset != "auto" else ("paper" if device == "cuda" else "tiny")
     network = _network(cfg, spec)
-    depth = cfg.depth if cfg.depth is not None else NETWORKS[network].reference_depth
+    entry = network_entry(network)
+    depth = cfg.depth if cfg.depth is not None else entry.reference_at(preset)
     if spec.depth is not None:
         if cfg.depth not in (None, spec.depth):
             raise ConfigError(f"--depth: --model {cfg.model} has {spec.depth} module(s); use --depth "
                               f"{spec.depth} or omit it")
         depth = spec.depth
-    _check_depth(NETWORKS[network], depth, preset)
+    _check_depth(entry, depth, preset)
     modules = _modules(cfg, depth)
     steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS[cfg.modality]
     if steps < spec.cycle(modules or depth):
@@ -541,8 +557,8 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
         raise ConfigError(f"{flag(method.choice or 'model')} {getattr(cfg, method.choice or 'model')} needs "
                           f"--steps >= {what}, got {steps}")
     context = cfg.context
-    if context == "auto":
-        context = spec.vision_context if cfg.modality == "vision" else "none"
+    if context == "auto":  # the paper's context network sits on the paper's encoder only (docs/models.md)
+        context = spec.vision_context if network == PAPER_NETWORKS["vision"] else "none"
     if context == "pixelcnn" and cfg.modality != "vision":
         raise ConfigError("--context pixelcnn applies to --modality vision only (audio's context is the GRU)")
     sizes = PRESETS[preset][cfg.modality]
@@ -555,7 +571,8 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     resolved = dataclasses.replace(cfg, network=network, device=device, preset=preset, depth=depth, context=context,
                                    steps=steps, batch_size=batch_size, lr=cfg.lr or preset_lr(sizes, cfg.optimizer),
                                    micro_batches=micro_batches, modules=modules, nproc=world_size)
-    _check_batch_memory(resolved, sizes, preset, device, world_size, network == PAPER_NETWORKS[cfg.modality])
+    _check_batch_memory(resolved, sizes, preset, entry.input_of(preset), device, world_size,
+                        network == PAPER_NETWORKS[cfg.modality])
     _check_precision(resolved, spec)
     spec.check(resolved, world_size)
     return resolved

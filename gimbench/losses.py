@@ -2,11 +2,12 @@
 
 A head maps a module's input and output (and the batch's labels, which only the classifier reads) to
 a scalar loss; it never detaches (strategies decide gradient flow). Audio InfoNCE predicts future
-codes along time, vision InfoNCE predicts grid rows below.
+codes along time, vision InfoNCE (the paper's patches, or any map or token grid) predicts grid rows below.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -163,20 +164,83 @@ def stepwise_info_nce(positive: torch.Tensor, negative: torch.Tensor) -> torch.T
     return ((ce.view(b, width, steps) * valid).sum((0, 1)) / (b * valid.sum(0))).mean()
 
 
-class VisionInfoNCE(SampledNegatives):
-    """Predicts grid rows 2..K+1 below each context with one bias-free 1x1 conv W_k per step.
+class GridInfoNCE(SampledNegatives):
+    """InfoNCE across a grid of codes, as CPC v2 and GIM's vision loss have it, on any layer's output: the code
+    at every position predicts the codes k = 1..K rows below it (``skip`` rows further) through one bias-free 1x1
+    conv W_k per step; negatives, N per context position and shared by every step, are drawn uniformly with
+    replacement from all B x H x W positions of the batch, other positions of the same image and other images.
 
-    Module outputs (B*P, C, h, w) are average-pooled per patch into a (B, g, g) grid of codes. The
-    score of a context c and a code z is c . (W_k z), computed as (W_k^T c) . z: the same function
-    and parameters as applying W_k to the targets, but every step then scores one shared gather of
-    negatives — 16 per context location, uniform with replacement over all B x g x g positions.
+    Reads a spatial map (B, C, H, W), every position a code (a ResNet stage), or tokens (B, T, D) of a square
+    g x g grid, after a class token where T = 1 + g*g (a ViT block; the class token is no position of the grid).
+    The score of a context c and a code z is c . (W_k z), computed as (W_k^T c) . z: the same function and
+    parameters as applying W_k to the targets, but every step then scores one shared gather of negatives, which
+    are read straight from the layer's output (no copy of the whole map is made for them). Scores are scaled by
+    ``scale``: 1/sqrt(C) keeps them of order one whatever the width (attention's scaling), so the loss starts near
+    ln(1 + N) on a 2048-channel ResNet stage as on a narrow one; the paper's loss (``VisionInfoNCE``) has none.
+    """
+
+    def __init__(self, *, channels: int, steps: int, negatives: int, skip: int = 0,
+                 context: nn.Module | None = None, scale: float | None = None) -> None:
+        super().__init__()
+        self.steps, self.negatives, self.skip = steps, negatives, skip
+        self.scale = channels**-0.5 if scale is None else scale
+        self.context = context
+        self.predictors = nn.ModuleList(nn.Conv2d(channels, channels, 1, bias=False) for _ in range(steps))
+
+    def forward(
+        self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None,
+        gather: Gather | None = None,
+    ) -> torch.Tensor:
+        """Loss of a map (B, C, H, W) or tokens (B, T, D); scalar. Labels are not used."""
+        codes = grid_codes(module_output)
+
+        def negatives() -> torch.Tensor:
+            everyone, first = self.whole_batch(module_output, gather)
+            every_code = grid_codes(everyone)
+            b, h, w, _ = every_code.shape
+            drawn = self.draw(b * h * w, (b, h, w, self.negatives), codes.device)[first : first + len(codes)]
+            return every_code[drawn // (h * w), drawn % (h * w) // w, drawn % w]
+
+        return self.score(codes, negatives)
+
+    def score(self, codes: torch.Tensor, negatives: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The loss of a grid of codes (B, H, W, C) against the negatives ``negatives()`` draws (B, H, W, N, C),
+        drawn once the predictions exist (the order of the paper loss's graph, which its checksums record)."""
+        context = codes if self.context is None else self.context(codes.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        weights = torch.stack([p.weight[:, :, 0, 0] for p in self.predictors])  # (K, C_out, C_in)
+        predicted = torch.einsum("bhwc,kcd->bkhwd", context, weights)
+        if self.scale != 1:
+            predicted = predicted * self.scale
+        negative = torch.einsum("bkhwd,bhwnd->bkhwn", predicted, negatives())
+        losses = []
+        for k in range(1, self.steps + 1):
+            offset = k + self.skip
+            positive = (predicted[:, k - 1, :-offset] * codes[:, offset:]).sum(-1)
+            losses.append(info_nce(positive, negative[:, k - 1, :-offset]))
+        return torch.stack(losses).mean()
+
+
+def grid_codes(output: torch.Tensor) -> torch.Tensor:
+    """A layer's output as a grid of codes (B, H, W, C), a view: a map (B, C, H, W) as it is, tokens (B, T, D)
+    without the class token (the first, where T - 1 is a square) as a g x g grid."""
+    if output.dim() == 4:
+        return output.permute(0, 2, 3, 1)
+    tokens = output if math.isqrt(output.shape[1]) ** 2 == output.shape[1] else output[:, 1:]
+    side = math.isqrt(tokens.shape[1])
+    return tokens.unflatten(1, (side, side))
+
+
+class VisionInfoNCE(GridInfoNCE):
+    """The paper's vision loss: predicts grid rows 2..K+1 below each context (the row right below is skipped: its
+    patch overlaps the context's), with negatives 16 per context location.
+
+    Module outputs (B*P, C, h, w) are average-pooled per patch into a (B, g, g) grid of codes, each patch encoded on
+    its own; the grid loss is ``GridInfoNCE``'s.
     """
 
     def __init__(self, *, channels: int, grid: int, steps: int, negatives: int, context: nn.Module | None) -> None:
-        super().__init__()
-        self.grid, self.steps, self.negatives = grid, steps, negatives
-        self.context = context
-        self.predictors = nn.ModuleList(nn.Conv2d(channels, channels, 1, bias=False) for _ in range(steps))
+        super().__init__(channels=channels, steps=steps, negatives=negatives, skip=1, context=context, scale=1.0)
+        self.grid = grid
 
     def forward(
         self, module_input: torch.Tensor, module_output: torch.Tensor, labels: torch.Tensor | None = None,
@@ -186,26 +250,23 @@ class VisionInfoNCE(SampledNegatives):
         pooled = module_output.mean(dim=(2, 3))  # (B*P, C)
         g, c = self.grid, pooled.shape[1]
         codes = pooled.view(-1, g, g, c)
-        context = codes if self.context is None else self.context(codes.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        weights = torch.stack([p.weight[:, :, 0, 0] for p in self.predictors])  # (K, C_out, C_in)
-        predicted = torch.einsum("bhwc,kcd->bkhwd", context, weights)
-        everyone, first = self.whole_batch(pooled, gather)
-        drawn = self.draw(len(everyone), (len(everyone) // (g * g), g, g, self.negatives), pooled.device)
-        local = drawn[first // (g * g) : first // (g * g) + len(codes)]
-        negative = torch.einsum("bkhwd,bhwnd->bkhwn", predicted, everyone[local])
-        losses = []
-        for k in range(1, self.steps + 1):
-            offset = k + 1  # the skip: the row right below overlaps the context's patch
-            positive = (predicted[:, k - 1, :-offset] * codes[:, offset:]).sum(-1)
-            losses.append(info_nce(positive, negative[:, k - 1, :-offset]))
-        return torch.stack(losses).mean()
+
+        def negatives() -> torch.Tensor:
+            everyone, first = self.whole_batch(pooled, gather)
+            drawn = self.draw(len(everyone), (len(everyone) // (g * g), g, g, self.negatives), pooled.device)
+            return everyone[drawn[first // (g * g) : first // (g * g) + len(codes)]]
+
+        return self.score(codes, negatives)
 
 
-def pool(module_output: torch.Tensor, patches: int) -> torch.Tensor:
-    """One feature vector per example: audio (B, C, L) averaged over time; vision (B*P, C, h, w)
-    averaged over space and the P patches of each image."""
+def pool(module_output: torch.Tensor, patches: int, tokens: bool = False) -> torch.Tensor:
+    """One feature vector per example: audio (B, C, L) averaged over time; vision (B*P, C, h, w) averaged over
+    space and the P patches of each image (P = 1: a plain map); ``tokens`` (B, T, D) averaged over the tokens;
+    features (B, C) as they are."""
+    if module_output.dim() == 2:
+        return module_output
     if module_output.dim() == 3:
-        return module_output.mean(dim=2)
+        return module_output.mean(dim=1 if tokens else 2)
     pooled = module_output.mean(dim=(2, 3))
     return pooled.view(-1, patches, pooled.shape[1]).mean(dim=1)
 
@@ -213,9 +274,9 @@ def pool(module_output: torch.Tensor, patches: int) -> torch.Tensor:
 class Classifier(nn.Module):
     """Supervised head: a linear layer on pooled features, cross-entropy against the batch's labels."""
 
-    def __init__(self, *, channels: int, classes: int, patches: int = 1) -> None:
+    def __init__(self, *, channels: int, classes: int, patches: int = 1, tokens: bool = False) -> None:
         super().__init__()
-        self.patches = patches
+        self.patches, self.tokens = patches, tokens
         self.linear = nn.Linear(channels, classes)
 
     def forward(
@@ -224,4 +285,4 @@ class Classifier(nn.Module):
         """Cross-entropy of the pooled module output; scalar."""
         if labels is None:
             raise ValueError("a supervised head needs the batch's labels")
-        return F.cross_entropy(self.linear(pool(module_output, self.patches)), labels)
+        return F.cross_entropy(self.linear(pool(module_output, self.patches, self.tokens)), labels)

@@ -233,7 +233,7 @@ def extract_features(
             for k, module in enumerate(network.encoder):
                 x = module(x)
                 if kind == "pooled":
-                    out = pool(x, len(x) // len(indices)).unsqueeze(1)
+                    out = pool(x, len(x) // len(indices), getattr(network, "tokens", False)).unsqueeze(1)
                 elif x.dim() == 3:
                     out = align_frames(x, inputs[indices[0]].shape[-1] // FRAME_SAMPLES, *geometry[k])
                 else:

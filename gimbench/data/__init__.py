@@ -1,11 +1,11 @@
 """Datasets, registered by ``--data`` name. Each yields training batches and probe tasks.
 
 A source is built for a resolved config. ``batch`` hands out training inputs as float32 tensors —
-audio (B, 1, samples), vision (B, channels, crop, crop) as the network reads them — with their labels
-(speaker, class; -1 where the split is unlabelled), drawn with the caller's generator so a run is
-reproducible from its seed. ``probe_tasks`` gives the frozen-feature evaluation data. Real datasets
-(``stl10``, ``cifar10``, ``librispeech``) are read from ``--data-root`` and never downloaded; what they
-leave out is counted in ``skips``.
+audio (B, 1, samples), vision (B, channels, crop, crop) as the network reads them (the embedded images in
+grayscale or RGB at any size) — with their labels (speaker, class; -1 where the split is unlabelled), drawn
+with the caller's generator so a run is reproducible from its seed. ``probe_tasks`` gives the frozen-feature
+evaluation data. Real datasets (``stl10``, ``cifar10``, ``librispeech``) are read from ``--data-root`` and never
+downloaded; what they leave out is counted in ``skips``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 
 from gimbench.data.corpus import IMAGE_SIZE, Batch
 from gimbench.data.problems import Skips
+from gimbench.errors import ConfigError
+from gimbench.models import network_entry
 from gimbench.models.presets import PRESETS
 from gimbench.probe import ProbeTask
 from gimbench.registry import Registry
@@ -61,10 +64,10 @@ def _audio(split: str):
 
 
 @functools.cache
-def _images(split: str):
+def _images(split: str, colour: bool = False):
     from gimbench.data.synthetic import make_image_set
 
-    return make_image_set(seed=CORPUS_SEED, split=split)
+    return make_image_set(seed=CORPUS_SEED, split=split, colour=colour)
 
 
 class SyntheticAudio:
@@ -95,21 +98,34 @@ class SyntheticAudio:
 
 class SyntheticVision:
     """Random crops with flips of the embedded images: the unlabeled split for self-supervised
-    methods, the labelled train split for supervised ones."""
+    methods, the labelled train split for supervised ones. Made to the network's input ``shape`` (channels, height,
+    width): grayscale or RGB (the same images tinted, ``synthetic_images``), and a ``crop`` window (the preset's,
+    two thirds of the image's side) resized to the height and width where they differ from it."""
 
-    def __init__(self, crop: int, train_split: str) -> None:
-        self.images = _images(train_split)
-        self.crop, self.train_split = crop, train_split
+    def __init__(self, crop: int, train_split: str, shape: tuple[int, ...] | None = None) -> None:
+        shape = shape or (1, crop, crop)
+        if shape[0] not in (1, 3):
+            raise ConfigError(f"the embedded images are grayscale or RGB; the network reads {shape[0]} channels")
+        self.images = _images(train_split, shape[0] == 3)
+        self.crop, self.train_split, self.size = crop, train_split, tuple(shape[1:])
         self.num_classes = self.images.num_classes
         self.skips = Skips()
 
     def batch(self, batch_size: int, generator: torch.Generator) -> Batch:
-        return Batch(*self.images.random_crops(batch_size, generator, crop=self.crop))
+        x, labels = self.images.random_crops(batch_size, generator, crop=self.crop)
+        return Batch(self.resized(x), labels)
+
+    def resized(self, x: torch.Tensor) -> torch.Tensor:
+        """Crops (N, C, crop, crop) at the network's height and width (bilinear, antialiased where it shrinks)."""
+        if x.shape[-2:] == self.size:
+            return x
+        return F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
 
     def probe_tasks(self) -> list[ProbeTask]:
-        (train_x, train_y), (test_x, test_y) = (_images(s).center_crops(self.crop) for s in ("train", "test"))
-        return [ProbeTask("class", "pooled", list(train_x), list(train_y), list(test_x), list(test_y),
-                          self.num_classes)]
+        colour = self.images.images.dim() == 4
+        (train_x, train_y), (test_x, test_y) = (_images(s, colour).center_crops(self.crop) for s in ("train", "test"))
+        return [ProbeTask("class", "pooled", list(self.resized(train_x)), list(train_y), list(self.resized(test_x)),
+                          list(test_y), self.num_classes)]
 
     def describe(self) -> dict:
         return {"train_split": self.train_split, "train_examples": len(self.images.images)}
@@ -139,10 +155,10 @@ class Dataset:
 
 def _synthetic(cfg, labelled: bool = False) -> Source:
     """The embedded default: generated in process from a fixed seed, no files."""
-    spec = PRESETS[cfg.preset][cfg.modality]
+    spec, shape = PRESETS[cfg.preset][cfg.modality], network_entry(cfg.network).input_of(cfg.preset)
     if cfg.modality == "audio":
-        return SyntheticAudio(spec.crop_samples)
-    return SyntheticVision(spec.crop, vision_train_split(cfg, labelled))
+        return SyntheticAudio(shape[-1])
+    return SyntheticVision(spec.crop, vision_train_split(cfg, labelled), shape)
 
 
 def _stl10(cfg, labelled: bool = False) -> Source:

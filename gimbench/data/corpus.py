@@ -69,10 +69,11 @@ class AudioCorpus:
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Grayscale images with class labels.
+    """Grayscale or RGB images with class labels.
 
     Attributes:
-        images: Uint8 ``(N, 96, 96)``.
+        images: Uint8 ``(N, 96, 96)``, or ``(N, 96, 96, 3)`` for RGB (channels last: crops index rows and columns
+            alike); batches come out channels first.
         labels: Int64 ``(N,)`` class index, or -1 for unlabeled images.
         num_classes: Number of classes.
     """
@@ -92,7 +93,7 @@ class ImageSet:
             crop: Side of the square crop, at most 96.
 
         Returns:
-            Normalised float32 ``(B, 1, crop, crop)`` and the labels ``(B,)``.
+            Normalised float32 ``(B, 1 or 3, crop, crop)`` and the labels ``(B,)``.
 
         Raises:
             ValueError: If ``batch_size`` is not positive or ``crop`` does not fit.
@@ -108,7 +109,7 @@ class ImageSet:
             crop: Side of the square crop, at most 96.
 
         Returns:
-            Normalised float32 ``(N, 1, crop, crop)`` and the labels ``(N,)``.
+            Normalised float32 ``(N, 1 or 3, crop, crop)`` and the labels ``(N,)``.
 
         Raises:
             ValueError: If ``crop`` does not fit.
@@ -118,14 +119,17 @@ class ImageSet:
         return normalise(self.images[:, start : start + crop, start : start + crop]), self.labels
 
     def _check_crop(self, crop: int) -> int:
-        size = int(self.images.shape[-1])
+        size = int(self.images.shape[1])
         if not 0 < crop <= size:
             raise ValueError(f"crop={crop} must be in [1, {size}]")
         return size
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
-    return ((images.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD).unsqueeze(1)
+    """Uint8 (N, H, W) or (N, H, W, 3) to normalised float32 (N, 1 or 3, H, W), every channel by the same
+    statistics."""
+    scaled = (images.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
+    return scaled.unsqueeze(1) if images.dim() == 3 else scaled.permute(0, 3, 1, 2).contiguous()
 
 
 def frame_aligned_crops(

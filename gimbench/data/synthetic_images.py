@@ -10,7 +10,7 @@ from gimbench.data.corpus import IMAGE_SIZE, ImageSet, check_positive, check_see
 
 _IMAGE_SPLITS = {"train": 1, "test": 2, "unlabeled": 3}
 # Purpose tags keep the random streams of different uses independent for the same seed.
-_TAG_CLASS, _TAG_INSTANCE = 201, 202
+_TAG_CLASS, _TAG_INSTANCE, _TAG_COLOUR = 201, 202, 203
 
 # ------------------------------------------------------------------------------------------------- images
 
@@ -182,12 +182,24 @@ def _photograph(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
-def make_image_set(
-    *, seed: int, split: str, num_classes: int = 10, per_class: int = 50, unlabeled: int = 500
-) -> ImageSet:
-    """Generates procedural grayscale images of ``num_classes`` shape/texture classes.
+def _colourise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(N, H, W) grayscale to (N, H, W, 3) RGB: every image gets its own gain and offset per channel, a random tint
+    that names no class (as colour rarely does in the grayscale set's shape classes), so a colour network must
+    still read shapes."""
+    n = len(images)
+    gain = rng.uniform(0.6, 1.4, (n, 1, 1, 3)).astype(np.float32)
+    offset = rng.uniform(-0.15, 0.15, (n, 1, 1, 3)).astype(np.float32)
+    rgb = images[..., None].astype(np.float32) / 255 * gain + offset
+    return (np.clip(rgb, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
-    Class definitions depend on ``seed`` only, instances on ``(seed, split)``.
+
+def make_image_set(
+    *, seed: int, split: str, num_classes: int = 10, per_class: int = 50, unlabeled: int = 500, colour: bool = False
+) -> ImageSet:
+    """Generates procedural grayscale (or, ``colour``, RGB) images of ``num_classes`` shape/texture classes.
+
+    Class definitions depend on ``seed`` only, instances on ``(seed, split)``. The RGB set is the grayscale one
+    tinted per image from a stream of its own, so the grayscale images are the same with or without it.
 
     Args:
         seed: Non-negative integer seed.
@@ -196,6 +208,7 @@ def make_image_set(
         num_classes: Number of classes.
         per_class: Images per class in the labelled splits.
         unlabeled: Size of the unlabeled split.
+        colour: RGB images (N, 96, 96, 3) instead of grayscale (N, 96, 96).
 
     Returns:
         An ``ImageSet``.
@@ -216,4 +229,6 @@ def make_image_set(
         where = np.flatnonzero(classes == cls)
         images[where] = _photograph(_render(_draw_style(seed, int(cls)), rng, len(where)), rng)
     labels = torch.from_numpy(np.where(split == "unlabeled", -1, classes).astype(np.int64))
+    if colour:
+        images = _colourise(images, seeded_rng(seed, _TAG_COLOUR, code))
     return ImageSet(torch.from_numpy(images), labels, num_classes)

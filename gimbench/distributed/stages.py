@@ -30,7 +30,7 @@ def rank_share(network: Network, owned: list[int]) -> Network:
     names stay as they were. ``network`` is a whole one just built, to be dropped (its other modules are freed)."""
     modules = [module if k in owned else Vacant() for k, module in enumerate(network.encoder)]
     heads = {k: network.head(k) for k in owned if network.head(k) is not None}
-    return Network(modules, heads, network.names, network.layers)
+    return Network(modules, heads, network.names, network.layers, tokens=network.tokens)
 
 
 def owned_state(network: Network, owned: list[int]) -> dict[str, torch.Tensor]:

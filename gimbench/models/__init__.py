@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from gimbench.models import audio, mfcc, vision  # noqa: F401  (each registers its network)
+from gimbench.models import audio, cifar_resnet, mfcc, resnets, vision, vit  # noqa: F401  (each registers its network)
 from gimbench.models.audio import audio_lengths
 from gimbench.models.group import Group
 from gimbench.models.networks import MAX_DEPTH, NETWORKS, Layers, NetworkEntry, register_network
 from gimbench.models.presets import PRESETS
+from gimbench.models.user import network_entry, register_make
 
 # The network each modality trains when none is named: the paper's encoders.
 PAPER_NETWORKS = {"audio": "cpc-audio", "vision": "gim-vision"}
@@ -23,7 +24,7 @@ MODALITIES = tuple(PAPER_NETWORKS)
 REFERENCE_DEPTH = {modality: NETWORKS[name].reference_depth for modality, name in PAPER_NETWORKS.items()}
 
 __all__ = ["MAX_DEPTH", "MODALITIES", "NETWORKS", "PAPER_NETWORKS", "REFERENCE_DEPTH", "Group", "Layers", "Network",
-           "NetworkEntry", "grouped", "register_network", "sequence_lengths"]
+           "NetworkEntry", "grouped", "network_entry", "register_make", "register_network", "sequence_lengths"]
 
 
 class Network(nn.Module):
@@ -33,12 +34,13 @@ class Network(nn.Module):
     """
 
     def __init__(self, modules: list[nn.Module], heads: dict[int, nn.Module], names: list[str],
-                 layers: list[list[int]] | None = None) -> None:
+                 layers: list[list[int]] | None = None, *, tokens: bool = False) -> None:
         super().__init__()
         self.encoder = nn.ModuleList(modules)
         self.heads = nn.ModuleDict({str(k): head for k, head in heads.items()})
         self.names = names
         self.layers = layers or [[k] for k in range(len(modules))]  # the encoder layers each module holds
+        self.tokens = tokens  # the modules output image tokens (B, T, D), pooled over T (a ViT), not (B, C, L)
 
     def __len__(self) -> int:
         return len(self.encoder)

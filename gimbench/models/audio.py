@@ -87,12 +87,18 @@ def too_short(preset: str, depth: int) -> str | None:
     return None
 
 
-@register_network("cpc-audio", modality="audio", reference_depth=6, max_depth=MAX_DEPTH, depth_problem=too_short)
+def audio_input(preset: str) -> tuple[int, ...]:
+    """One training crop of the preset: (1, samples)."""
+    return (1, PRESETS[preset]["audio"].crop_samples)
+
+
+@register_network("cpc-audio", modality="audio", reference_depth=6, max_depth=MAX_DEPTH, depth_problem=too_short,
+                  input_shape=audio_input)
 def cpc_audio(preset: str, depth: int) -> Layers:
     """The paper's audio encoder: strided convs, then a GRU."""
     spec = PRESETS[preset]["audio"]
     names = [f"conv{i + 1}" for i in range(depth)]
     if depth >= 2:
         names[-1] = "gru"
-    return Layers(audio_modules(spec, depth), names, (1, spec.crop_samples),
+    return Layers(audio_modules(spec, depth), names, audio_input(preset),
                   autoregressive=(depth - 1,) if depth >= 2 else ())

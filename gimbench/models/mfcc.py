@@ -10,8 +10,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from gimbench.models.audio import audio_input
 from gimbench.models.networks import Layers, register_network
-from gimbench.models.presets import PRESETS
 
 SAMPLE_RATE = 16000
 HOP = 160
@@ -36,7 +36,7 @@ class MFCCFeatures(nn.Module):
         return torch.cat([c, d, self.deltas(d)], dim=1)
 
 
-@register_network("mfcc", modality="audio", reference_depth=1)
+@register_network("mfcc", modality="audio", reference_depth=1, input_shape=audio_input)
 def mfcc(preset: str, depth: int) -> Layers:
     """MFCC features: a fixed front end without parameters (--model mfcc)."""
-    return Layers([MFCCFeatures()], ["mfcc"], (1, PRESETS[preset]["audio"].crop_samples))
+    return Layers([MFCCFeatures()], ["mfcc"], audio_input(preset))

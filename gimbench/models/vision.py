@@ -75,9 +75,15 @@ def vision_modules(spec: VisionSpec, depth: int) -> list[nn.Module]:
     return modules
 
 
-@register_network("gim-vision", modality="vision", reference_depth=3, max_depth=MAX_DEPTH)
+def vision_input(preset: str) -> tuple[int, ...]:
+    """One grayscale crop of the preset: (1, crop, crop)."""
+    crop = PRESETS[preset]["vision"].crop
+    return (1, crop, crop)
+
+
+@register_network("gim-vision", modality="vision", reference_depth=3, max_depth=MAX_DEPTH, input_shape=vision_input)
 def gim_vision(preset: str, depth: int) -> Layers:
     """The paper's vision encoder: ResNet-50 stages on every patch of the crop."""
     spec = PRESETS[preset]["vision"]
     names = [f"stage{i + 1}" if i < len(spec.widths) else f"extra{i + 1}" for i in range(depth)]
-    return Layers(vision_modules(spec, depth), names, (1, spec.crop, spec.crop))
+    return Layers(vision_modules(spec, depth), names, vision_input(preset))

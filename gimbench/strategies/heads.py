@@ -6,8 +6,10 @@ settings (prediction steps, negatives, window, PixelCNN layers) are the modality
 
 - audio InfoNCE on a (1, C, L) sequence: predicts the layer's own output codes, or, on an autoregressive layer
   (CPC's GRU), the codes of its input;
-- vision InfoNCE on (P, C, h, w) patch maps, P = g x g patches of one image: grid rows below;
-- a classifier on the pooled output (over time, or over space and the P patches).
+- vision InfoNCE on (P, C, h, w) patch maps, P = g x g patches of one image (the paper's encoder): grid rows below;
+- vision InfoNCE on any other image layer, a map (1, C, H, W) or tokens (1, T, D) of a g x g grid (a ResNet stage,
+  a ViT block): the rows below, position by position (``GridInfoNCE``), as many steps as the rows allow;
+- a classifier on the pooled output (over time, over space and the P patches, or over the tokens).
 
 Heads are built after every layer, in the order of ``heads_on``: layers and heads draw their initial values
 from torch's RNG in that order, so a seed gives the same parameters.
@@ -22,8 +24,8 @@ import torch
 from torch import nn
 
 from gimbench.errors import ConfigError
-from gimbench.losses import AudioInfoNCE, VisionInfoNCE
-from gimbench.models import NETWORKS, Group, Layers, Network, grouped
+from gimbench.losses import AudioInfoNCE, GridInfoNCE, VisionInfoNCE
+from gimbench.models import Group, Layers, Network, grouped, network_entry
 from gimbench.models.pixelcnn import PixelCNN
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
 from gimbench.strategies.local_heads import supervised_head
@@ -43,7 +45,7 @@ def build_network(
             ``None``: one module per layer.
         local_head: the classifier heads' kind (``--local-head``; ``gimbench.strategies.local_heads``).
     """
-    entry = NETWORKS[network]
+    entry = network_entry(network)
     layers = entry.build(preset, depth)
     modules, names = grouped(layers.modules, layers.names, groups,
                              lambda top: top in layers.autoregressive and not classes)
@@ -54,7 +56,7 @@ def build_network(
         tap = modules[k].take_top_input if isinstance(modules[k], Group) and modules[k].keeps_top_input else None
         pixelcnn = context == "pixelcnn" and k == len(modules) - 1
         heads[k] = head(layers, shapes, tops[k], spec, classes, pixelcnn, tap, local_head)
-    return Network(modules, heads, names, groups)
+    return Network(modules, heads, names, groups, tokens=entry.modality == "vision" and len(shapes[-1]) == 3)
 
 
 def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | VisionSpec, classes: int,
@@ -62,8 +64,9 @@ def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | V
     """The head on a module whose top layer is ``top``, given the shapes of the input and of every layer's output
     (``shapes[i + 1]``: layer i's); ``tap`` gives the top layer's input where a group keeps it."""
     out = shapes[top + 1]
+    tokens = isinstance(spec, VisionSpec) and len(out) == 3
     if classes:
-        return supervised_head(local_head, out, classes, layers.names[top])
+        return supervised_head(local_head, out, classes, layers.names[top], tokens)
     if isinstance(spec, AudioSpec) and len(out) == 3 and out[2] > spec.prediction_steps:
         recurrent = top in layers.autoregressive
         return AudioInfoNCE(
@@ -72,11 +75,29 @@ def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | V
         )
     grid = math.isqrt(out[0])
     # Predictions skip the row right below a context: the grid needs rows below the steps' reach.
-    if isinstance(spec, VisionSpec) and len(out) == 4 and grid**2 == out[0] and grid > spec.prediction_steps + 1:
+    if isinstance(spec, VisionSpec) and len(out) == 4 and out[0] > 1 and grid**2 == out[0] \
+            and grid > spec.prediction_steps + 1:
         context = PixelCNN(out[1], spec.pixelcnn_layers) if pixelcnn else None
         return VisionInfoNCE(channels=out[1], grid=grid, steps=spec.prediction_steps, negatives=spec.negatives,
                              context=context)
+    rows = grid_rows(out) if isinstance(spec, VisionSpec) and out[0] == 1 else 0
+    if rows > 1:
+        channels = out[2 if tokens else 1]
+        context = PixelCNN(channels, spec.pixelcnn_layers) if pixelcnn else None
+        return GridInfoNCE(channels=channels, steps=min(spec.prediction_steps, rows - 1), negatives=spec.negatives,
+                           context=context)
     raise ConfigError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
-                      f"(audio: (1, channels, steps) with more than {spec.prediction_steps} steps; vision: "
+                      f"(audio: (1, channels, steps) with more than {spec.prediction_steps} steps; images: "
                       f"(patches, channels, h, w), the patches a square grid of more than {spec.prediction_steps + 1} "
-                      "rows)")
+                      "rows, or a map (1, channels, h, w) or tokens (1, 1 + g*g or g*g, width) of at least 2 rows)")
+
+
+def grid_rows(out: torch.Size) -> int:
+    """The rows of the grid an image layer's output for one example is: a map's height, or the side of a square
+    token grid (after a class token), or 0 for neither."""
+    if len(out) == 4:
+        return out[2]
+    if len(out) == 3:
+        side = math.isqrt(out[1]) if math.isqrt(out[1]) ** 2 == out[1] else math.isqrt(out[1] - 1)
+        return side if side > 0 and side**2 in (out[1], out[1] - 1) else 0
+    return 0

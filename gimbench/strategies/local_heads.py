@@ -49,10 +49,11 @@ class DglAuxiliary(nn.Module):
         return F.cross_entropy(self.mlp(h.view(-1, self.patches, h.shape[1]).mean(dim=1)), labels)
 
 
-def supervised_head(kind: str, out: torch.Size, classes: int, layer: str) -> nn.Module:
-    """The ``kind`` head (``LOCAL_HEADS``) on a layer whose output for one example is ``out`` (rows, C, ...)."""
+def supervised_head(kind: str, out: torch.Size, classes: int, layer: str, tokens: bool = False) -> nn.Module:
+    """The ``kind`` head (``LOCAL_HEADS``) on a layer whose output for one example is ``out`` (rows, C, ...), or
+    image ``tokens`` (1, T, D)."""
     if kind == "linear":
-        return Classifier(channels=out[1], classes=classes, patches=out[0])
+        return Classifier(channels=out[2 if tokens else 1], classes=classes, patches=out[0], tokens=tokens)
     if len(out) != 4:
         raise ConfigError(f"--local-head dgl reads image feature maps (channels, h, w); layer {layer!r} outputs "
                           f"{tuple(out)} per example: use --local-head linear")
