@@ -35,7 +35,7 @@ from gimbench.data.check import CHECKS, check_dataset
 from gimbench.data.problems import DataError
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
-from gimbench.models import MODALITIES, NETWORKS, REFERENCE_DEPTH
+from gimbench.models import MODALITIES, NETWORKS, REFERENCE_DEPTH, NetworkEntry
 from gimbench.models.presets import PRESETS
 from gimbench.report import headline
 from gimbench.report.benchcompare import bench_memory_table, compare, failure_line, load_memory, parse_percent
@@ -471,6 +471,13 @@ def cmd_bench_compare(args: argparse.Namespace, console: Console) -> int:
     return 1 if line else 0
 
 
+def network_sizes(network: NetworkEntry) -> str:
+    """A network's depth and input at the paper preset, and at tiny where they differ."""
+    sizes = {p: (network.reference_at(p), "x".join(map(str, network.input_of(p)))) for p in ("paper", "tiny")}
+    text = f"reference depth {sizes['paper'][0]}, input {sizes['paper'][1]}"
+    return text if sizes["tiny"] == sizes["paper"] else f"{text} (tiny: {sizes['tiny'][0]}, {sizes['tiny'][1]})"
+
+
 def cmd_list(console: Console) -> int:
     table = Table(title="gimbench registries", title_justify="left")
     table.add_column("registry")
@@ -481,8 +488,7 @@ def cmd_list(console: Console) -> int:
     for name in MODALITIES:
         table.add_row("modality", name, f"reference depth {REFERENCE_DEPTH[name]}")
     for name, network in sorted(NETWORKS.items()):
-        table.add_row("network", name, f"{network.modality}, reference depth {network.reference_depth}: "
-                      f"{network.description}")
+        table.add_row("network", name, f"{network.modality}, {network_sizes(network)}: {network.description}")
     for name, strategy in STRATEGIES["gim"].variants.items():
         table.add_row("gim mode", name, strategy.description)
     for name in sorted(DATASETS):

@@ -57,7 +57,7 @@ def load(name: str, where: str, function: str) -> Make:
     except ConfigError:
         raise
     except Exception as e:  # the user's module failed on import: its own error, in one line
-        raise ConfigError(f"--network {name}: cannot import {where} ({type(e).__name__}: {one_line(e)})") from None
+        raise ConfigError(f"--network {name}: cannot import {where} ({one_line(e)})") from None
     make = getattr(module, function, None)
     if not callable(make):
         raise ConfigError(f"--network {name}: {where} has no function {function}")
@@ -97,7 +97,7 @@ def made(name: str, make: Make, preset: str = "tiny", depth: int | None = None) 
     try:
         returned = make()
     except Exception as e:
-        raise ConfigError(f"--network {name}: make() failed ({type(e).__name__}: {one_line(e)})") from None
+        raise ConfigError(f"--network {name}: make() failed ({one_line(e)})") from None
     layers, shape = unpack(name, returned)
     names = [n if not n.isdigit() else f"layer{int(n) + 1}" for n in layer_names(returned[0], len(layers))]
     built = Layers(layers[:depth], names[:depth], shape)
@@ -139,6 +139,6 @@ def trace(name: str, layers: Layers) -> None:
             h = meta_output(layer, h)
         except Exception as e:
             raise ConfigError(f"--network {name}: layer {layer_name!r} fails on an input of shape "
-                              f"{tuple(h.shape)[1:]} ({type(e).__name__}: {one_line(e)})") from None
+                              f"{tuple(h.shape)[1:]} ({one_line(e)})") from None
         if not isinstance(h, torch.Tensor):
             raise ConfigError(f"--network {name}: layer {layer_name!r} returns {type(h).__name__}, not a tensor")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from gimbench.config import RunConfig, module_count
-from gimbench.data import make_source
+from gimbench.config import ConfigError, RunConfig, module_count
+from gimbench.data import Source, make_source
 from gimbench.distributed.stages import rank_share
-from gimbench.models import Network
+from gimbench.models import Network, network_entry
 from gimbench.runs.split import module_layers
 from gimbench.strategies import MethodSpec, Strategy, spec_of
 from gimbench.strategies.heads import build_network
@@ -25,6 +25,16 @@ def network_for(cfg: RunConfig, spec: MethodSpec, classes: int = 0,
         network=cfg.network, preset=cfg.preset, depth=cfg.depth, heads_on=spec.heads_on(module_count(cfg)),
         context=cfg.context, classes=classes if spec.needs_labels else 0, groups=groups, local_head=cfg.local_head,
     )
+
+
+def check_input(cfg: RunConfig, source: Source) -> None:
+    """A dataset whose examples the network cannot read is one line before anything is built from it (one example
+    drawn with a generator of its own: the run's draws stay the run's)."""
+    wanted = network_entry(cfg.network).input_of(cfg.preset)
+    got = tuple(source.batch(1, torch.Generator().manual_seed(cfg.seed)).inputs.shape[1:])
+    if got != wanted:
+        raise ConfigError(f"--data {cfg.data} hands out examples of shape {got}; network {cfg.network!r} reads "
+                          f"{wanted}")
 
 
 def build(cfg: RunConfig, device: torch.device | None = None, *, strategy: Strategy | None = None,
@@ -50,6 +60,7 @@ def build(cfg: RunConfig, device: torch.device | None = None, *, strategy: Strat
     # probed) it gets the plain Strategy, which makes optimizers and never steps.
     strategy = strategy or (spec.trains or Strategy)(cfg, spec)
     source = make_source(cfg, labelled=spec.needs_labels)
+    check_input(cfg, source)
     groups = module_layers(cfg, spec, source.num_classes,
                            lambda: source.batch(cfg.batch_size, torch.Generator().manual_seed(cfg.seed)), device)
     network = network_for(cfg, spec, source.num_classes, groups)

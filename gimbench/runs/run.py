@@ -22,7 +22,7 @@ import torch
 from gimbench.config import ConfigError, RunConfig, one_line, recorded_config, resolve
 from gimbench.distributed.runtime import Runtime
 from gimbench.distributed.world import world_from_env
-from gimbench.models import Network
+from gimbench.models import Network, register_make
 from gimbench.probe import probe
 from gimbench.profiling.floor import alone_peaks
 from gimbench.profiling.flops import reference_rate, reference_size
@@ -115,19 +115,23 @@ def run(
     cfg: RunConfig, *, on_start: Callable[[RunConfig, Path], None] = lambda cfg, folder: None,
     on_step: Callable[[StepRecord], None] = lambda record: None,
     on_probe: Callable[[str, int], None] = lambda task, module: None, on_try: Callable = lambda t: None,
-    on_probes: Callable[[int], None] = lambda total: None,
+    on_probes: Callable[[int], None] = lambda total: None, network: str | Callable[[], object] | None = None,
 ) -> RunResult:
     """Train, measure, probe and write a run folder; returns the result (also in ``<folder>/results.json``).
 
     ``on_start`` hears the resolved config and folder, ``on_step`` every training step, ``on_probe``
     every (task, module) probe as it starts (``on_probes`` their number, before the first),
     ``on_try`` every batch size tried by ``find_max_batch`` (the run then trains at the batch size found).
+    ``network`` trains your own network instead of ``cfg.network``: a function ``make()`` returning (layers, input
+    shape), as ``--network file.py:make`` names one (recorded as ``module:function``), or such a name.
 
     Raises:
         ConfigError: for invalid options (the message names the flag).
         RunEnded: when a signal stopped the run or it failed (NaN loss, out of memory); its results
             are written with status "interrupted" or "failed" before this is raised.
     """
+    if network is not None:
+        cfg = replace(cfg, network=network if isinstance(network, str) else register_make(network))
     cfg = resolve_config(cfg)
     started, max_batch = time.perf_counter(), None
     if cfg.find_max_batch:

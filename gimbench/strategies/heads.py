@@ -73,31 +73,41 @@ def head(layers: Layers, shapes: list[torch.Size], top: int, spec: AudioSpec | V
             context_dim=out[1], code_dim=shapes[top][1] if recurrent else out[1], steps=spec.prediction_steps,
             negatives=spec.negatives, window=spec.window, codes_from_input=recurrent, codes_from=tap,
         )
+    found = image_head(out, spec, pixelcnn) if isinstance(spec, VisionSpec) else None
+    if found is not None:
+        return found
+    readable = (f"audio: (1, channels, steps) with more than {spec.prediction_steps} steps"
+                if isinstance(spec, AudioSpec) else
+                "images: a map (1, channels, h, w) or tokens (1, 1 + g*g or g*g, width) of at least 2 rows, or the "
+                f"paper's (patches, channels, h, w), the patches a square grid of more than {spec.prediction_steps + 1}"
+                " rows")
+    raise ConfigError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
+                      f"({readable})")
+
+
+def image_head(out: torch.Size, spec: VisionSpec, pixelcnn: bool) -> nn.Module | None:
+    """The InfoNCE head on an image layer's output ``out`` for one example: the paper's on P > 1 patch maps
+    (P, C, h, w), the generic one on a map (1, C, H, W) or tokens (1, T, D) of at least 2 rows; ``None`` if
+    neither reads it."""
     grid = math.isqrt(out[0])
     # Predictions skip the row right below a context: the grid needs rows below the steps' reach.
-    if isinstance(spec, VisionSpec) and len(out) == 4 and out[0] > 1 and grid**2 == out[0] \
-            and grid > spec.prediction_steps + 1:
+    if len(out) == 4 and out[0] > 1 and grid**2 == out[0] and grid > spec.prediction_steps + 1:
         context = PixelCNN(out[1], spec.pixelcnn_layers) if pixelcnn else None
         return VisionInfoNCE(channels=out[1], grid=grid, steps=spec.prediction_steps, negatives=spec.negatives,
                              context=context)
-    rows = grid_rows(out) if isinstance(spec, VisionSpec) and out[0] == 1 else 0
-    if rows > 1:
-        channels = out[2 if tokens else 1]
-        context = PixelCNN(channels, spec.pixelcnn_layers) if pixelcnn else None
-        return GridInfoNCE(channels=channels, steps=min(spec.prediction_steps, rows - 1), negatives=spec.negatives,
-                           context=context)
-    raise ConfigError(f"layer {layers.names[top]!r} outputs {tuple(out)} per example: no InfoNCE head reads that "
-                      f"(audio: (1, channels, steps) with more than {spec.prediction_steps} steps; images: "
-                      f"(patches, channels, h, w), the patches a square grid of more than {spec.prediction_steps + 1} "
-                      "rows, or a map (1, channels, h, w) or tokens (1, 1 + g*g or g*g, width) of at least 2 rows)")
+    rows = grid_rows(out) if out[0] == 1 else 0
+    if rows < 2:
+        return None
+    channels = out[-1] if len(out) == 3 else out[1]
+    context = PixelCNN(channels, spec.pixelcnn_layers) if pixelcnn else None
+    return GridInfoNCE(channels=channels, steps=min(spec.prediction_steps, rows - 1), negatives=spec.negatives,
+                       context=context)
 
 
 def grid_rows(out: torch.Size) -> int:
     """The rows of the grid an image layer's output for one example is: a map's height, or the side of a square
-    token grid (after a class token), or 0 for neither."""
+    grid of tokens (after a class token), or 0 for neither."""
     if len(out) == 4:
         return out[2]
-    if len(out) == 3:
-        side = math.isqrt(out[1]) if math.isqrt(out[1]) ** 2 == out[1] else math.isqrt(out[1] - 1)
-        return side if side > 0 and side**2 in (out[1], out[1] - 1) else 0
-    return 0
+    squares = [n for n in (out[1], out[1] - 1) if n > 0 and math.isqrt(n) ** 2 == n] if len(out) == 3 else []
+    return math.isqrt(squares[0]) if squares else 0
