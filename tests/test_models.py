@@ -25,9 +25,9 @@ def network(modality, preset, depth, heads, context="none"):
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_every_network_says_its_output_shapes_exactly(name):
     entry = NETWORKS[name]
-    layers = entry.build("tiny", entry.reference_depth)
+    layers = entry.build("tiny", entry.reference_at("tiny"))
     assert entry.description and entry.modality in PAPER_NETWORKS
-    assert len(layers.modules) == len(layers.names) == entry.reference_depth
+    assert len(layers.modules) == len(layers.names) == entry.reference_at("tiny")
     h = torch.randn(2, *layers.input_shape)
     for module, shape in zip(layers.modules, layers.output_shapes(), strict=True):
         h = module(h)
