@@ -28,6 +28,7 @@ from gimbench.config import (
     flag,
     flagged_fields,
     known_options,
+    modality_of,
     resolve,
 )
 from gimbench.data import DATASETS
@@ -365,7 +366,7 @@ def cmd_compare(args: argparse.Namespace, console: Console, argv: list[str]) -> 
         return cmd_resume(args, console)
     configs = compare_rows(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    modality = option_value(args, "modality")
+    modality = modality_of(config_from_args(args))
     folder = Path(args.out) if args.out else Path("reports/compare") / (args.name or f"{stamp}-{modality}")
     with SweepProgress(console, len(configs), enabled=not option_value(args, "quiet")) as progress:
         document = run_sweep(configs, folder, swept={"row": [c.label for c in configs]}, command=["gimbench", *argv],

@@ -92,7 +92,8 @@ def test_a_network_in_a_file_trains_with_a_row_per_module(user_file, model, tmp_
     # Each layer's conv (and BatchNorm), and the method's InfoNCE heads: 5 steps of a C x C predictor on the 16x16
     # and 8x8 maps, on every layer for gim, on the top one for cpc.
     convs, heads = [3 * 8 * 9 + 8 + 2 * 8, 8 * 16 * 9 + 16, 16 * 16 * 9 + 16], [5 * 8 * 8, 5 * 16 * 16, 5 * 16 * 16]
-    expected = [c + h for c, h in zip(convs, heads, strict=True)] if model == "gim" else [*convs[:2], convs[2] + heads[2]]
+    expected = [c + h for c, h in zip(convs, heads, strict=True)] if model == "gim" else \
+        [*convs[:2], convs[2] + heads[2]]
     assert [m["parameters"] for m in doc["modules"]] == expected
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gimbench.config import RunConfig, flag
+from gimbench.config import RunConfig, flag, modality_of
 from gimbench.results.schema import RunResult, write_json_atomic
 from gimbench.runs.run import run
 from gimbench.strategies import STRATEGIES
@@ -84,6 +84,7 @@ def build_table(
     Returns the table document and the folder holding it and the runs.
     """
     run_one = run_one or run
+    base = replace(base, modality=modality_of(base))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(out) if out else Path("reports/tables") / f"{stamp}-{base.modality}"
     rows = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from gimbench.config import RunConfig, flag
+from gimbench.config import RunConfig, config_from, flag, modality_of
 from gimbench.sweep.grid import NOT_PASSED, SWEEP_LEVEL, Configuration
 
 # What the rows set; the same options given to ``gimbench compare`` are refused, naming the flag.
@@ -69,7 +69,7 @@ def configurations(base: dict, given: Collection[str], depth: int, rounds: int =
     """The compared runs: ``base`` (every RunConfig field) with the options ``given`` passed to every row, and
     each row's own; the rows ``rounds`` times (``in_rounds``)."""
     shared = {d: v for d, v in base.items() if d in given and d not in SWEEP_LEVEL + NOT_PASSED}
-    if base["modality"] == "vision" and "context" not in given:
+    if modality_of(config_from(base)) == "vision" and "context" not in given:
         shared["context"] = "none"
     found = []
     for i, (label, own) in enumerate(in_rounds(rows(depth), rounds), 1):

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gimbench.config import ConfigError, RunConfig, applies, config_from
+from gimbench.config import ConfigError, RunConfig, applies, config_from, modality_of
 from gimbench.strategies import STRATEGIES
 
 # The sweep's own meaning of these run options: --out is the sweep folder, --name names it.
@@ -33,7 +33,7 @@ def _exists(values: dict) -> bool:
     cfg = config_from(values)
     method = STRATEGIES.get(cfg.model)
     variant = method.chosen(cfg) if method else None
-    return variant is None or cfg.modality in variant.modalities
+    return variant is None or modality_of(cfg) in variant.modalities
 
 
 @dataclass(frozen=True)
