@@ -4,7 +4,11 @@ token grid, RGB data at the size a network asks for, and one-line refusals."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,6 +17,7 @@ from gimbench.config import ConfigError, RunConfig, resolve
 from gimbench.data import make_source
 from gimbench.losses import Classifier, GridInfoNCE, VisionInfoNCE
 from gimbench.models import NETWORKS, PAPER_NETWORKS
+from gimbench.probe import ProbeTask, extract_features, probe
 from gimbench.runs.build import build
 from gimbench.strategies import STRATEGIES
 from gimbench.trainer import Trainer
@@ -135,3 +140,30 @@ def test_a_depth_beyond_the_presets_layers_is_refused():
         resolve(RunConfig(network="resnet110-cifar", depth=8, preset="tiny", device="cpu"))
     assert resolve(RunConfig(network="resnet110-cifar", depth=55, preset="paper", device="cpu")).depth == 55
 
+
+
+def test_probes_read_a_vits_tokens_pooled():
+    cfg = resolve(variant_config("vit", "gim", "per-module"))
+    parts = build(cfg)
+    task = parts.source.probe_tasks()[0]
+    task = ProbeTask(task.name, task.kind, task.train_inputs[:40], task.train_labels[:40], task.test_inputs[:20],
+                     task.test_labels[:20], task.num_classes)
+    features = extract_features(parts.network, task.train_inputs, "pooled", "cpu")
+    assert [tuple(f.shape) for f in features] == [(40, 32)] * 4  # one row per image, the width of the tokens
+    result = probe(parts.network, [task], "cpu")["class"]
+    assert len(result.per_module) == 4 and all(0 <= a <= 1 for a in result.per_module)
+
+
+@pytest.mark.slow  # torchrun, two processes
+def test_a_resnet_trains_module_parallel_on_two_processes(tmp_path):
+    command = [sys.executable, "-m", "gimbench", "run", "--network", "resnet18", "--model", "gim", "--gim-mode",
+               "module-parallel", "--nproc", "2", "--preset", "tiny", "--device", "cpu", "--quiet", "--no-probe",
+               "--batch-size", "4", "--steps", "4", "--warmup-steps", "1", "--profile-steps", "1", "--memory-steps",
+               "1", "--out", str(tmp_path), "--name", "mp"]
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads((tmp_path / "mp" / "results.json").read_text())
+    assert doc["distributed"]["mode"] == "module-parallel" and len(doc["distributed"]["ranks"]) == 2
+    assert [m["name"] for m in doc["modules"]] == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    assert all(m["memory"]["peak_bytes"] > 0 for m in doc["modules"])
