@@ -16,7 +16,7 @@ import torch
 
 from gimbench.data.corpus import cut_views
 from gimbench.data.problems import DataError
-from gimbench.models import NETWORKS
+from gimbench.models import network_entry
 
 GRAY, RGB = 1, 3
 LEVELS = 256  # uint8 pixel values
@@ -24,10 +24,9 @@ LEVELS = 256  # uint8 pixel values
 
 def image_input(cfg, dataset: str, side: int) -> tuple[int, int]:
     """(channels, crop side) the resolved ``cfg``'s network reads from ``dataset``'s ``side`` x ``side`` images,
-    or ``DataError``. The network's first layer is built on the meta device: no memory used, no random number
-    drawn (the run's parameters are initialised later from its seed)."""
-    with torch.device("meta"):
-        shape = tuple(NETWORKS[cfg.network].build(cfg.preset, 1).input_shape)
+    or ``DataError``. The network's entry says its input shape without drawing a random number (the run's
+    parameters are initialised later from its seed)."""
+    shape = network_entry(cfg.network).input_of(cfg.preset)
     if len(shape) != 3 or shape[0] not in (GRAY, RGB) or shape[1] != shape[2] or shape[1] > side:
         raise DataError(f"network {cfg.network!r} reads inputs of shape {shape}; --data {dataset} gives square "
                         f"crops of at most {side}x{side} pixels in {GRAY} (grayscale) or {RGB} (RGB) channels, never "

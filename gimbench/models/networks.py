@@ -90,11 +90,11 @@ class NetworkEntry:
 
     def input_of(self, preset: str) -> tuple[int, ...]:
         """The shape of one input example at ``preset``, without the batch. Without an ``input_shape`` function it
-        is read from the network built one layer deep, with torch's RNG state put back (a seed's draws stay the
-        run's)."""
+        is read from the network built one layer deep on the meta device (no memory), with torch's RNG state put
+        back (a seed's draws stay the run's)."""
         if self.input_shape is not None:
             return tuple(self.input_shape(preset))
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
             return tuple(self.build(preset, 1).input_shape)
 
 
