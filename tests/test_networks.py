@@ -20,6 +20,7 @@ from gimbench.models import NETWORKS, PAPER_NETWORKS
 from gimbench.probe import ProbeTask, extract_features, probe
 from gimbench.runs.build import build
 from gimbench.strategies import STRATEGIES
+from gimbench.strategies.local_heads import DglAuxiliary
 from gimbench.trainer import Trainer
 
 # Single-process variants; the ones that spread modules over processes run under torchrun (test_module_parallel).
@@ -167,3 +168,10 @@ def test_a_resnet_trains_module_parallel_on_two_processes(tmp_path):
     assert doc["distributed"]["mode"] == "module-parallel" and len(doc["distributed"]["ranks"]) == 2
     assert [m["name"] for m in doc["modules"]] == ["stem", "layer1", "layer2", "layer3", "layer4"]
     assert all(m["memory"]["peak_bytes"] > 0 for m in doc["modules"])
+
+
+def test_dgls_auxiliary_net_reads_resnet_maps_and_is_refused_on_vit_tokens():
+    network = build(resolve(variant_config("resnet110-cifar", "greedy-supervised", "", local_head="dgl"))).network
+    assert all(isinstance(network.head(k), DglAuxiliary) for k in range(len(network)))
+    with pytest.raises(ConfigError, match="--local-head dgl reads image feature maps"):
+        build(resolve(variant_config("vit", "greedy-supervised", "", local_head="dgl")))
