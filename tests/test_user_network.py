@@ -46,6 +46,10 @@ def stereo():
     return [nn.Conv1d(2, 4, 3)], (2, 5120)
 
 
+def odd_audio():
+    return [nn.Conv1d(1, 4, 10, 5)], (1, 5000)
+
+
 class Pair(nn.Module):
     def forward(self, x):
         return x, x
@@ -120,6 +124,7 @@ def test_the_python_api_takes_a_make_function(tmp_path):
     ("not_layers", "make()'s layers must be a non-empty list of nn.Module or an nn.Sequential, got str"),
     ("bad_shape", "make()'s input shape must be (1, samples) for audio or (channels, height, width)"),
     ("stereo", "an audio input is (1, samples), got (2, 5120)"),
+    ("odd_audio", "cannot give network"),
     ("tuple_out", "layer 'layer2' returns tuple, not a tensor"),
     ("flat", "layer 'layer2' outputs (1, 3600) per example: no InfoNCE head reads that"),
     ("raises", "make() failed (RuntimeError: no weights here)"),

@@ -99,8 +99,7 @@ def made(name: str, make: Make, preset: str = "tiny", depth: int | None = None) 
     except Exception as e:
         raise ConfigError(f"--network {name}: make() failed ({one_line(e)})") from None
     layers, shape = unpack(name, returned)
-    names = [n if not n.isdigit() else f"layer{int(n) + 1}" for n in layer_names(returned[0], len(layers))]
-    built = Layers(layers[:depth], names[:depth], shape)
+    built = Layers(layers[:depth], layer_names(returned[0], len(layers))[:depth], shape)
     trace(name, built)
     return built
 
@@ -125,10 +124,9 @@ def unpack(name: str, returned: object) -> tuple[list[nn.Module], tuple[int, ...
 
 
 def layer_names(layers: object, count: int) -> list[str]:
-    """An ``nn.Sequential``'s own child names, or layer1, layer2 ... for a list."""
-    if isinstance(layers, nn.Sequential):
-        return [name for name, _ in layers.named_children()]
-    return [str(i) for i in range(count)]
+    """An ``nn.Sequential``'s own child names where it named them, else layer1, layer2 ... (as for a list)."""
+    given = [name for name, _ in layers.named_children()] if isinstance(layers, nn.Sequential) else [""] * count
+    return [name if name and not name.isdigit() else f"layer{i + 1}" for i, name in enumerate(given)]
 
 
 def trace(name: str, layers: Layers) -> None:

@@ -31,7 +31,10 @@ def check_input(cfg: RunConfig, source: Source) -> None:
     """A dataset whose examples the network cannot read is one line before anything is built from it (one example
     drawn with a generator of its own: the run's draws stay the run's)."""
     wanted = network_entry(cfg.network).input_of(cfg.preset)
-    got = tuple(source.batch(1, torch.Generator().manual_seed(cfg.seed)).inputs.shape[1:])
+    try:
+        got = tuple(source.batch(1, torch.Generator().manual_seed(cfg.seed)).inputs.shape[1:])
+    except ValueError as e:  # a crop the data cannot give (an audio input longer than its utterances)
+        raise ConfigError(f"--data {cfg.data} cannot give network {cfg.network!r} its input {wanted}: {e}") from None
     if got != wanted:
         raise ConfigError(f"--data {cfg.data} hands out examples of shape {got}; network {cfg.network!r} reads "
                           f"{wanted}")
