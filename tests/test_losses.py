@@ -8,7 +8,15 @@ import pytest
 import torch
 from conftest import batch, tiny
 
-from gimbench.losses import AudioInfoNCE, VisionInfoNCE, info_nce, read_positions, split_read, stepwise_info_nce
+from gimbench.losses import (
+    AudioInfoNCE,
+    GridInfoNCE,
+    VisionInfoNCE,
+    info_nce,
+    read_positions,
+    split_read,
+    stepwise_info_nce,
+)
 
 
 def test_info_nce_of_equal_scores_is_log_of_candidates():
@@ -93,3 +101,32 @@ def test_vision_head_learns_on_fixed_inputs():
     assert len(head.predictors) == 5
     first, last = _fit(head, maps, maps)
     assert last < first - 0.5
+
+
+def test_grid_head_on_a_map_starts_at_log_one_plus_negatives_and_learns():
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(2, 6, 64, generator=g)  # one code per row of the map: rows below are predictable
+    maps = rows[:, :, None, :].expand(2, 6, 6, 64).permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+    torch.manual_seed(0)
+    head = GridInfoNCE(channels=64, steps=3, negatives=16)
+    starts = []
+    for scale in (1.0, 64**-0.5):  # the paper loss's unscaled scores, then 1/sqrt(C), with the same parameters
+        head.scale = scale
+        head.generator.manual_seed(0)
+        starts.append(head(maps, maps).item())
+    assert abs(starts[1] - math.log(17)) < 0.5 < abs(starts[0] - math.log(17))
+    first, last = _fit(head, maps, maps)
+    assert last < first - 0.5
+
+
+def test_grid_head_reads_tokens_without_the_class_token():
+    torch.manual_seed(0)
+    head = GridInfoNCE(channels=8, steps=2, negatives=4)
+    tokens = torch.randn(3, 1 + 16, 8)
+    other = tokens.clone()
+    other[:, 0] = 100.0  # the class token is no position of the grid
+    losses = []
+    for x in (tokens, other, tokens[:, 1:]):  # with, changed and without the class token
+        head.generator.manual_seed(0)
+        losses.append(head(x, x).item())
+    assert losses[0] == losses[1] == losses[2]
