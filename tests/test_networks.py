@@ -13,7 +13,8 @@ import sys
 import pytest
 import torch
 
-from gimbench.config import ConfigError, RunConfig, resolve
+from gimbench.cli import compare_rows, make_parser
+from gimbench.config import ConfigError, RunConfig, config_from, resolve
 from gimbench.data import make_source
 from gimbench.losses import Classifier, GridInfoNCE, VisionInfoNCE
 from gimbench.models import NETWORKS, PAPER_NETWORKS
@@ -21,6 +22,7 @@ from gimbench.probe import ProbeTask, extract_features, probe
 from gimbench.runs.build import build
 from gimbench.strategies import STRATEGIES
 from gimbench.strategies.local_heads import DglAuxiliary
+from gimbench.sweep.grid import configurations
 from gimbench.trainer import Trainer
 
 # Single-process variants; the ones that spread modules over processes run under torchrun (test_module_parallel).
@@ -175,3 +177,15 @@ def test_dgls_auxiliary_net_reads_resnet_maps_and_is_refused_on_vit_tokens():
     assert all(isinstance(network.head(k), DglAuxiliary) for k in range(len(network)))
     with pytest.raises(ConfigError, match="--local-head dgl reads image feature maps"):
         build(resolve(variant_config("vit", "greedy-supervised", "", local_head="dgl")))
+
+
+def test_a_sweep_and_a_comparison_take_networks():
+    args = make_parser().parse_args(["sweep", "--network", "resnet18,resnet50", "--model", "gim,cpc",
+                                     "--preset", "tiny", "--device", "cpu"])
+    configs, swept = configurations(args, args.run_options)
+    assert swept == {"model": ["gim", "cpc"], "network": ["resnet18", "resnet50"]}
+    assert [resolve(config_from(c.values)).modality for c in configs] == ["vision"] * 4
+    rows = compare_rows(make_parser().parse_args(["compare", "--network", "resnet18", "--preset", "tiny",
+                                                  "--device", "cpu"]))
+    assert [r.label for r in rows][-3:] == ["gim-modules2", "gim-modules3", "gim-modules5"]
+    assert all(r.values["network"] == "resnet18" and r.values["context"] == "none" for r in rows)
