@@ -342,3 +342,14 @@ def test_classes_are_learnable_but_not_given_by_brightness(images_train: ImageSe
     assert _nearest_class_mean_accuracy(*hog, 10) > 0.25
     brightness = [(s.images.float().mean((1, 2))[:, None], s.labels) for s in sets]
     assert _nearest_class_mean_accuracy(*brightness, 10) < 0.16
+
+
+def test_rgb_images_are_the_grayscale_ones_tinted(images_test: ImageSet) -> None:
+    rgb = make_image_set(seed=0, split="test", colour=True)
+    assert rgb.images.shape == (*images_test.images.shape, 3) and torch.equal(rgb.labels, images_test.labels)
+    gray, red, green = (x.flatten().float() for x in (images_test.images[0], rgb.images[0, ..., 0],
+                                                     rgb.images[0, ..., 1]))
+    assert torch.corrcoef(torch.stack([gray, red]))[0, 1] > 0.95  # each channel a gain and offset of the gray
+    assert not torch.equal(red, green)  # ... its own
+    x, _ = rgb.random_crops(2, torch.Generator().manual_seed(0), crop=64)
+    assert x.shape == (2, 3, 64, 64) and x.is_contiguous()
