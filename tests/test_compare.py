@@ -100,7 +100,7 @@ def test_an_sgd_row_at_its_own_default_rate_shares_the_setting_of_the_adam_rows(
     from gimbench.report.groups import setting_key
 
     def entry(**options) -> Entry:
-        return Entry(Path("."), {"config": RunConfig(depth=6, preset="tiny").to_dict() | options})
+        return Entry(Path("."), {"config": RunConfig(depth=6, preset="tiny", modality="audio").to_dict() | options})
 
     adam, sgd = entry(model="cpc", lr=1e-3), entry(model="gim", optimizer="sgd", lr=5e-2)
     assert setting_key(adam) == setting_key(sgd)

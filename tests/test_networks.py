@@ -187,5 +187,5 @@ def test_a_sweep_and_a_comparison_take_networks():
     assert [resolve(config_from(c.values)).modality for c in configs] == ["vision"] * 4
     rows = compare_rows(make_parser().parse_args(["compare", "--network", "resnet18", "--preset", "tiny",
                                                   "--device", "cpu"]))
-    assert [r.label for r in rows][-3:] == ["gim-modules2", "gim-modules3", "gim-modules5"]
+    assert {"gim-modules2", "gim-modules3", "gim-modules5"} <= {r.label for r in rows}  # resnet18: 5 layers
     assert all(r.values["network"] == "resnet18" and r.values["context"] == "none" for r in rows)
