@@ -34,6 +34,7 @@ from gimbench.config import (
 from gimbench.data import DATASETS
 from gimbench.data.check import CHECKS, check_dataset
 from gimbench.data.problems import DataError
+from gimbench.distributed.engine import ENGINES
 from gimbench.distributed.runtime import PeerLost
 from gimbench.distributed.world import world_from_env
 from gimbench.models import MODALITIES, NETWORKS, REFERENCE_DEPTH, NetworkEntry
@@ -137,7 +138,8 @@ def make_parser() -> Parser:
     run_parser = sub.add_parser("run", help="train one configuration and report it")
     add_run_options(run_parser)["recovery"].add_argument("--resume", metavar="FOLDER", default=None,
                             help="continue the run in FOLDER from its newest checkpoint (--steps TOTAL extends it)")
-    sub.add_parser("list", help="list models, modalities, gim modes, datasets and presets")
+    sub.add_parser("list", help="list every registry: models, their variants (gim modes, pipelines), networks, "
+                   "engines, datasets and presets")
     probe = sub.add_parser("probe", help="re-run the linear probes of a saved run from its checkpoint")
     probe.add_argument("folder", help="a run folder (holding results.json and checkpoint.pt)")
     probe.add_argument("--device", choices=DEVICES, default="auto", help="where to extract features")
@@ -479,6 +481,18 @@ def network_sizes(network: NetworkEntry) -> str:
     return text if sizes["tiny"] == sizes["paper"] else f"{text} (tiny: {sizes['tiny'][0]}, {sizes['tiny'][1]})"
 
 
+def engine_runs(engine: str) -> str:
+    """The runs ``engine`` trains under torchrun, by the flags that pick them (from the methods' descriptions)."""
+    runs = []
+    for model, method in sorted(STRATEGIES.items()):
+        names = [name for name, spec in method.variants.items() if spec.engine == engine]
+        if len(names) == len(method.variants):
+            runs.append(f"--model {model}")
+        elif names:
+            runs.append(f"--model {model} {flag(method.choice)} {' or '.join(names)}")
+    return ", ".join(runs)
+
+
 def cmd_list(console: Console) -> int:
     table = Table(title="gimbench registries", title_justify="left")
     table.add_column("registry")
@@ -490,8 +504,11 @@ def cmd_list(console: Console) -> int:
         table.add_row("modality", name, f"reference depth {REFERENCE_DEPTH[name]}")
     for name, network in sorted(NETWORKS.items()):
         table.add_row("network", name, f"{network.modality}, {network_sizes(network)}: {network.description}")
-    for name, strategy in STRATEGIES["gim"].variants.items():
-        table.add_row("gim mode", name, strategy.description)
+    for _, method in sorted(STRATEGIES.items()):
+        for name, spec in method.variants.items() if method.choice else ():
+            table.add_row(method.choice.replace("_", " "), name, spec.description)  # "gim mode", "pipeline"
+    for name in sorted(ENGINES):
+        table.add_row("engine", name, f"under torchrun (--nproc), trains {engine_runs(name)}")
     for name in sorted(DATASETS):
         table.add_row("dataset", name, DATASETS[name].description)
     for name, specs in PRESETS.items():

@@ -31,7 +31,7 @@ from gimbench.models import (
     sequence_lengths,
 )
 from gimbench.models.presets import PRESETS, AudioSpec, VisionSpec
-from gimbench.strategies import STRATEGIES, MethodSpec
+from gimbench.strategies import STRATEGIES, MethodSpec, spec_of
 from gimbench.strategies.local_heads import LOCAL_HEADS
 from gimbench.strategies.precision import OPTIMIZERS, PRECISIONS
 
@@ -403,7 +403,7 @@ def applies(option: str, cfg: RunConfig) -> bool:
     method = STRATEGIES.get(cfg.model)
     if method is None:
         return True
-    spec = method.chosen(cfg)
+    spec = method.variant(cfg)
     if option == "depth":
         return spec is None or spec.depth is None
     if option not in method_options():
@@ -526,7 +526,7 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     _check_choices(cfg)
     cfg = dataclasses.replace(cfg, modality=modality_of(cfg))
     method = STRATEGIES[cfg.model]
-    spec = method.variant(cfg)
+    spec = spec_of(cfg)  # the checked choices name one
     if cfg.modality not in spec.modalities:
         raise ConfigError(f"--model {cfg.model} is for --modality {' or '.join(spec.modalities)}")
     _refuse_options_not_applying(cfg)

@@ -14,6 +14,7 @@ import torch
 import gimbench
 from gimbench.cli import main
 from gimbench.config import DEFAULT_STEPS, RunConfig
+from gimbench.distributed.engine import ENGINES
 from gimbench.models import MODALITIES, NETWORKS
 from gimbench.runs.run import resolve_config
 from gimbench.strategies import STRATEGIES
@@ -159,6 +160,12 @@ def test_list_names_every_registry(capsys):
         assert name in text
     assert "The paper's audio encoder" in text  # networks are described
     assert "one backward" in text and "without autograd" in text  # every gim mode is described
+    rows = [line.split("│")[1:4] for line in text.splitlines() if line.count("│") == 4]
+    named = {(registry.strip(), name.strip()) for registry, name, _ in rows}
+    assert {("engine", engine) for engine in ENGINES} <= named
+    assert {("pipeline", pipeline) for pipeline in STRATEGIES["cpc"].variants} <= named
+    said = " ".join(" ".join(cell.strip() for cell in row) for row in rows)  # wrapped cells joined
+    assert "module-parallel under torchrun (--nproc), trains --model gim --gim-mode module-parallel" in said
 
 
 def test_version_and_grouped_help_with_defaults(capsys):

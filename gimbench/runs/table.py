@@ -46,7 +46,7 @@ def _spreading(dest: str, value: object) -> str | None:
     """Why ``gimbench table`` cannot take ``dest``'s value: it picks, or belongs to, a strategy that spreads
     modules over processes (the strategies say which); ``None`` otherwise."""
     for method in STRATEGIES.values():
-        if method.choice == dest and getattr(method.chosen(RunConfig(**{dest: value})), "spreads", False):
+        if method.choice == dest and getattr(method.variant(RunConfig(**{dest: value})), "spreads", False):
             return f"{ONE_PROCESS} ({flag(dest)} {value} needs --nproc 2 or more)"
         for strategy in method.variants.values():
             if strategy.spreads and dest in strategy.options and value != getattr(RunConfig, dest):

@@ -89,19 +89,20 @@ class Method:
     def single(cls, spec: MethodSpec) -> Method:
         return cls(spec.description, {"": spec})
 
-    def variant(self, cfg) -> MethodSpec:
-        """The variant that trains ``cfg``."""
-        return self.variants[getattr(cfg, self.choice) if self.choice else ""]
-
-    def chosen(self, cfg) -> MethodSpec | None:
-        """The variant ``cfg``'s option picks, or ``None`` where it names none (a config not checked yet)."""
+    def variant(self, cfg) -> MethodSpec | None:
+        """The variant ``cfg``'s option picks; ``None`` where it names none (a config not checked yet, which
+        ``config.resolve`` refuses)."""
         return self.variants.get(getattr(cfg, self.choice) if self.choice else "")
 
     def options(self, cfg) -> tuple[str, ...]:
         """The RunConfig fields that apply to ``cfg``'s method and variant only."""
-        return ((self.choice,) if self.choice else ()) + self.variant(cfg).own_options()
+        spec = self.variant(cfg)
+        return ((self.choice,) if self.choice else ()) + (spec.own_options() if spec else ())
 
 
 def spec_of(cfg) -> MethodSpec:
-    """The description of a config's ``--model`` and its variant option."""
-    return STRATEGIES[cfg.model].variant(cfg)
+    """The description of a checked config's ``--model`` and its variant option."""
+    spec = STRATEGIES[cfg.model].variant(cfg)
+    if spec is None:  # config.resolve refuses such a config before anything asks
+        raise LookupError(f"--model {cfg.model} has no variant {getattr(cfg, STRATEGIES[cfg.model].choice)!r}")
+    return spec

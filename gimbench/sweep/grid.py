@@ -32,7 +32,7 @@ def _exists(values: dict) -> bool:
     """Whether the configuration's method exists for its modality (the MFCC baseline is audio only)."""
     cfg = config_from(values)
     method = STRATEGIES.get(cfg.model)
-    variant = method.chosen(cfg) if method else None
+    variant = method.variant(cfg) if method else None
     return variant is None or modality_of(cfg) in variant.modalities
 
 
