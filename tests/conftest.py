@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from fuzz_files import make_world
+from short_probes import short_probes as capped_probes
 
 from gimbench.config import RunConfig
 from gimbench.profiling.meter import NULL_METER
@@ -75,3 +79,18 @@ def trained_parameters(model: str, modality: str, steps: int = 3, **options) -> 
     for step in range(steps):
         strategy.step(network, optimizers, batch(modality, seed=step), NULL_METER, step)
     return [p.detach().clone() for p in network.parameters()]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """A real completed 2-step run (gim per-module: one Adam per module, probed) with checkpoints at steps 1 and
+    2, in a sweep folder listing it, and a real benchmark JSON (tests/fuzz_files.py). Made once for the session:
+    every test that damages a file damages its own copy (``fresh_copy``)."""
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def short_probes():
+    """Probes capped at a few epochs (tests/short_probes.py): for a test of what a probed run reads and writes."""
+    with capped_probes():
+        yield

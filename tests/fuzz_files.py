@@ -1,8 +1,9 @@
 """Valid files of every kind gimbench reads, and seeded random mutations of them (for tests/test_fuzz_inputs.py).
 
-``make_world`` writes one real run folder (a tiny run, its results.json and both checkpoints), a sweep folder
-listing a copy of it as its complete run, and a pytest-benchmark JSON (``tests/fixtures/bench-memory.json``,
-written by the suite in benchmarks/). ``mutate_json`` and ``mutate_checkpoint`` damage one copy.
+``make_world`` writes one real run folder (a tiny run, its results.json with a probe block and both
+checkpoints), a sweep folder listing a copy of it as its complete run, and a pytest-benchmark JSON
+(``tests/fixtures/bench-memory.json``, written by the suite in benchmarks/). ``mutate_json`` and
+``mutate_checkpoint`` damage one copy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from short_probes import short_probes
 
 from gimbench.cli import make_parser
 from gimbench.config import RunConfig
@@ -34,11 +36,15 @@ SWAPS = ["x", 7, -1, 0, 1.5, True, False, None, [], {}, [1, 2], {"a": 1}, 10**40
 
 
 def make_world(root: Path) -> dict[str, Path]:
-    """A real run folder, a sweep folder holding a copy of it, and a benchmark JSON, under ``root``."""
+    """A real run folder, a sweep folder holding a copy of it, and a benchmark JSON, under ``root``.
+
+    The run is probed (readers of results.json meet a real probe block to damage), by short probes.
+    """
     args = make_parser().parse_args(["sweep", *SWEEP_ARGS])
     config = configurations(args, args.run_options)[0][0]
     sweep = root / "sweep"
-    run(_config(config.values, sweep / "runs", config.name))
+    with short_probes():
+        run(_config(config.values, sweep / "runs", config.name))
     folder = sweep / "runs" / config.name
     doc = json.loads((folder / "results.json").read_text())
     record = {"name": config.name, "label": config.label, "options": config.values,

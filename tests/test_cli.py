@@ -70,7 +70,7 @@ def test_smoke_run_writes_the_results_contract(tmp_path, model, modality, mode):
 
 def test_same_seed_same_checksum_and_different_seed_differs(tmp_path):
     def checksum(folder: str, *seed: str) -> str:
-        folder_path = run_cli(tmp_path / folder, "--steps", "3", "--depth", "2", *seed)
+        folder_path = run_cli(tmp_path / folder, "--steps", "3", "--depth", "2", "--batch-size", "2", *seed)
         doc = json.loads((folder_path / "results.json").read_text())
         return doc["final_parameter_checksum"]
 
@@ -88,7 +88,8 @@ def test_steps_default_to_the_modalitys_budget_and_the_flag_wins(modality, capsy
 
 
 def test_default_run_folder_name_and_no_silent_overwrite(tmp_path, capsys):
-    args = ["run", "--quiet", "--steps", "2", "--depth", "2", "--device", "cpu", "--no-probe", "--out", str(tmp_path)]
+    args = ["run", "--quiet", "--steps", "2", "--depth", "2", "--batch-size", "2", "--memory-steps", "0", "--device",
+            "cpu", "--no-probe", "--out", str(tmp_path)]
     assert main(args) == 0 and main(args) == 0
     folders = sorted(p.name for p in tmp_path.iterdir())
     assert len(folders) == 2 and all("-gim-audio-d2" in f for f in folders)
@@ -138,11 +139,11 @@ def test_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
 
 
 def test_existing_named_run_folder_needs_overwrite(tmp_path, capsys):
-    run_cli(tmp_path, "--steps", "2", "--depth", "2")
+    run_cli(tmp_path, "--steps", "2", "--depth", "2", "--batch-size", "2")
     code = main(["run", "--quiet", "--device", "cpu", "--out", str(tmp_path), "--name", "run", "--steps", "2"])
     assert code == 2 and "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "run" / "results.json").exists()
-    run_cli(tmp_path, "--steps", "2", "--depth", "2", "--overwrite")
+    run_cli(tmp_path, "--steps", "2", "--depth", "2", "--batch-size", "2", "--overwrite")
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
-from fuzz_files import fresh_copy, make_world, mutate_checkpoint, mutate_json
+from fuzz_files import fresh_copy, mutate_checkpoint, mutate_json
 
 from gimbench.cli import main
 from gimbench.report import plots
@@ -76,11 +76,6 @@ def acceptable(argv: list[str], code: int | None, err: str) -> bool:
     if code == 0 or (code == 1 and argv[0] == "sweep"):
         return "Traceback" not in err
     return code in ENDINGS and len(lines) == 1 and lines[0].startswith(ENDINGS[code])
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict[str, Path]:
-    return make_world(tmp_path_factory.mktemp("world"))
 
 
 def cheapen(monkeypatch) -> None:

@@ -1,4 +1,7 @@
-"""Probes at the end of a run, ``gimbench probe`` on a saved run, and ``gimbench table``."""
+"""Probes at the end of a run, ``gimbench probe`` on a saved run, and ``gimbench table``.
+
+These check what a probed run reads and writes, with probes capped at a few epochs (``short_probes``);
+tests/test_probe.py checks what the probes learn."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def check_probe_block(probe: dict, modality: str, depth: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("modality", "depth"), [("audio", 1), ("vision", 2)])  # audio's conv2 probe alone: ~20 s
-def test_a_run_probes_every_module(tmp_path, capsys, modality, depth):
+def test_a_run_probes_every_module(tmp_path, capsys, modality, depth, short_probes):
     folder = run_cli(tmp_path, "--modality", modality, "--depth", str(depth), "--steps", "3", "--batch-size", "2",
                      "--probe")
     doc = json.loads((folder / "results.json").read_text())
@@ -35,7 +38,7 @@ def test_a_run_probes_every_module(tmp_path, capsys, modality, depth):
 
 
 @pytest.mark.slow  # a probe run (tests/test_probe.py checks the probes in the fast set)
-def test_probe_command_probes_a_saved_run_without_changing_it(tmp_path, capsys):
+def test_probe_command_probes_a_saved_run_without_changing_it(tmp_path, capsys, short_probes):
     folder = run_cli(tmp_path, "--depth", "1", "--steps", "3", "--batch-size", "2")
     before = json.loads((folder / "results.json").read_text())
     assert before["probe"] == {}
@@ -70,7 +73,7 @@ def test_probe_command_on_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow  # a probe run
-def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
+def test_probe_command_reads_the_encoder_only(tmp_path, capsys, short_probes):
     folder = run_cli(tmp_path, "--depth", "1", "--steps", "2", "--batch-size", "2")
     path = folder / "checkpoint.pt"
     state = torch.load(path, weights_only=True)
@@ -88,7 +91,7 @@ def test_probe_command_reads_the_encoder_only(tmp_path, capsys):
 
 
 @pytest.mark.slow  # a run and its probes for every method
-def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys):
+def test_table_trains_every_method_and_writes_the_contract(tmp_path, capsys, short_probes):
     out = tmp_path / "table"
     code = main(["table", "--modality", "audio", "--preset", "tiny", "--device", "cpu", "--steps", "2",
                  "--depth", "1", "--batch-size", "2", "--warmup-steps", "1", "--quiet", "--out", str(out)])

@@ -203,11 +203,18 @@ def one_line_error(code: int, err: str) -> bool:
     return code == 2 and err.count("\n") == 1 and err.startswith("gimbench: error:") and "Traceback" not in err
 
 
+@pytest.fixture(scope="module")
+def finished_once(tmp_path_factory) -> Path:
+    """A completed 2-step run with checkpoints at steps 1 and 2, made once for this file."""
+    out = tmp_path_factory.mktemp("finished")
+    run(config(out, "done", "gim-per-module", 2, checkpoint_every=1))
+    return out / "done"
+
+
 @pytest.fixture
-def finished(tmp_path) -> Path:
-    """A completed 2-step run with checkpoints at steps 1 and 2."""
-    run(config(tmp_path, "done", "gim-per-module", 2, checkpoint_every=1))
-    return tmp_path / "done"
+def finished(finished_once, tmp_path) -> Path:
+    """A fresh copy of the completed run, for a test to damage or extend."""
+    return Path(shutil.copytree(finished_once, tmp_path / "done"))
 
 
 def test_truncated_checkpoint_is_a_clear_error(finished, capsys):
