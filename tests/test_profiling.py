@@ -381,6 +381,7 @@ def floors_and_peaks(model: str, mode: str, steps: int = 9, depth: int = 3):
     return profiler
 
 
+@pytest.mark.slow  # four profiled runs' memory steps; test_floor_measurement_leaves_training_untouched is fast
 def test_the_floor_is_measured_apart_and_summed_holds_the_other_modules_graphs_above_it():
     profilers = {(model, mode): floors_and_peaks(model, mode) for model, mode in STRATEGIES}
     memory = {key: p.step_memory() for key, p in profilers.items()}
