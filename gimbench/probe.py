@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gimbench.data.corpus import FRAME_SAMPLES
+from gimbench.data.tasks import ProbeTask  # the data's side of a probe; gimbench.probe.ProbeTask stays its name
 from gimbench.losses import pool
 from gimbench.models.group import Group
 
@@ -49,29 +50,6 @@ SETTINGS = {
     "pooled": {"batch_size": 64, "holdout": 0.0, "max_epochs": 200},
     "frames": {"batch_size": 256, "holdout": 0.1, "max_epochs": 100, "patience": 10},
 }
-
-
-@dataclass(frozen=True)
-class ProbeTask:
-    """One probe task's data: inputs to the encoder and labels, for the train and test splits.
-
-    Attributes:
-        name: "speaker", "phone" or "class" (selects the learning rate).
-        kind: "pooled" (one label per input) or "frames" (one label per 10 ms frame).
-        train_inputs: Unbatched encoder inputs, each ``(1, T)`` audio or ``(1, 64, 64)`` image.
-        train_labels: Pooled: a 0-dim int64 per input; frames: ``(T // 160,)`` int64 per input.
-        test_inputs: As ``train_inputs``, for the test split.
-        test_labels: As ``train_labels``, for the test split.
-        num_classes: Number of label values.
-    """
-
-    name: str
-    kind: str
-    train_inputs: list[torch.Tensor]
-    train_labels: list[torch.Tensor]
-    test_inputs: list[torch.Tensor]
-    test_labels: list[torch.Tensor]
-    num_classes: int
 
 
 @dataclass

@@ -48,6 +48,10 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 parts = name.split(".")[: len(name.split(".")) - node.level + (path.name == "__init__.py")]
                 base = ".".join([*parts, base] if base else parts)
             out |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    # Importing ``a.b.c`` from outside ``a.b`` first runs the package ``a.b``: an ``__init__`` that imports back is
+    # a cycle (``gimbench.probe`` -> ``gimbench.data.corpus`` ran ``gimbench.data``, which imported the probe).
+    parents = {".".join(m.split(".")[:i]) for m in out for i in range(2, m.count(".") + 1)}
+    out |= {p for p in parents if not name.startswith(p + ".")}
     return {m for m in out if m in known and m != name}
 
 

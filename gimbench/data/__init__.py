@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 from gimbench.data.corpus import IMAGE_SIZE, Batch
 from gimbench.data.problems import Skips
+from gimbench.data.tasks import ProbeTask
 from gimbench.errors import ConfigError
 from gimbench.models import network_entry
 from gimbench.models.presets import PRESETS
-from gimbench.probe import ProbeTask
 from gimbench.registry import Registry
 
 DATASETS = Registry("dataset")

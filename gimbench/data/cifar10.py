@@ -29,9 +29,9 @@ from torchvision.datasets.utils import check_integrity
 
 from gimbench.data.corpus import Batch, random_views
 from gimbench.data.problems import DataError, Skips
+from gimbench.data.tasks import ProbeTask
 from gimbench.data.views import RGB, centre, channel_stats, channel_views, normalise_channels, with_channels
 from gimbench.errors import one_line
-from gimbench.probe import ProbeTask
 
 FOLDER = CIFAR10.base_folder  # cifar-10-batches-py
 SPLITS = {"train": [name for name, _ in CIFAR10.train_list], "test": [name for name, _ in CIFAR10.test_list]}

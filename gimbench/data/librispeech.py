@@ -20,7 +20,7 @@ import torch
 from gimbench.data.corpus import FRAME_SAMPLES, Batch, frame_aligned_crops
 from gimbench.data.librispeech_index import LAYOUT, NUM_PHONES, Utterance, load_index, phone_alignment
 from gimbench.data.problems import DataError, Skips
-from gimbench.probe import ProbeTask
+from gimbench.data.tasks import ProbeTask
 
 PROBE_SPEAKER = {"train": 10, "test": 4}  # utterances per speaker
 PROBE_PHONE = {"train": 200, "test": 100}  # utterances

@@ -19,8 +19,8 @@ import torch
 
 from gimbench.data.corpus import IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, Batch, random_views
 from gimbench.data.problems import DataError, Skips
+from gimbench.data.tasks import ProbeTask
 from gimbench.data.views import GRAY, centre, channel_stats, channel_views, normalise_channels, to_gray
-from gimbench.probe import ProbeTask
 
 FOLDER = "stl10_binary"
 FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y.bin"),
