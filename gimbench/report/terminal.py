@@ -39,10 +39,10 @@ def gflop(value: float | None) -> str:
 
 def reference_words(environment: dict) -> str:
     """``fp32 matmul 2048^3 at 189.0 GFLOP/s``: the reference rate and how it was measured."""
-    ref = environment.get("reference_matmul")
-    if not ref:
+    ref, rate = environment.get("reference_matmul"), environment.get("reference_flops_per_s")
+    if not ref or rate is None:
         return "no reference rate measured"
-    return (f"{ref['precision']} matmul {ref['size']}^3 at {environment['reference_flops_per_s'] / 1e9:.1f} "
+    return (f"{ref['precision']} matmul {ref['size']}^3 at {rate / 1e9:.1f} "
             "GFLOP/s")
 
 
@@ -219,8 +219,9 @@ def run_summary(result: RunResult) -> Group:
     head = Text.assemble(
         ("gimbench run ", "bold"), f"{cfg['model']}{mode} · {cfg['modality']} · depth {cfg['depth']} · ",
         f"preset {cfg['preset']} · batch {cfg['batch_size']} · {cfg['steps']} steps · ",
-        f"{cfg.get('precision', 'fp32')} · {cfg.get('optimizer', 'adam')} lr {cfg['lr']:g} · ",
-        f"{env['device']} ({env['device_name']})",
+        f"{cfg.get('precision', 'fp32')} · {cfg.get('optimizer', 'adam')}",
+        f" lr {cfg['lr']:g} · " if isinstance(cfg.get("lr"), int | float) else " · ",
+        f"{env['device']} ({env.get('device_name', 'unnamed')})",
     )
     where = Text(f"results: {result.folder}/results.json", style="dim")
     parts = [head, Fitted(time_table(result), 2), Fitted(compute_table(result), 2), Fitted(memory_table(result), 2),

@@ -35,6 +35,8 @@ from gimbench.results.validate import (
 )
 
 MAYBE_AMOUNT, MAYBE_NUMBER, MAYBE_STR, MAYBE_COUNT = map(Nullable, (AMOUNT, NUMBER, STR, COUNT))
+# FLOPs counted on a warm-up step and the rate they ran at (module rows and the step alike).
+FLOPS = {"flops": MAYBE_AMOUNT, "achieved_flops_per_s": MAYBE_AMOUNT, "flops_by_phase": Nullable(MapOf(MAYBE_AMOUNT))}
 # Memory figures: a number of bytes (or null), except the blocks named as maps or lists of them.
 FIGURES = (("_bytes", MAYBE_AMOUNT), ("_note", MAYBE_STR), ("_fraction", MAYBE_NUMBER), ("_floor", MAYBE_NUMBER))
 BYTES_BY = Nullable(MapOf(MAYBE_AMOUNT))
@@ -48,7 +50,8 @@ _FIELD_KINDS = {"str": STR, "str | None": MAYBE_STR, "int": INT, "int | None": N
                 "float | None": MAYBE_NUMBER, "bool": BOOL}
 OPTIONS = {f.name: _FIELD_KINDS.get(str(f.type), ANY) for f in dataclasses.fields(RunConfig)}
 # What reports index directly is required (every results.json has it); the rest may predate a file.
-CONFIG = Obj(required={"model": STR, "modality": STR, "preset": STR, "depth": COUNT, "batch_size": COUNT},
+CONFIG = Obj(required={"model": STR, "modality": STR, "preset": STR, "depth": COUNT, "batch_size": COUNT,
+                       "steps": COUNT},
              optional=OPTIONS)
 
 # ``StepResult``'s fields without a default are required: a report rebuilds it from the file.
@@ -58,13 +61,14 @@ STEP = Obj(required={
     "unprofiled_steps": COUNT}, optional={
     "data_wait_ms": MapOf(MAYBE_NUMBER), "time_note": MAYBE_STR, "peak_over_floor": MAYBE_NUMBER,
     "memory_steps": MAYBE_COUNT, "peak_breakdown_bytes": BYTES_BY,
-    "floor_by_module_bytes": Nullable(ListOf(MAYBE_AMOUNT)), "untracked_bytes": Nullable(INT)}, patterns=FIGURES,
+    "floor_by_module_bytes": Nullable(ListOf(MAYBE_AMOUNT)), "untracked_bytes": Nullable(INT), **FLOPS},
+    patterns=FIGURES,
     together=("time_ms", "time_ms_iqr", "samples_per_second"))
 MODULE = Obj(
     required={"index": COUNT, "name": STR, "parameters": COUNT,
               "loss": Obj(required={"first": MAYBE_NUMBER, "last": MAYBE_NUMBER, "history": ListOf(MAYBE_NUMBER)})},
     optional={"time_ms": Nullable(MapOf(MAYBE_AMOUNT)), "time_ms_iqr": Nullable(MapOf(MAYBE_AMOUNT)),
-              "timed_steps": COUNT, "local_grad": MAYBE_STR,
+              "timed_steps": COUNT, "local_grad": MAYBE_STR, **FLOPS, "flops_fraction": MAYBE_NUMBER,
               "memory": Nullable(Obj(optional={**CATEGORY_BYTES, "peak_phase": MAYBE_STR, "phase_peak_bytes": BYTES_BY,
                                                "phase_tracked_peak_bytes": BYTES_BY,
                                                # the allocator's count less the tracker's: negative where the
@@ -79,7 +83,10 @@ TRY = Obj(required={"batch_size": COUNT, "peak_bytes": MAYBE_AMOUNT, "fits": BOO
 RESULTS = Obj(
     required={"schema": Kind("'gimbench.run/<version>'", (str,), lambda v: v.startswith("gimbench.run/")),
               "status": STR, "memory_backend": STR, "config": CONFIG,
-              "environment": Obj(required={"device": STR}), "modules": ListOf(MODULE), "step": STEP,
+              "environment": Obj(required={"device": STR}, optional={
+                  "device_name": STR, "reference_flops_per_s": MAYBE_AMOUNT,
+                  "reference_matmul": Nullable(Obj(required={"size": COUNT, "precision": STR}))}),
+              "modules": ListOf(MODULE), "step": STEP,
               "final_parameter_checksum": STR, "wall_seconds": AMOUNT},
     optional={
         "probe": Nullable(MapOf(Obj(required={"per_module": PER_MODULE, "chance": SHARE}))),
