@@ -201,10 +201,18 @@ def add_compare_parser(sub) -> None:
     compare.add_argument("--rounds", type=positive, default=None, metavar="N",
                          help="run the rows N times, every other round in reverse order, so that a load change "
                               "cannot favour one row; the report combines a row's rounds (default 1)")
+    compare.add_argument("--rows", type=comma_list, default=None, metavar="LABELS",
+                         help="only these rows, comma-separated labels as the folder names them (cpc among them), "
+                              "e.g. cpc,cpc-accumulate4,gim-modules6 (default: every row)")
     for dest in SET_BY_COMPARE:  # the rows set them: refused in one line, so not offered in --help
         action_of(compare, flag(dest)).help = argparse.SUPPRESS
     compare.description = ("Rows: cpc, cpc --checkpoint-activations, cpc --accumulate 2 and 4, gim --modules 2, 3 "
-                           "and one per layer; every other run option is passed to every row (docs/compare.md).")
+                           "and one per layer, cpc and gim at bf16 and with sgd; every other run option is passed "
+                           "to every row (docs/compare.md).")
+
+
+def comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def positive(text: str) -> int:
@@ -358,7 +366,7 @@ def compare_rows(args: argparse.Namespace) -> list[Configuration]:
         raise ConfigError(refused_by_compare(given.keys()))
     base = RunConfig(**given | {"out": RunConfig.out}).to_dict()  # --out is the comparison's folder
     depth = resolve_for_launch(RunConfig(**base)).depth
-    configs = compare_configurations(base, given.keys(), depth, args.rounds or 1)
+    configs = compare_configurations(base, given.keys(), depth, args.rounds or 1, args.rows)
     validate(configs, lambda values: resolve_for_launch(config_from(values)))
     return configs
 
@@ -383,7 +391,7 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     kind = args.command
     changed = [flag(d) for d, value in given_options(args).items()
                if d != "quiet" and value is not None]  # --out and --name are None where not given
-    changed += ["--rounds"] if getattr(args, "rounds", None) is not None else []
+    changed += [f"--{o}" for o in ("rounds", "rows") if getattr(args, o, None) is not None]
     if changed:
         raise ConfigError(f"{kind} --resume continues a {kind} with its recorded options; {', '.join(changed)} "
                           "cannot be given (only --quiet)")

@@ -71,9 +71,10 @@ TINY = ["--modality", "vision", "--preset", "tiny", "--device", "cpu", "--depth"
 @pytest.mark.slow
 def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_path, capsys):
     folder = tmp_path / "c"
-    assert main(["compare", "--out", str(folder), *TINY]) == 0
+    rows = ["cpc", "cpc-accumulate2", "gim-modules1"]
+    assert main(["compare", "--out", str(folder), "--rows", ",".join(rows), *TINY]) == 0
     document = json.loads((folder / "sweep.json").read_text())
-    assert document["status"] == "complete" and len(document["runs"]) == 9  # depth 1: no cut at 2 or 3
+    assert document["status"] == "complete" and [r["label"] for r in document["runs"]] == rows
     # As a signal during the last row leaves it: that row interrupted, the comparison resumable.
     last = folder / document["runs"][-1]["folder"]
     shutil.rmtree(last)
@@ -90,10 +91,17 @@ def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_p
     assert main(["compare", "--resume", str(folder), "--quiet"]) == 0
     resumed = json.loads((folder / "sweep.json").read_text())
     assert resumed["status"] == "complete" and len(resumed["resumed"]) == 1
-    assert [r["status"] for r in resumed["runs"]] == ["complete"] * 9
+    assert [r["status"] for r in resumed["runs"]] == ["complete"] * len(rows)
     assert json.loads((last / "results.json").read_text())["steps_completed"] == 3
     assert (folder / document["runs"][0]["folder"] / "results.json").read_bytes() == first  # not run again
     assert "gim per-module" in (folder / "report" / "index.html").read_text()
+
+
+@pytest.mark.parametrize(("rows", "says"), [("cpc,gim-modules9", "no row 'gim-modules9' at depth 1; the rows are cpc,"),
+                                            ("cpc-bf16,gim-bf16", "--rows must include cpc")])
+def test_rows_that_do_not_exist_or_lack_the_baseline_are_one_line(tmp_path, capsys, rows, says):
+    assert main(["compare", "--out", str(tmp_path / "c"), "--rows", rows, *TINY]) == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_an_sgd_row_at_its_own_default_rate_shares_the_setting_of_the_adam_rows():

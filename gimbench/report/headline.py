@@ -29,14 +29,19 @@ NOT_MEASURED = {"--out": 1, "--name": 1, "--quiet": 0, "--overwrite": 0}
 
 
 def row_label(entry: Entry) -> str:
-    """The comparison's label of the row (``cpc-accumulate4``), or the strategy of a run outside a comparison."""
-    return (entry.record or {}).get("label") or entry.strategy
+    """The comparison's label of the row (``cpc-accumulate4``), or the strategy of a run outside a comparison;
+    ``gim-per-layer`` for one module per layer (``gim-modules<depth>``), so networks of different depths share
+    that row."""
+    label = (entry.record or {}).get("label") or entry.strategy
+    return "gim-per-layer" if label == f"gim-modules{entry.config.get('depth')}" else label
 
 
 def short_name(entry: Entry) -> str:
-    """``audio paper d6 b16``: what a column group of the table stands for."""
+    """``audio paper d6 b16`` or ``resnet50 paper d5 b32``: what a column group of the table stands for (the
+    network where one was named, else the modality)."""
     c = entry.config
-    return f"{c['modality']} {c['preset']} d{c['depth']} b{c['batch_size']}"
+    what = c["network"] if c.get("network") not in (None, "auto") else c["modality"]
+    return f"{what} {c['preset']} d{c['depth']} b{c['batch_size']}"
 
 
 def settings(entries: list[Entry]) -> list[Setting]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from gimbench.config import RunConfig, config_from, flag, modality_of
+from gimbench.config import ConfigError, RunConfig, config_from, flag, modality_of
 from gimbench.sweep.grid import NOT_PASSED, SWEEP_LEVEL, Configuration
 
 # What the rows set; the same options given to ``gimbench compare`` are refused, naming the flag.
@@ -65,14 +65,29 @@ def in_rounds(found: list[tuple[str, dict]], rounds: int) -> list[tuple[str, dic
     return ordered
 
 
-def configurations(base: dict, given: Collection[str], depth: int, rounds: int = 1) -> list[Configuration]:
+def chosen(found: list[tuple[str, dict]], only: Collection[str] | None, depth: int) -> list[tuple[str, dict]]:
+    """The rows named in ``only`` (``--rows``; every row where ``None``), in the comparison's order; cpc, the
+    baseline every row is read against, among them."""
+    if only is None:
+        return found
+    labels = [label for label, _ in found]
+    unknown = [name for name in only if name not in labels]
+    if unknown:
+        raise ConfigError(f"--rows: no row {unknown[0]!r} at depth {depth}; the rows are {', '.join(labels)}")
+    if "cpc" not in only:
+        raise ConfigError("--rows must include cpc: every row is compared with it")
+    return [(label, own) for label, own in found if label in only]
+
+
+def configurations(base: dict, given: Collection[str], depth: int, rounds: int = 1,
+                   only: Collection[str] | None = None) -> list[Configuration]:
     """The compared runs: ``base`` (every RunConfig field) with the options ``given`` passed to every row, and
-    each row's own; the rows ``rounds`` times (``in_rounds``)."""
+    each row's own; the rows (those ``only`` names, ``chosen``) ``rounds`` times (``in_rounds``)."""
     shared = {d: v for d, v in base.items() if d in given and d not in SWEEP_LEVEL + NOT_PASSED}
     if modality_of(config_from(base)) == "vision" and "context" not in given:
         shared["context"] = "none"
     found = []
-    for i, (label, own) in enumerate(in_rounds(rows(depth), rounds), 1):
+    for i, (label, own) in enumerate(in_rounds(chosen(rows(depth), only, depth), rounds), 1):
         values = base | shared | own
         found.append(Configuration(values, argv_of(shared | own), label, i))
     return found
