@@ -146,3 +146,14 @@ def test_precision_and_optimizer_are_sweep_dimensions(tmp_path, capsys):
         (p, o) for p in ("fp32", "bf16") for o in ("adam", "sgd")}
     assert main(["sweep", "--precision", "fp32,fp16", "--device", "cpu", "--out", str(tmp_path / "s")]) == 2
     assert "--precision fp16 needs CUDA" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # memory-tracked steps and the floor
+def test_a_bf16_floor_is_measured_in_bf16_and_stays_under_the_per_module_step_peak(tmp_path):
+    # The floor trains each module alone on its input; that input must be what a bf16 step hands the module
+    # (bf16), not a float32 copy of twice the bytes: paper audio showed floor 576.8 > step peak 469.4 MiB.
+    assert main(["run", "--model", "gim", "--precision", "bf16", "--depth", "3", "--batch-size", "16", "--steps", "3",
+                 "--warmup-steps", "1", "--memory-steps", "1", "--profile-steps", "0", "--preset", "tiny",
+                 "--device", "cpu", "--no-probe", "--quiet", "--out", str(tmp_path), "--name", "r"]) == 0
+    step = json.loads((tmp_path / "r" / "results.json").read_text())["step"]
+    assert 0 < step["floor_bytes"] <= step["peak_memory_bytes"]

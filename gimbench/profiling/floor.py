@@ -12,6 +12,7 @@ measurement leaves training exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -35,8 +36,11 @@ def _to_host(value):
 
 
 def alone_peaks(train_alone: TrainAlone, network: torch.nn.Module, optimizers: list, x: torch.Tensor,
-                labels: torch.Tensor | None, device: torch.device) -> list[int | None]:
-    """Each module's allocator step peak when trained alone (``train_alone``) on its input from batch ``x``."""
+                labels: torch.Tensor | None, device: torch.device,
+                cast: Callable[[], AbstractContextManager] = nullcontext) -> list[int | None]:
+    """Each module's allocator step peak when trained alone (``train_alone``) on its input from batch ``x``,
+    each input computed in the run's arithmetic (``cast``: its autocast, as training computes it; a float32
+    input beside a bf16 run's would count twice the bytes training holds)."""
     model = _to_host(network.state_dict())
     states = [None if o is None else _to_host(o.state_dict()) for o in optimizers]
     rng = rng_state()
@@ -59,6 +63,6 @@ def alone_peaks(train_alone: TrainAlone, network: torch.nn.Module, optimizers: l
             put_back()
         peaks.append(meter.steps[0].allocator_peak)
         if k + 1 < len(network):
-            with torch.no_grad():
+            with torch.no_grad(), cast():
                 h = network.encoder[k](h)  # the next module's input, from the parameters as they were
     return peaks

@@ -178,7 +178,8 @@ class Run:
         kinds = plan(cfg.steps, cfg.warmup_steps, cfg.profile_steps, cfg.memory_steps,
                      trains=lambda step: parts.strategy.trained_at(step, len(network)))
         floor = None if processes.distributed else \
-            partial(alone_peaks, parts.strategy.train_alone, network, parts.optimizers, device=parts.device)
+            partial(alone_peaks, parts.strategy.train_alone, network, parts.optimizers, device=parts.device,
+                    cast=parts.strategy.precision.cast)
         reference = reference_rate(parts.device, reference_size(cfg.preset))
         profiler = Profiler(kinds, network, parts.optimizers, parts.device, measure_floor=floor,
                             distributed=processes.distributed, count_flops=True,

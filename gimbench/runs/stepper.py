@@ -34,7 +34,8 @@ class Stepper:
         parts = build(self.cfg)
         self.network, self.device = parts.network, parts.device
         self.meter: Meter = NULL_METER  # what the next step reports to
-        floor = partial(alone_peaks, parts.strategy.train_alone, self.network, parts.optimizers, device=self.device)
+        floor = partial(alone_peaks, parts.strategy.train_alone, self.network, parts.optimizers, device=self.device,
+                        cast=parts.strategy.precision.cast)
         self.profiler = Profiler(["memory"] * self.cycle, self.network, parts.optimizers, self.device,
                                  measure_floor=floor)
         self.trainer = Trainer(parts, self.cfg.batch_size, self.cfg.seed, meter_for=lambda step: self.meter,
