@@ -49,7 +49,6 @@ def fixture_md5s(monkeypatch, folder) -> None:
     monkeypatch.setattr(CIFAR10, "train_list", [[n, md5[n]] for n in CIFAR10_FILES["train"]])
     monkeypatch.setattr(CIFAR10, "test_list", [[n, md5[n]] for n in CIFAR10_FILES["test"]])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
-    monkeypatch.setattr(cifar10, "MD5", md5)
 
 
 def unnormalise(x: torch.Tensor, source: Cifar10) -> np.ndarray:
@@ -176,3 +175,8 @@ def test_data_check_and_a_run_on_the_real_format(tmp_path, capsys, toy):
                            "train_examples": 60, "channels": 3, "md5_checked": False, "skipped": {}}
     assert [m.name for m in result.modules] == ["conv1", "conv2"]
     assert doc["probe"]["class"]["test_examples"] == 12 and len(doc["probe"]["class"]["per_module"]) == 2
+
+
+def test_the_release_names_are_torchvisions():
+    assert CIFAR10.base_folder == cifar10.FOLDER and CIFAR10.meta["filename"] == cifar10.META
+    assert {"train": [n for n, _ in CIFAR10.train_list], "test": [n for n, _ in CIFAR10.test_list]} == cifar10.SPLITS

@@ -164,12 +164,15 @@ def test_a_rank_of_a_spread_run_builds_its_own_share():
 @pytest.mark.slow  # a fresh interpreter
 @pytest.mark.slow
 def test_importing_the_losses_loads_no_run_report_or_rich():
-    """Every registry is filled by its own package, so a submodule loads alone (a fresh interpreter)."""
+    """Every registry is filled by its own package, so a submodule loads alone (a fresh interpreter); and the
+    command's modules do not load torchvision (a second of every process's start) before a network is built."""
     code = ("import sys, gimbench.losses\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('rich', 'gimbench'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('rich', 'gimbench'))))\n"
+            "import gimbench.cli, gimbench.runs.run\n"
+            "print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)}).stdout
-    assert ast.literal_eval(out) == ["gimbench", "gimbench.losses"]
+                         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)}).stdout.splitlines()
+    assert ast.literal_eval(out[0]) == ["gimbench", "gimbench.losses"] and out[1] == "False"
 
 
 @pytest.mark.slow  # a fresh interpreter

@@ -24,8 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import check_integrity
 
 from gimbench.data.corpus import Batch, random_views
 from gimbench.data.problems import DataError, Skips
@@ -33,10 +31,11 @@ from gimbench.data.tasks import ProbeTask
 from gimbench.data.views import RGB, centre, channel_stats, channel_views, normalise_channels, with_channels
 from gimbench.errors import one_line
 
-FOLDER = CIFAR10.base_folder  # cifar-10-batches-py
-SPLITS = {"train": [name for name, _ in CIFAR10.train_list], "test": [name for name, _ in CIFAR10.test_list]}
-META = CIFAR10.meta["filename"]
-MD5 = {**dict(CIFAR10.train_list), **dict(CIFAR10.test_list), META: CIFAR10.meta["md5"]}
+# The release's names, as torchvision's CIFAR10 has them (a test checks); its MD5s are read from torchvision when a
+# folder is checked (``release_md5s``): importing torchvision costs about a second, which every other run would pay.
+FOLDER = "cifar-10-batches-py"
+SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+META = "batches.meta"
 RELEASE_BATCH = 10000  # images in each batch file of the release
 SIDE = 32
 IMAGE_BYTES = 3 * SIDE * SIDE
@@ -122,9 +121,18 @@ def class_names(folder: Path) -> list[str]:
     return [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
 
 
+def release_md5s() -> dict[str, str]:
+    """Every release file's MD5, torchvision's list."""
+    from torchvision.datasets import CIFAR10
+
+    return {**dict(CIFAR10.train_list), **dict(CIFAR10.test_list), CIFAR10.meta["filename"]: CIFAR10.meta["md5"]}
+
+
 def check_md5(folder: Path) -> None:
     """``DataError`` naming every file whose MD5 is not the release's (torchvision's list and check)."""
-    bad = [name for name, md5 in MD5.items() if not check_integrity(str(folder / name), md5)]
+    from torchvision.datasets.utils import check_integrity
+
+    bad = [name for name, md5 in release_md5s().items() if not check_integrity(str(folder / name), md5)]
     if bad:
         raise DataError(f"{', '.join(str(folder / n) for n in bad)}: MD5 differs from the CIFAR-10 release's "
                         "(damaged or altered, in a folder whose batch files hold the release's 10,000 images each); "

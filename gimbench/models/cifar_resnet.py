@@ -11,11 +11,14 @@ Each block is a layer (the stem is one more: 55 in all), so ``--modules K`` cuts
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from gimbench.models.networks import Layers, register_network
+
+if TYPE_CHECKING:  # torchvision is imported where a network is built
+    from torchvision.models.resnet import BasicBlock
 
 BLOCKS = {"paper": 18, "tiny": 2}  # basic blocks per stage: 6n + 2 weighted layers, ResNet-110 and ResNet-14
 WIDTHS = (16, 32, 64)
@@ -33,6 +36,8 @@ def block(in_channels: int, out_channels: int, stride: int) -> BasicBlock:
     if stride != 1 or in_channels != out_channels:
         shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
                                  nn.BatchNorm2d(out_channels))
+    from torchvision.models.resnet import BasicBlock  # torchvision loads in about a second: only when built
+
     return BasicBlock(in_channels, out_channels, stride, shortcut)
 
 

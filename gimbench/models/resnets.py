@@ -11,12 +11,14 @@ keeps the two rows an InfoNCE head predicts across.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from torch import nn
-from torchvision.models import resnet18, resnet50
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from gimbench.models.networks import Layers, register_network
+
+if TYPE_CHECKING:  # torchvision is imported where a network is built
+    from torchvision.models.resnet import ResNet
 
 SIDES = {"paper": 96, "tiny": 64}
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -37,10 +39,14 @@ def stages(net: ResNet, preset: str, depth: int) -> Layers:
 @register_network("resnet18", modality="vision", reference_depth=len(STAGES), input_shape=resnet_input)
 def resnet18_network(preset: str, depth: int) -> Layers:
     """torchvision's resnet18 (basic blocks 2-2-2-2; tiny 1-1-1-1), cut at the stem and layer1-layer4."""
+    from torchvision.models.resnet import BasicBlock, ResNet, resnet18  # torchvision loads in a second: when built
+
     return stages(resnet18(weights=None) if preset == "paper" else ResNet(BasicBlock, [1, 1, 1, 1]), preset, depth)
 
 
 @register_network("resnet50", modality="vision", reference_depth=len(STAGES), input_shape=resnet_input)
 def resnet50_network(preset: str, depth: int) -> Layers:
     """torchvision's resnet50 (bottlenecks 3-4-6-3; tiny 1-1-1-1), cut at the stem and layer1-layer4."""
+    from torchvision.models.resnet import Bottleneck, ResNet, resnet50
+
     return stages(resnet50(weights=None) if preset == "paper" else ResNet(Bottleneck, [1, 1, 1, 1]), preset, depth)

@@ -11,11 +11,15 @@ Sizes: ``paper`` is 96x96 RGB in 8x8 patches (a 12 x 12 grid), 6 blocks of width
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from torchvision.models import VisionTransformer
 
 from gimbench.models.networks import Layers, register_network
+
+if TYPE_CHECKING:  # torchvision is imported where a network is built
+    from torchvision.models import VisionTransformer
 
 # image side, patch side, blocks, heads, width, MLP width
 SIZES = {"paper": (96, 8, 6, 3, 192, 768), "tiny": (32, 8, 3, 2, 32, 64)}
@@ -53,6 +57,8 @@ def vit(preset: str, depth: int) -> Layers:
     """torchvision's VisionTransformer (96x96, patch 8, 6 blocks of width 192; tiny: 32x32, 3 blocks of width 32),
     the patch embedding and one layer per block."""
     side, patch, blocks, heads, width, mlp = SIZES[preset]
+    from torchvision.models import VisionTransformer  # torchvision loads in about a second: only when built
+
     net = VisionTransformer(image_size=side, patch_size=patch, num_layers=blocks, num_heads=heads, hidden_dim=width,
                             mlp_dim=mlp)
     layers: list[nn.Module] = [PatchEmbedding(net), *net.encoder.layers]
