@@ -17,7 +17,7 @@ from gimbench.config import ConfigError
 from gimbench.report.collect import Entry
 from gimbench.report.groups import SETTING, Cell, Setting, setting_key
 from gimbench.report.noise import ratio_decimals
-from gimbench.report.verdict import accuracy, peak, step_ms, tasks
+from gimbench.report.verdict import accuracy, mean_ratio, peak, step_ms, tasks
 from gimbench.results.atomic import write_atomic
 
 MIB = 2**20
@@ -99,11 +99,6 @@ def iqr(doc: dict) -> float | None:
     return doc["step"].get("time_ms_iqr")
 
 
-def ratio(cell: Cell, base: Cell, read) -> float | None:
-    a, b = cell.spread(read), base.spread(read)
-    return None if a is None or b is None or not b.mean else a.mean / b.mean
-
-
 def ratio_text(value: float | None, cell: Cell | None = None, base: Cell | None = None) -> str:
     """``0.41``: a ratio without its ``x`` (the column says it); given the two rows, only the decimals their
     step times' spread supports (``gimbench.report.noise``, the report's rule)."""
@@ -137,8 +132,8 @@ def columns(headline: Headline, setting: Setting) -> list[str]:
 def cells(headline: Headline, setting: Setting, label: str) -> list[str]:
     """The row ``label``'s cells in ``setting``'s columns (empty where the setting has no such row)."""
     cell, base, source = row(setting, label), setting.baseline, headline.accuracy_of(setting)
-    measured = [mib_text(cell), ratio_text(ratio(cell, base, peak)),
-                ratio_text(ratio(cell, base, step_ms), cell, base)] if cell else ["", "", ""]
+    measured = [mib_text(cell), ratio_text(mean_ratio(cell, base, peak)),
+                ratio_text(mean_ratio(cell, base, step_ms), cell, base)] if cell else ["", "", ""]
     return measured + [accuracy_text(row(source, label), t) for t in (tasks(source) if source else [])]
 
 

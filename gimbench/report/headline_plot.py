@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from gimbench.config import ConfigError  # noqa: E402
 from gimbench.report.groups import Cell, Setting  # noqa: E402
-from gimbench.report.headline import MIB, Headline, by_batch, iqr, ratio, ratio_text, row  # noqa: E402
-from gimbench.report.verdict import accuracy, peak, step_ms, tasks  # noqa: E402
+from gimbench.report.headline import MIB, Headline, by_batch, iqr, ratio_text, row  # noqa: E402
+from gimbench.report.verdict import accuracy, mean_ratio, peak, step_ms, tasks  # noqa: E402
 from gimbench.results.atomic import write_atomic  # noqa: E402
 
 FORMATS = {".png": {"Software": None}, ".svg": {"Date": None, "Creator": None}}
@@ -50,7 +50,7 @@ def _bars(ax, setting: Setting, values: list[float | None], texts: list[str], co
 
 def peak_panel(ax, setting: Setting, colour: dict) -> None:
     base = setting.baseline
-    values = [ratio(c, base, peak) for c in setting.cells]
+    values = [mean_ratio(c, base, peak) for c in setting.cells]
     _bars(ax, setting, values, [ratio_text(v) for v in values], colour)
     ax.axvline(1, color="black", linestyle="--", linewidth=0.8)
     mib = f" ({base.spread(peak).mean / MIB:.1f} MiB)" if base.spread(peak) else ""
@@ -60,7 +60,7 @@ def peak_panel(ax, setting: Setting, colour: dict) -> None:
 def time_panel(ax, setting: Setting, colour: dict) -> None:
     """Median step time over the baseline's; the bar's whisker spans the row's IQR (over the same median)."""
     base = setting.baseline
-    values = [ratio(c, base, step_ms) for c in setting.cells]
+    values = [mean_ratio(c, base, step_ms) for c in setting.cells]
     texts = [ratio_text(v, c, base) for c, v in zip(setting.cells, values, strict=True)]
     whiskers = [_whisker(c, base) if v else 0.0 for c, v in zip(setting.cells, values, strict=True)]
     _bars(ax, setting, values, texts, colour, whiskers)
@@ -123,7 +123,7 @@ def batch_panels(axes, group: list[Setting], colour: dict) -> None:
     """Peak (MiB) and step time over the baseline's (whiskers: the row's IQR), against the batch size."""
     name, base = group[0].name.rsplit(" b", 1)[0], group[0].baseline.method
     _over_batch(axes[0], group, colour, lambda c, b: c.spread(peak) and c.spread(peak).mean / MIB, "step peak MiB")
-    _over_batch(axes[1], group, colour, lambda c, b: ratio(c, b, step_ms), f"step time, x {base}", _whisker)
+    _over_batch(axes[1], group, colour, lambda c, b: mean_ratio(c, b, step_ms), f"step time, x {base}", _whisker)
     axes[0].set_title(f"{name}: step peak against batch size", fontsize=9)
     axes[1].set_title(f"{name}: step time against batch size; whisker: IQR", fontsize=9)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))

@@ -43,15 +43,21 @@ def tasks(group: Setting) -> list[str]:
     return list(dict.fromkeys(t for c in group.cells for e in c.runs for t in e.doc.get("probe") or {}))
 
 
-def ratio(cell: Cell, base: Cell, read) -> str:
+def mean_ratio(cell: Cell, base: Cell, read) -> float | None:
+    """The row's mean of ``read`` over the baseline's; ``None`` where either has none (or the baseline's is 0)."""
     a, b = cell.spread(read), base.spread(read)
-    return "-" if a is None or b is None or not b.mean else f"{a.mean / b.mean:.2f}x"
+    return None if a is None or b is None or not b.mean else a.mean / b.mean
+
+
+def ratio(cell: Cell, base: Cell, read) -> str:
+    value = mean_ratio(cell, base, read)
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def time_ratio(cell: Cell, base: Cell, read=step_ms) -> str:
     """A step-time (or rate) ratio with the decimals the two rows' spreads support (``gimbench.report.noise``)."""
-    a, b = cell.spread(read), base.spread(read)
-    return "-" if a is None or b is None or not b.mean else ratio_text(a.mean / b.mean, cell, base)
+    value = mean_ratio(cell, base, read)
+    return "-" if value is None else ratio_text(value, cell, base)
 
 
 def difference(cell: Cell, base: Cell, read) -> str:
