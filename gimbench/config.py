@@ -46,6 +46,9 @@ TRAIN_SPLITS = ("auto", "unlabeled", "train")
 # Vision: at 300 steps (2,400 images) GIM and CPC were still below random features on the class
 # probe, at 1000 they lead by 9 points.
 DEFAULT_STEPS = {"audio": 2000, "vision": 1000}
+# Warm-up steps when --warmup-steps is not given, at most half of a run's steps: a short run (--steps 3) then
+# still has steps after its warm-up to measure.
+DEFAULT_WARMUP = 5
 LOCAL_GRADS = ("auto", "dense", "sparse")  # gimbench.strategies.sparse
 SPLITS = ("even", "balanced")  # --modules: gimbench.models.cuts
 SPLIT_RANKS = ("balanced", "count")  # module-parallel GIM: gimbench.distributed.balance
@@ -127,7 +130,8 @@ class RunConfig:
                           note="pixelcnn for cpc, none otherwise")
     steps: int | None = option(None, "model", "training steps",
                                note=", ".join(f"{n} {m}" for m, n in DEFAULT_STEPS.items()))
-    warmup_steps: int = option(5, "profiling", "first steps, never measured")
+    warmup_steps: int | None = option(None, "profiling", "first steps, never measured",
+                                      note=f"{DEFAULT_WARMUP}, at most half of --steps")
     profile_steps: int = option(50, "profiling", "timed steps, each next to an unprofiled one to show the timers' "
                                 "cost")
     memory_steps: int = option(2, "profiling", "memory-tracked steps per module, each after the module has trained "
@@ -272,7 +276,7 @@ def _check_numbers(cfg: RunConfig) -> None:
     for flag, value in (("--warmup-steps", cfg.warmup_steps), ("--profile-steps", cfg.profile_steps),
                         ("--memory-steps", cfg.memory_steps), ("--checkpoint-every", cfg.checkpoint_every),
                         ("--workers", cfg.workers)):
-        if value < 0:
+        if value is not None and value < 0:
             raise ConfigError(f"{flag} must be zero or more, got {value}")
     _check_workers(cfg.workers)
     _positive("--nproc", cfg.nproc)
@@ -556,6 +560,7 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
         what = f"--modules ({modules})" if modules not in (None, depth) else f"--depth ({depth})"
         raise ConfigError(f"{flag(method.choice or 'model')} {getattr(cfg, method.choice or 'model')} needs "
                           f"--steps >= {what}, got {steps}")
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(DEFAULT_WARMUP, steps // 2)
     context = cfg.context
     if context == "auto":  # the paper's context network sits on the paper's encoder only (docs/models.md)
         context = spec.vision_context if network == PAPER_NETWORKS["vision"] else "none"
@@ -569,7 +574,8 @@ def resolve(cfg: RunConfig, world_size: int = 1, *, recorded: bool = False) -> R
     if micro_batches is None and applies("micro_batches", cfg):
         micro_batches = DEFAULT_MICRO_BATCHES
     resolved = dataclasses.replace(cfg, network=network, device=device, preset=preset, depth=depth, context=context,
-                                   steps=steps, batch_size=batch_size, lr=cfg.lr or preset_lr(sizes, cfg.optimizer),
+                                   steps=steps, warmup_steps=warmup, batch_size=batch_size,
+                                   lr=cfg.lr or preset_lr(sizes, cfg.optimizer),
                                    micro_batches=micro_batches, modules=modules, nproc=world_size)
     _check_batch_memory(resolved, sizes, preset, entry.input_of(preset), device, world_size,
                         network == PAPER_NETWORKS[cfg.modality])

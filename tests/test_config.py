@@ -18,6 +18,14 @@ def test_resolving_a_recorded_config_again_changes_nothing():
         assert resolve(resolved, recorded=True) == resolved
 
 
+@pytest.mark.parametrize(("steps", "given", "warmup"), [(3, None, 1), (4, None, 2), (10, None, 5), (300, None, 5),
+                                                       (1, None, 0), (3, 5, 5), (300, 0, 0)])
+def test_the_default_warmup_leaves_a_short_run_steps_to_measure(steps, given, warmup):
+    # The default is 5 steps, at most half of --steps; a warm-up the user gives is kept, even one that takes
+    # every step.
+    assert resolve(RunConfig(model="cpc", steps=steps, warmup_steps=given, **TINY)).warmup_steps == warmup
+
+
 def test_the_python_api_refuses_what_the_cli_refuses():
     with pytest.raises(ConfigError, match="--batch-size and --find-max-batch exclude each other"):
         resolve(RunConfig(find_max_batch=True, memory_budget="1GiB", batch_size=8, **TINY))
