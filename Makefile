@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?= --model gim --depth 6
+# The suite on every core (pytest-xdist), a test file to a worker so that a file's shared fixtures are built once.
+PARALLEL ?= -n auto --dist loadfile
 
 $(BIN)/gimbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +17,10 @@ run: $(BIN)/gimbench
 	$(BIN)/gimbench run $(ARGS)
 
 test: $(BIN)/gimbench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 test-fast: $(BIN)/gimbench  # the inner loop: every test not marked slow (docs/design.md#tests)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(PARALLEL)
 
 lint: $(BIN)/gimbench
 	$(BIN)/ruff check gimbench tests benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ from gimbench.runs.build import build
 from gimbench.runs.run import resolve_config
 
 INPUT_SHAPES = {"audio": (1, 5120), "vision": (1, 64, 64)}
+
+# pytest-xdist (`make test` runs the suite on every core) gives its workers COLUMNS=80; a test sees the terminal
+# a plain `pytest` gives it (none: gimbench's piped output is 160 columns wide).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
 
 
 def tiny(model: str = "gim", modality: str = "audio", **options):

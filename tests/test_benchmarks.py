@@ -29,7 +29,8 @@ def case_ids() -> list[str]:
 
 
 def pytest_benchmarks(*args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    # Not an xdist worker's variables: pytest-benchmark reads them as "xdist is on" and disables itself.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")} | {"OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "pytest", "benchmarks/test_training_step.py", "-q", "-p", "no:cacheprovider"]
     return subprocess.run([*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
