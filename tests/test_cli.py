@@ -68,6 +68,7 @@ def test_smoke_run_writes_the_results_contract(tmp_path, model, modality, mode):
     assert [m["loss"]["last"] is not None for m in doc["modules"]] == LOSSES[model]
 
 
+@pytest.mark.slow  # three real runs: ~8 s
 def test_same_seed_same_checksum_and_different_seed_differs(tmp_path):
     def checksum(folder: str, *seed: str) -> str:
         folder_path = run_cli(tmp_path / folder, "--steps", "3", "--depth", "2", "--batch-size", "2", *seed)
@@ -187,6 +188,7 @@ def test_default_gim_mode_with_cpc_stays_valid(tmp_path):
     assert json.loads((folder / "results.json").read_text())["config"]["model"] == "cpc"
 
 
+@pytest.mark.slow  # a traced run: ~4 s
 def test_trace_writes_a_chrome_trace_with_one_event_per_module_phase(tmp_path):
     folder = run_cli(tmp_path, "--model", "cpc", "--steps", "2", "--depth", "2", "--batch-size", "2",
                      "--profile-steps", "0", "--memory-steps", "0", "--trace")

@@ -57,6 +57,7 @@ def tensor_member(path: Path) -> tuple[str, int]:
     return info.filename, info.header_offset + 30 + name_length + extra_length
 
 
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_64_flipped_bytes_in_the_middle_are_refused_naming_the_file_and_member(copy, capsys):
     path = copy / checkpoint.LATEST
     flip(path, path.stat().st_size // 2)
@@ -66,6 +67,7 @@ def test_64_flipped_bytes_in_the_middle_are_refused_naming_the_file_and_member(c
         assert "checkpoint.prev.pt exists: rename it" in err  # no silent fallback (docs/reliability.md)
 
 
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_a_flip_inside_a_stored_tensor_is_refused(copy, capsys):
     path = copy / checkpoint.LATEST
     member, start = tensor_member(path)
@@ -106,6 +108,7 @@ def one_optimizer_missing(state: dict) -> None:
     (a_parameter_of_the_wrong_shape, "size mismatch"),
     (one_optimizer_missing, "1 optimizers for 2 modules"),
 ])
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_inconsistent_contents_are_refused_at_load(copy, capsys, change, expected):
     rewrite(copy, change)
     code, err = cli(["run", "--resume", str(copy), "--steps", "4"], capsys)
@@ -113,6 +116,7 @@ def test_inconsistent_contents_are_refused_at_load(copy, capsys, change, expecte
     assert torch.load(copy / checkpoint.LATEST, weights_only=True)["step"] == 2  # nothing was trained or written
 
 
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_an_intact_checkpoint_still_resumes(copy, capsys, monkeypatch):
     # The resumed run's probes (the run is probed) come after the checkpoint is read and trained on: not probed here.
     monkeypatch.setattr(run_module, "probe_results", lambda *args, **kwargs: {})
@@ -136,6 +140,7 @@ def test_a_damaged_class_names_file_is_one_line_in_data_check(tmp_path, capsys, 
 DEEP = "[" * 200_000 + "]" * 200_000
 
 
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_deeply_nested_json_is_one_line_for_every_reader(copy, tmp_path, capsys):
     (copy / "results.json").write_text(DEEP)
     sweep = tmp_path / "sweep"
@@ -149,6 +154,7 @@ def test_deeply_nested_json_is_one_line_for_every_reader(copy, tmp_path, capsys)
         assert one_line_error(code, err) and "nested too deeply" in err, (argv, err)
 
 
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_a_lone_surrogate_in_results_json_is_one_line(copy, tmp_path, capsys):
     """An escaped lone surrogate parses as JSON, then failed printing the report (issue 28, found by relA)."""
     text = (copy / "results.json").read_text()
@@ -173,6 +179,7 @@ def edited(path: Path, change) -> None:
     (lambda d: d["step"].update(peak_memory_bytes=float("nan")), "step.peak_memory_bytes is nan"),
     (lambda d: d["config"].pop("model"), "config.model is missing"),
 ])
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_results_json_of_wrong_inner_types_is_one_line_naming_the_field(copy, tmp_path, capsys, change, field):
     edited(copy / "results.json", change)
     for argv in (["report", str(copy), "--out", str(tmp_path / "report")], ["probe", str(copy)]):
@@ -189,6 +196,7 @@ def test_results_json_of_wrong_inner_types_is_one_line_naming_the_field(copy, tm
     (lambda d: d.update(swept=7), "swept is 7, not an object"),
     (lambda d: d.update(command=["gimbench", 1]), "command[1] is 1, not a string"),
 ])
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_sweep_json_with_bad_fields_is_one_line_naming_the_field(sweep, tmp_path, capsys, change, field):
     edited(sweep / "sweep.json", change)
     for argv in (["report", str(sweep), "--out", str(tmp_path / "report")], ["sweep", "--resume", str(sweep)]):
@@ -207,6 +215,7 @@ def test_sweep_json_with_bad_fields_is_one_line_naming_the_field(sweep, tmp_path
     (lambda b: b.update(extra_info=[1]), "extra_info is [1], not an object"),
     (lambda b: b.update(fullname=["a"]), "fullname is ['a'], not a string"),
 ])
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_bench_compare_refuses_bad_memory_figures_naming_the_field(world, tmp_path, capsys, change, field):
     bad = tmp_path / "bad.json"
     bad.write_bytes(world["bench"].read_bytes())

@@ -114,6 +114,7 @@ def fuzz(world: dict[str, Path], tmp: Path, cases: int, seed: int) -> tuple[list
     return problems, seen
 
 
+@pytest.mark.slow  # the session's probed world run: ~20 s to make
 def test_the_world_is_valid(world, cheap, tmp_path):
     """Undamaged, every command reads every file (so the fuzz damages working inputs)."""
     for kind in ("results", "checkpoint", "sweep", "bench"):

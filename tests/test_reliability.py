@@ -51,8 +51,12 @@ def sigint_at(step: int):
     return lambda record: os.kill(os.getpid(), signal.SIGINT) if record.step == step else None
 
 
-# cpc's case is slow (~4 runs of seconds); the fast set resumes both greedy schedules through the same checkpoint code.
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c == "cpc" else c for c in CASES])
+# Each case is 4 runs of seconds: the fast set resumes both greedy schedules through the same checkpoint code, the
+# rest (cpc, the other optimizers' state, bf16) run in the full suite.
+FAST_RESUMES = ("gim-per-module", "gim-sequential")
+
+
+@pytest.mark.parametrize("case", [c if c in FAST_RESUMES else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_resumed_runs_end_with_the_same_parameters(tmp_path, case):
     whole = run(config(tmp_path, "whole", case, 2 * N))
     with pytest.raises(RunEnded) as ended:
@@ -77,6 +81,7 @@ def test_sequential_extension_trains_the_top_module(tmp_path):
     assert first[2:] == [None, None] and None not in top[2:]
 
 
+@pytest.mark.slow  # several real runs: ~4 s
 def test_checkpoints_are_atomic_and_the_last_two_are_kept(tmp_path):
     run(config(tmp_path, "run", "gim-per-module", 5, checkpoint_every=2, memory_steps=1))
     folder = tmp_path / "run"
@@ -159,6 +164,7 @@ def test_diverging_lr_fails_on_the_command_line(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["failure"]["module"] == 0
 
 
+@pytest.mark.slow  # several real runs: ~4 s
 def test_out_of_memory_names_module_phase_and_memory_so_far(tmp_path, monkeypatch):
     def oom(_output):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -174,6 +180,7 @@ def test_out_of_memory_names_module_phase_and_memory_so_far(tmp_path, monkeypatc
     assert doc["failure"]["phase"] == "forward" and doc["step"]["peak_memory_bytes"] > 0
 
 
+@pytest.mark.slow  # several real runs: ~4 s
 def test_out_of_memory_while_measuring_the_floor_leaves_the_run_going(tmp_path, monkeypatch):
     def oom(_output):
         raise torch.OutOfMemoryError("CPU out of memory")

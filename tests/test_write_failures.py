@@ -98,6 +98,7 @@ def test_a_full_disk_at_a_periodic_checkpoint_fails_the_run_and_keeps_the_one_be
     assert temp_files(folder) == []
 
 
+@pytest.mark.slow  # two real runs: ~6 s
 def test_a_full_disk_for_results_json_says_where_the_last_good_state_is(tmp_path, monkeypatch, capsys):
     refuse(monkeypatch, errno.ENOSPC, lambda name, count: name == "results.json")
     argv = ["run", "--preset", "tiny", "--device", "cpu", "--depth", "2", "--batch-size", "2", "--steps", "3",
