@@ -1,6 +1,6 @@
 """``gimbench compare``: gradient isolation against the memory savers engineers use anyway, on one setting.
 
-One run per row, each in a fresh process by the sweep runner (so every memory peak is clean), all with the
+One run per row and round, each in a fresh process by the sweep runner (so every memory peak is clean), all with the
 same data, seed, batch, steps and network: plain ``cpc``, ``cpc --checkpoint-activations``, ``cpc --accumulate
 2`` and ``4``, ``gim`` (per-module) at ``--modules`` 2, 3 and one per layer (those that the depth allows,
 each once), and ``cpc`` and ``gim`` in bf16 (``--precision bf16``) and with SGD (``--optimizer sgd``). Vision
