@@ -55,6 +55,7 @@ from gimbench.runs.stopping import SIGNALS as STOP_SIGNALS
 from gimbench.runs.stopping import ended_by
 from gimbench.runs.table import build_table, not_for_table
 from gimbench.strategies import STRATEGIES
+from gimbench.sweep.compare import ROUNDS as COMPARE_ROUNDS
 from gimbench.sweep.compare import VARIED as SET_BY_COMPARE
 from gimbench.sweep.compare import configurations as compare_configurations
 from gimbench.sweep.compare import refused as refused_by_compare
@@ -200,7 +201,8 @@ def add_compare_parser(sub) -> None:
                               "--quiet may be given with it)")
     compare.add_argument("--rounds", type=positive, default=None, metavar="N",
                          help="run the rows N times, every other round in reverse order, so that a load change "
-                              "cannot favour one row; the report combines a row's rounds (default 1)")
+                              "cannot favour one row; the rounds after the first time the rows only (no probes, no "
+                              "memory-tracked steps); the report combines a row's rounds (default 2; 1: one pass)")
     compare.add_argument("--rows", type=comma_list, default=None, metavar="LABELS",
                          help="only these rows, comma-separated labels as the folder names them (cpc among them), "
                               "e.g. cpc,cpc-accumulate4,gim-modules6 (default: every row)")
@@ -366,7 +368,7 @@ def compare_rows(args: argparse.Namespace) -> list[Configuration]:
         raise ConfigError(refused_by_compare(given.keys()))
     base = RunConfig(**given | {"out": RunConfig.out}).to_dict()  # --out is the comparison's folder
     depth = resolve_for_launch(RunConfig(**base)).depth
-    configs = compare_configurations(base, given.keys(), depth, args.rounds or 1, args.rows)
+    configs = compare_configurations(base, given.keys(), depth, args.rounds or COMPARE_ROUNDS, args.rows)
     validate(configs, lambda values: resolve_for_launch(config_from(values)))
     return configs
 
@@ -378,8 +380,11 @@ def cmd_compare(args: argparse.Namespace, console: Console, argv: list[str]) -> 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     modality = modality_of(config_from_args(args))
     folder = Path(args.out) if args.out else Path("reports/compare") / (args.name or f"{stamp}-{modality}")
+    # The rounds are written into the recorded command, so --resume holds them whatever the default becomes.
+    rounds = [] if args.rounds else ["--rounds", str(COMPARE_ROUNDS)]
     with SweepProgress(console, len(configs), enabled=not option_value(args, "quiet")) as progress:
-        document = run_sweep(configs, folder, swept={"row": [c.label for c in configs]}, command=["gimbench", *argv],
+        document = run_sweep(configs, folder, swept={"row": [c.label for c in configs]},
+                             command=["gimbench", *argv, *rounds],
                              overwrite=option_value(args, "overwrite"), on_start=progress.on_start,
                              on_done=progress.on_done)
     return sweep_ended(document, folder, console)
@@ -405,6 +410,8 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
             else ""
         raise ConfigError(f"{folder}/sweep.json records no gimbench {kind} command to continue{other}")
     parsed = make_parser().parse_args(recorded[1:])
+    if kind == "compare" and parsed.rounds is None:  # recorded before the rounds were written out: one round then
+        parsed.rounds = 1
     configs = configurations(parsed, parsed.run_options)[0] if kind == "sweep" else compare_rows(parsed)
     with SweepProgress(console, len(configs), enabled=not option_value(args, "quiet")) as progress:
         progress.done = sum(r["status"] == "complete" for r in document["runs"])

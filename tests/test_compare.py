@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gimbench.cli import main
+from gimbench.cli import compare_rows, main, make_parser
 from gimbench.config import RunConfig
 from gimbench.report.collect import Entry
-from gimbench.sweep.compare import configurations, rows
+from gimbench.sweep.compare import TIMING_ONLY, configurations, row_of, rows
 
 LIGHTER = ["cpc-bf16", "cpc-sgd", "gim-bf16", "gim-sgd"]
 
@@ -34,6 +34,31 @@ def test_every_row_shares_the_given_options_and_vision_the_same_head():
     assert configs[1].argv[-3:] == ["--model", "cpc", "--checkpoint-activations"]
     assert configs[3].argv[-4:] == ["--model", "cpc", "--accumulate", "4"]
     assert configs[4].argv[-4:] == ["--model", "gim", "--modules", "2"]
+
+
+def test_by_default_every_row_runs_twice_in_abba_order_and_round_two_only_times_it():
+    base = RunConfig(modality="audio", steps=3, memory_steps=1).to_dict()
+    configs = configurations(base, {"modality", "steps", "memory_steps"}, depth=2)
+    labels = [label for label, _ in rows(2)]
+    assert [c.label for c in configs] == [*labels, *(f"{label}-r2" for label in reversed(labels))]
+    first, second = configs[:len(labels)], {row_of(c.label): c for c in configs[len(labels):]}
+    for config in first:
+        again = second[config.label]
+        assert config.values["probe"] and config.values["memory_steps"] == 1 and "--no-probe" not in config.argv
+        assert not again.values["probe"] and again.values["memory_steps"] == 0
+        assert again.argv.count("--no-probe") == 1 and again.argv.count("--memory-steps") == 1
+        assert again.argv[again.argv.index("--memory-steps") + 1] == "0"
+        assert {d: v for d, v in again.values.items() if d not in TIMING_ONLY} == \
+            {d: v for d, v in config.values.items() if d not in TIMING_ONLY}  # same steps, seed, batch, network
+
+
+def test_the_cli_defaults_to_two_rounds_and_rounds_1_is_one_pass():
+    def labels(*argv: str) -> list[str]:
+        parsed = make_parser().parse_args(["compare", "--preset", "tiny", "--device", "cpu", "--depth", "1", *argv])
+        return [c.label for c in compare_rows(parsed)]
+
+    assert labels("--rows", "cpc,gim-modules1") == ["cpc", "gim-modules1", "gim-modules1-r2", "cpc-r2"]
+    assert labels("--rows", "cpc,gim-modules1", "--rounds", "1") == ["cpc", "gim-modules1"]
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -71,10 +96,12 @@ TINY = ["--modality", "vision", "--preset", "tiny", "--device", "cpu", "--depth"
 @pytest.mark.slow
 def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_path, capsys):
     folder = tmp_path / "c"
-    rows = ["cpc", "cpc-accumulate2", "gim-modules1"]
-    assert main(["compare", "--out", str(folder), "--rows", ",".join(rows), *TINY]) == 0
+    assert main(["compare", "--out", str(folder), "--rows", "cpc", *TINY]) == 0  # the default: two rounds
     document = json.loads((folder / "sweep.json").read_text())
-    assert document["status"] == "complete" and [r["label"] for r in document["runs"]] == rows
+    assert document["status"] == "complete" and [r["label"] for r in document["runs"]] == ["cpc", "cpc-r2"]
+    assert document["command"][-2:] == ["--rounds", "2"]  # recorded, so --resume holds the rounds
+    timing = document["runs"][-1]["command"]
+    assert "--no-probe" in timing and timing[timing.index("--memory-steps") + 1] == "0"
     # As a signal during the last row leaves it: that row interrupted, the comparison resumable.
     last = folder / document["runs"][-1]["folder"]
     shutil.rmtree(last)
@@ -91,10 +118,17 @@ def test_a_stopped_comparison_resumes_what_is_left_and_rewrites_its_report(tmp_p
     assert main(["compare", "--resume", str(folder), "--quiet"]) == 0
     resumed = json.loads((folder / "sweep.json").read_text())
     assert resumed["status"] == "complete" and len(resumed["resumed"]) == 1
-    assert [r["status"] for r in resumed["runs"]] == ["complete"] * len(rows)
-    assert json.loads((last / "results.json").read_text())["steps_completed"] == 3
+    assert [r["status"] for r in resumed["runs"]] == ["complete"] * 2
+    again = json.loads((last / "results.json").read_text())
+    assert again["steps_completed"] == 3 and again["step"].get("peak_memory_bytes") is None  # round two: time only
     assert (folder / document["runs"][0]["folder"] / "results.json").read_bytes() == first  # not run again
-    assert "gim per-module" in (folder / "report" / "index.html").read_text()
+    assert "(1 of 2 runs)" in (folder / "report" / "index.html").read_text()  # the peak of round one alone
+
+    # A comparison recorded before the rounds were written out ran one round (the default then): nothing is left.
+    (folder / "sweep.json").write_text(json.dumps(resumed | {"command": resumed["command"][:-2],
+                                                             "runs": resumed["runs"][:1], "status": "interrupted"}))
+    assert main(["compare", "--resume", str(folder), "--quiet"]) == 0
+    assert [r["label"] for r in json.loads((folder / "sweep.json").read_text())["runs"]] == ["cpc"]
 
 
 @pytest.mark.parametrize(("rows", "says"), [("cpc,gim-modules9", "no row 'gim-modules9' at depth 1; the rows are cpc,"),

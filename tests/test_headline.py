@@ -78,6 +78,35 @@ def test_the_command_writes_the_figure_and_the_readme_table_with_the_results_rat
     assert "speaker %" not in text and "provisional" not in text
 
 
+def second_round(folder: Path, slower: float) -> None:
+    """Add the second round of ``gimbench compare`` to ``folder``: every row again, in reverse order, its step time
+    ``slower`` times the first round's, with no step peak and no probe (``--no-probe --memory-steps 0``)."""
+    sweep = json.loads((folder / "sweep.json").read_text())
+    for i, first in enumerate(reversed(list(sweep["runs"])), len(sweep["runs"]) + 1):
+        doc = json.loads((folder / first["folder"] / "results.json").read_text())
+        doc["step"] = {k: v for k, v in doc["step"].items() if k != "peak_memory_bytes"}
+        doc["step"]["time_ms"] *= slower
+        run = folder / "runs" / f"{i:03d}-{first['label']}-r2"
+        run.mkdir()
+        (run / "results.json").write_text(json.dumps(doc | {"probe": {}}))
+        sweep["runs"].append(first | {"name": run.name, "label": f"{first['label']}-r2", "folder": f"runs/{run.name}"})
+    (folder / "sweep.json").write_text(json.dumps(sweep))
+
+
+def test_a_rows_rounds_are_one_row_timed_by_both_with_memory_and_accuracy_from_the_first(tmp_path):
+    folder = comparison(tmp_path / "audio", probe=True)
+    second_round(folder, slower=1.5)
+    run = next((folder / "runs").glob("*-cpc-accumulate4-r2")) / "results.json"
+    doc = json.loads(run.read_text())
+    doc["step"]["time_ms"] = 170.0  # its rounds: 130 and 170 ms, against cpc's 100 and 150
+    run.write_text(json.dumps(doc))
+    rows = table_rows(table(Headline(settings(collect([folder])[0]), [])))
+    assert list(rows) == ["cpc", "cpc-accumulate4", "gim-per-layer", "cpc-bf16"]  # no "-r2" row
+    assert rows["cpc-accumulate4"][:2] == ["18.0", "0.45"]  # round one's peaks alone
+    assert float(rows["cpc-accumulate4"][2]) == pytest.approx(150 / 125, abs=0.05)  # both rounds' times
+    assert float(rows["cpc-accumulate4"][3]) == pytest.approx(100 * (0.2 + 18 / 100))  # the probed round's
+
+
 def drawn(*folders: Path, accuracy: tuple[Path, ...] = ()):
     """The headline figure of ``folders``, with the accuracy of the ``accuracy`` folders."""
     probed = settings(collect(list(accuracy))[0]) if accuracy else []

@@ -23,7 +23,7 @@ from gimbench.report.noise import ratio_text
 from gimbench.report.page import cells, render
 from gimbench.report.progress import TrainingProgress
 from gimbench.report.terminal import resident_table
-from gimbench.report.verdict import sentence, verdict_table
+from gimbench.report.verdict import repeats_table, sentence, verdict_table
 from gimbench.results.schemas import RESULTS
 from gimbench.results.validate import check
 from gimbench.sweep.compare import configurations
@@ -56,6 +56,17 @@ def doc(model: str, peak: float, ms: float, iqr: float = 1.0, *, temporary: floa
 
 def comparison(*rows: dict) -> list[Entry]:
     return [Entry(Path(f"/c/runs/{i:03d}-{d['config']['model']}"), d) for i, d in enumerate(rows, 1)]
+
+
+def timing_only(document: dict, ms: float) -> dict:
+    """``document``'s row as a comparison's later round leaves it (``--no-probe --memory-steps 0``, as a real run
+    writes it): step time ``ms``, no step peak, floor or breakdown, no module memory, an empty probe block."""
+    memory = ("peak_memory_bytes", "floor_bytes", "peak_breakdown_bytes")
+    step = {k: v for k, v in document["step"].items() if k not in memory}
+    step |= {"time_ms": ms, "time_ms_unprofiled": ms, "samples_per_second": 8000 / ms}
+    again = document | {"step": step, "probe": {}, "modules": [m | {"memory": None} for m in document["modules"]]}
+    check(again, RESULTS, Path("results.json"))
+    return again
 
 
 def test_the_verdict_says_gim_saves_nothing_here_and_why():
@@ -158,6 +169,25 @@ def test_compare_rounds_alternate_their_order():
     first = labels_[: len(labels_) // 2]
     assert first[-1] == "gim-sgd" and labels_[len(first)] == "gim-sgd-r2" and labels_[-1] == "cpc-r2"
     assert labels_[len(first):] == [f"{label}-r2" for label in reversed(first)]
+
+
+def test_a_comparisons_later_round_times_the_rows_and_leaves_memory_and_accuracy_to_the_first():
+    cpc, gim = doc("cpc", 4.0, 10, temporary=1.0, probe=True), doc("gim", 8.0, 20, temporary=6.0, probe=True)
+    cpc["probe"]["speaker"]["per_module"] = [0.3, 0.4]
+    # gim's second round listed first (as a resumed comparison may list it): its first round still speaks for it.
+    entries = comparison(timing_only(gim, 30), cpc, gim, timing_only(cpc, 12))
+    group = groups(entries)[0]
+    table = {row[0]: row for row in cells(verdict_table(group))[1:]}
+    assert table["cpc"][1:3] == ["2", "4.0"] and table["gim per-module"][1:4] == ["2", "8.0", "2.00x"]
+    assert table["cpc"][5] == "11.0" and table["gim per-module"][5] == "25.0"  # step ms: both rounds' mean
+    assert table["gim per-module"][4] == "2.00x"  # x floor: round one's floors alone
+    assert table["gim per-module"][-1] == "+20.0 pt"  # accuracy: the probed round alone
+    assert "temporary memory is 6.0 MiB at its peak against 1.0 MiB at cpc's" in sentence(group)
+    assert [c.measured for c in group.cells] == [entries[1], entries[2]]
+    repeats = {row[1]: row for row in cells(repeats_table([group]))[1:]}
+    assert repeats["cpc"][3:] == ["4.0 (1 of 2 runs)", "11.0 (10.0-12.0)"]
+    assert repeats["gim per-module"][3:] == ["8.0 (1 of 2 runs)", "25.0 (20.0-30.0)"]
+    assert plots.memory_vs_time(group)[:4] == b"\x89PNG" and plots.module_bars(group)[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(("argv", "says", "not_said"), [

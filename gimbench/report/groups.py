@@ -71,8 +71,15 @@ class Cell:
     runs: list[Entry]
 
     def spread(self, read: Callable[[dict], float | None]) -> Spread | None:
-        """``read`` (of a results.json document) over the repeats."""
+        """``read`` (of a results.json document) over the repeats that measured it (a missing value is left out,
+        never averaged in)."""
         return Spread.of([read(e.doc) for e in self.runs])
+
+    @property
+    def measured(self) -> Entry:
+        """The first run that measured the step's memory, whose peak breakdown, module memory and timeline stand
+        for the row: a comparison's later rounds only time it (``--memory-steps 0``, gimbench.sweep.compare)."""
+        return next((e for e in self.runs if e.doc["step"].get("peak_memory_bytes") is not None), self.runs[0])
 
 
 @dataclass

@@ -19,6 +19,7 @@ from gimbench.report.groups import SETTING, Cell, Setting, setting_key
 from gimbench.report.noise import ratio_decimals
 from gimbench.report.verdict import accuracy, mean_ratio, peak, step_ms, tasks
 from gimbench.results.atomic import write_atomic
+from gimbench.sweep.compare import row_of
 
 MIB = 2**20
 MIN_TIMED = 5  # timed steps a row needs before its time ratio is a headline figure (issue #26)
@@ -29,10 +30,10 @@ NOT_MEASURED = {"--out": 1, "--name": 1, "--quiet": 0, "--overwrite": 0}
 
 
 def row_label(entry: Entry) -> str:
-    """The comparison's label of the row (``cpc-accumulate4``), or the strategy of a run outside a comparison;
-    ``gim-per-layer`` for one module per layer (``gim-modules<depth>``), so networks of different depths share
-    that row."""
-    label = (entry.record or {}).get("label") or entry.strategy
+    """The comparison's label of the row (``cpc-accumulate4``; a later round's ``cpc-accumulate4-r2`` is a run of
+    that row), or the strategy of a run outside a comparison; ``gim-per-layer`` for one module per layer
+    (``gim-modules<depth>``), so networks of different depths share that row."""
+    label = row_of((entry.record or {}).get("label") or entry.strategy)
     return "gim-per-layer" if label == f"gim-modules{entry.config.get('depth')}" else label
 
 

@@ -149,13 +149,13 @@ def _in_mib(value: int | None) -> float | None:
 
 def module_bars(group: Setting) -> bytes | None:
     """Per module, what was live at its peak, stacked by category: every method of the setting side by side
-    on one shared MiB scale (first run of each); ``None`` without memory rows."""
-    cells = [c for c in group.cells if any(m.get("memory") for m in c.runs[0].doc["modules"])]
+    on one shared MiB scale (the run that measured each one's memory); ``None`` without memory rows."""
+    cells = [c for c in group.cells if any(m.get("memory") for m in c.measured.doc["modules"])]
     if not cells:
         return None
     figure, axes = plt.subplots(1, len(cells), figsize=(3.2 * len(cells) + 1.5, 3.6), sharey=True, squeeze=False)
     for ax, cell in zip(axes[0], cells, strict=True):
-        modules = [m for m in cell.runs[0].doc["modules"] if m.get("memory")]
+        modules = [m for m in cell.measured.doc["modules"] if m.get("memory")]
         names = [f"{m['index']} {m['name']}" for m in modules]
         bottom = [0.0] * len(modules)
         for shade, category in enumerate(CATEGORIES):

@@ -115,8 +115,9 @@ def run_picture(entry: Entry) -> bytes | None:
 
 
 def compare(group: Setting) -> bytes | None:
-    """Every method of ``group`` (first run of each) side by side; ``None`` when no run has a timeline."""
-    panels = [panel(c.runs[0], c.method) for c in group.cells]
+    """Every method of ``group`` (the run that measured its memory) side by side; ``None`` when no run has a
+    timeline."""
+    panels = [panel(c.measured, c.method) for c in group.cells]
     panels = [p for p in panels if p is not None]
     if not panels:
         return None

@@ -74,10 +74,11 @@ def verdict_table(group: Setting) -> Table:
     """One row per method of the setting: runs, mean peak and step time, and each figure against the
     baseline (cpc where it is in the group): x for ratios, percentage points for last-module accuracy."""
     base, names = group.baseline, tasks(group)
-    table = titled_table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method}; step ms and x "
-                         "time: median of the timed steps; x rate: samples/s of the unprofiled steps; IQR: of the "
-                         "timed steps, as % of their median, ! where too wide to rank the row; ~: a ratio of a "
-                         "row too noisy to rank)",
+    table = titled_table(f"{group.name}: against {base.method} (MiB, ms; x = method / {base.method}; runs: all "
+                         "timed, peak and accuracy from those that measured them, see Repeats; step ms and x time: "
+                         "median of the timed steps; x rate: samples/s of the unprofiled steps; IQR: of the timed "
+                         "steps, as % of their median, ! where too wide to rank the row; ~: a ratio of a row too "
+                         "noisy to rank)",
                          ["method", "runs", "peak", "x peak", "x floor", "step ms", "IQR", "x time", "x rate",
                           *(f"Δ {t}" for t in names)])
     for cell in group.cells:
@@ -89,9 +90,9 @@ def verdict_table(group: Setting) -> Table:
 
 
 def peak_place(cell: Cell) -> str:
-    """``module 1 conv2 (backward)``: the module (and phase) holding the highest module peak of the cell's first
-    run; empty without module peaks."""
-    rows = [m for m in cell.runs[0].doc["modules"] if (m.get("memory") or {}).get("peak_bytes")]
+    """``module 1 conv2 (backward)``: the module (and phase) holding the highest module peak of the run that
+    measured the cell's memory; empty without module peaks."""
+    rows = [m for m in cell.measured.doc["modules"] if (m.get("memory") or {}).get("peak_bytes")]
     if not rows:
         return ""
     top = max(rows, key=lambda m: m["memory"]["peak_bytes"])
@@ -143,14 +144,14 @@ def gim_answer(group: Setting) -> str | None:
 
 
 def _breakdown(cell: Cell) -> dict[str, int]:
-    """What was live at the step peak of the cell's first run, by tracker category (empty where not recorded)."""
-    return cell.runs[0].doc["step"].get("peak_breakdown_bytes") or {}
+    """What was live at the cell's step peak, by tracker category (empty where not recorded)."""
+    return cell.measured.doc["step"].get("peak_breakdown_bytes") or {}
 
 
 def _resident(cell: Cell, part: str) -> int:
     """Bytes the ``part`` (``encoder`` or ``head``) of every module keeps resident: parameters, gradients and
-    optimizer state (first run)."""
-    return sum((m.get("memory") or {}).get(f"{part}_{kind}_bytes") or 0 for m in cell.runs[0].doc["modules"]
+    optimizer state (of the run that measured the cell's memory)."""
+    return sum((m.get("memory") or {}).get(f"{part}_{kind}_bytes") or 0 for m in cell.measured.doc["modules"]
                for kind in KINDS)
 
 
@@ -182,20 +183,26 @@ def sentence(group: Setting) -> str:
 
 
 def repeats_table(found: list[Setting]) -> Table | None:
-    """Where a method ran more than once in a setting (seeds): mean, 95% interval (3 repeats up) and range."""
+    """Where a method ran more than once in a setting (seeds, compare's rounds): mean, 95% interval (3 repeats
+    up) and range; a figure fewer of its runs measured (compare's later rounds time the row only) says how many."""
     rows = [(g, c) for g in found for c in g.cells if len(c.runs) > 1]
     if not rows:
         return None
-    table = titled_table("Repeats (seeds, or compare --rounds): mean ±95% interval (min-max)",
+    table = titled_table("Repeats (seeds, or compare --rounds): mean ±95% interval (min-max); (n of N runs): a "
+                         "figure only n of the row's runs measured",
                          ["setting", "method", "runs", "peak MiB", "step ms"])
     for group, cell in rows:
-        table.add_row(group.name, cell.method, str(len(cell.runs)), _spread(cell.spread(peak), MIB),
-                      _spread(cell.spread(step_ms)))
+        table.add_row(group.name, cell.method, str(len(cell.runs)), _spread(cell, peak, MIB), _spread(cell, step_ms))
     return table
 
 
-def _spread(spread: Spread | None, scale: float = 1.0) -> str:
-    return "-" if spread is None else spread.text(".1f", scale)
+def _spread(cell: Cell, read, scale: float = 1.0) -> str:
+    """``read``'s spread over the cell's runs, ``(1 of 2 runs)`` after it where fewer runs than the cell's have it."""
+    spread = cell.spread(read)
+    if spread is None:
+        return "-"
+    fewer = f" ({spread.n} of {len(cell.runs)} runs)" if spread.n < len(cell.runs) else ""
+    return f"{spread.text('.1f', scale)}{fewer}"
 
 
 def environment_table(entries: list[Entry]) -> Table:
