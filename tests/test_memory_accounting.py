@@ -60,11 +60,35 @@ def test_kernel_scratch_is_counted_where_the_tracker_alone_would_miss_it():
         out_bytes + SCRATCH, out_bytes, SCRATCH)
 
 
-# An open finding (2026-12-07): the tracker has booked up to 48 KiB more tensors in one interval than the CPU
-# allocator's peak for it: gim summed's (1, backward) in 1 of 3 full-suite runs (19,175,588 B against 19,126,436 B),
-# cpc's (2, forward) once under `make test`'s two workers (4,933,476 B against 4,896,608 B); alone, or in the same
-# files in order in one process, both pass. The margin bounds that disagreement until its cause is found; it is
-# reported (docs/memory.md), not hidden.
+def test_garbage_of_an_earlier_profiled_step_collected_mid_step_lowers_no_level():
+    # The CPU allocator's reporter remembers the blocks allocated while any profiler session ran, so it reports
+    # the free of a previous memory step's garbage (a reference cycle) when the collector reclaims it during
+    # this step. That memory is not in this step's base: before the fix the level fell by its 4 MiB, below the
+    # step's own output, and the tracker's figure exceeded the allocator's.
+    network = Network([Scaled()], {}, ["scaled"])
+    x = torch.randn(64, 64)
+    meter = MemoryMeter(network, [None], CPU)
+    gc.disable()
+    try:
+        with meter.step(), meter.phase(0, "forward"):
+            cycle = {"garbage": torch.empty(2**20)}
+            cycle["self"] = cycle
+            del cycle
+        with meter.step(), meter.phase(0, "forward"):
+            gc.collect()
+            y = network.encoder[0](x)
+    finally:
+        gc.enable()
+    interval = meter.steps[1].intervals[(0, "forward")]
+    assert interval.tracked.live == y.untyped_storage().nbytes() == 4 * x.numel()
+    assert interval.allocator_peak == interval.tracked.live + SCRATCH
+
+
+# A finding of 2026-12-07: the tracker booked up to 48 KiB more tensors in one interval than the CPU allocator's peak
+# for it (gim summed's (1, backward) in 1 of 3 full-suite runs; cpc's (2, forward) once under `make test`'s two
+# workers), never alone. The cause, found and fixed the same day, is the test above: a previous memory step's
+# garbage freed mid-step by the collector, which depends on the order of what ran before. The margin stays as a
+# guard in these real runs until full-suite runs confirm no other cause; docs/profiling.md.
 TRACKER_MARGIN = 64 * 2**10
 
 

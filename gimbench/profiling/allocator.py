@@ -30,7 +30,7 @@ import os
 import sys
 import warnings
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import contextmanager
 
 import torch
@@ -87,8 +87,11 @@ class CpuAllocatorWatch:
         self.allocated_ptrs: set[int] = set()  # every address the allocator handed out during the step
 
     @contextmanager
-    def step(self):
-        """Record the allocator during the step; levels are resolved when it ends.
+    def step(self, base: Callable[[set[int]], Collection[int]] = lambda allocated: ()):
+        """Record the allocator during the step; levels are resolved when it ends. ``base(allocated)``: given
+        the addresses the step allocated, those of the memory made before it that the step's base counts (the
+        tracker's resident tensors and batch); a free of other memory made before the step is left out
+        (``_levels_of``).
 
         The profiler is started through the calls ``torch.profiler.profile`` makes itself, with one
         difference it does not expose: only user-scope events (our marks) are recorded besides the
@@ -104,7 +107,7 @@ class CpuAllocatorWatch:
         try:
             yield
         finally:
-            self._resolve(disable_profiler())  # a step that raised is resolved too: its figures so far
+            self._resolve(disable_profiler(), base)  # a step that raised is resolved too: its figures so far
 
     def mark(self) -> int:
         """A boundary now; returns its number."""
@@ -113,7 +116,7 @@ class CpuAllocatorWatch:
         self.marks += 1
         return self.marks - 1
 
-    def _resolve(self, result) -> None:
+    def _resolve(self, result, base: Callable[[set[int]], Collection[int]]) -> None:
         events, marks = [], {}
         stack = list(result.experimental_event_tree())
         while stack:
@@ -126,16 +129,29 @@ class CpuAllocatorWatch:
             elif event.name.startswith(MARK):
                 marks[int(event.name[len(MARK):])] = event.start_time_ns
         events.sort(key=lambda e: e[0])
-        level, self._times, self._levels = 0, [], []
-        self.allocated_ptrs = set()
+        self.allocated_ptrs = {ptr for _, size, ptr in events if size > 0}
+        self._levels_of(events, base(self.allocated_ptrs))
+        self._mark_ns = [marks[i] for i in range(self.marks)]
+        self._mark_at = [bisect_right(self._times, t) - 1 for t in self._mark_ns]
+
+    def _levels_of(self, events: list[tuple[int, int, int]], counted: Collection[int]) -> None:
+        """The level after every (time, size, address) event, in time order. A free counts where the step
+        allocated that address or where the step's base counts it (``counted``). The CPU allocator's reporter
+        also reports the free of a block allocated during an *earlier* profiled step (its size table outlives
+        the session): a previous memory step's garbage that the collector reclaims mid-step. That memory is
+        not in the base, so subtracting it took the level below what the step holds, and the tensor tracker's
+        figure above the allocator's."""
+        level, live, self._times, self._levels = 0, set(), [], []
         for time, size, ptr in events:
+            if size > 0:
+                live.add(ptr)
+            elif ptr in live:
+                live.discard(ptr)
+            elif ptr not in counted:
+                continue
             level += size
             self._times.append(time)
             self._levels.append(level)
-            if size > 0:
-                self.allocated_ptrs.add(ptr)
-        self._mark_ns = [marks[i] for i in range(self.marks)]
-        self._mark_at = [bisect_right(self._times, t) - 1 for t in self._mark_ns]
 
     def level_at(self, mark: int) -> int:
         i = self._mark_at[mark]
@@ -170,7 +186,7 @@ class TrackerOnlyWatch:
         self.marks = 0
 
     @contextmanager
-    def step(self):
+    def step(self, base: Callable[[set[int]], Collection[int]] = lambda allocated: ()):
         yield
 
     def mark(self) -> int:
@@ -208,7 +224,8 @@ class CudaAllocatorWatch:
         self.allocated_ptrs: set[int] = set()
 
     @contextmanager
-    def step(self):
+    def step(self, base: Callable[[set[int]], Collection[int]] = lambda allocated: ()):
+        """Readings at the marks (``base`` is not needed: the caching allocator's figures are absolute)."""
         self.readings, self.levels, self.times_ns = [], [], []
         self.reset()
         yield

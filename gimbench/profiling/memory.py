@@ -115,13 +115,15 @@ class MemoryMeter(IntervalMeter):
         those are the figures measured so far."""
         self.tracker = TensorTracker(self.device)
         hooks = self._register_resident()
+        resident = set(self.tracker.addresses)
         self.tracker.watching = True
         record = StepMemory(self.tracker.now.live, Snapshot(), None, None)
         self._pending = []
         marks: list[int] = []
         reset_rss_peak()
         try:
-            with self.nvml.sampling(), self.watch.step():
+            base = lambda allocated: resident | self._met_before(allocated).keys()  # noqa: E731
+            with self.nvml.sampling(), self.watch.step(base):
                 marks.append(self.watch.mark())
                 try:
                     with self.tracker, torch.autograd.graph.saved_tensors_hooks(self.tracker.saved, lambda t: t):
@@ -166,4 +168,9 @@ class MemoryMeter(IntervalMeter):
         during it (the input batch, a tensor made before the step): live throughout, so part of the base."""
         if self.watch.absolute or not self.watch.counts:
             return 0
-        return sum(size for ptr, size in self.tracker.first_seen.values() if ptr not in self.watch.allocated_ptrs)
+        return sum(self._met_before(self.watch.allocated_ptrs).values())
+
+    def _met_before(self, allocated: set[int]) -> dict[int, int]:
+        """Address -> bytes of the storages the tracker first met during the step that the step did not
+        allocate (``allocated``: the addresses the allocator handed out during it)."""
+        return {ptr: size for ptr, size in self.tracker.first_seen.values() if ptr not in allocated}
