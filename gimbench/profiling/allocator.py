@@ -44,6 +44,13 @@ from torch.profiler import profile, record_function
 from gimbench.device import clock as device_clock
 
 MARK = "gimbench.mark."
+# Given the addresses a step allocated, those of the memory made before it that the step's base counts.
+Base = Callable[[set[int]], Collection[int]]
+
+
+def no_base(allocated: set[int]) -> Collection[int]:
+    """The default: no memory made before the step is in its base."""
+    return ()
 _quieted = False
 
 
@@ -87,7 +94,7 @@ class CpuAllocatorWatch:
         self.allocated_ptrs: set[int] = set()  # every address the allocator handed out during the step
 
     @contextmanager
-    def step(self, base: Callable[[set[int]], Collection[int]] = lambda allocated: ()):
+    def step(self, base: Base = no_base):
         """Record the allocator during the step; levels are resolved when it ends. ``base(allocated)``: given
         the addresses the step allocated, those of the memory made before it that the step's base counts (the
         tracker's resident tensors and batch); a free of other memory made before the step is left out
@@ -116,7 +123,7 @@ class CpuAllocatorWatch:
         self.marks += 1
         return self.marks - 1
 
-    def _resolve(self, result, base: Callable[[set[int]], Collection[int]]) -> None:
+    def _resolve(self, result, base: Base) -> None:
         events, marks = [], {}
         stack = list(result.experimental_event_tree())
         while stack:
@@ -186,7 +193,7 @@ class TrackerOnlyWatch:
         self.marks = 0
 
     @contextmanager
-    def step(self, base: Callable[[set[int]], Collection[int]] = lambda allocated: ()):
+    def step(self, base: Base = no_base):
         yield
 
     def mark(self) -> int:
@@ -224,7 +231,7 @@ class CudaAllocatorWatch:
         self.allocated_ptrs: set[int] = set()
 
     @contextmanager
-    def step(self, base: Callable[[set[int]], Collection[int]] = lambda allocated: ()):
+    def step(self, base: Base = no_base):
         """Readings at the marks (``base`` is not needed: the caching allocator's figures are absolute)."""
         self.readings, self.levels, self.times_ns = [], [], []
         self.reset()

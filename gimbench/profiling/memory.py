@@ -115,15 +115,13 @@ class MemoryMeter(IntervalMeter):
         those are the figures measured so far."""
         self.tracker = TensorTracker(self.device)
         hooks = self._register_resident()
-        resident = set(self.tracker.addresses)
         self.tracker.watching = True
         record = StepMemory(self.tracker.now.live, Snapshot(), None, None)
         self._pending = []
         marks: list[int] = []
         reset_rss_peak()
         try:
-            base = lambda allocated: resident | self._met_before(allocated).keys()  # noqa: E731
-            with self.nvml.sampling(), self.watch.step(base):
+            with self.nvml.sampling(), self.watch.step(self._base):
                 marks.append(self.watch.mark())
                 try:
                     with self.tracker, torch.autograd.graph.saved_tensors_hooks(self.tracker.saved, lambda t: t):
@@ -169,6 +167,11 @@ class MemoryMeter(IntervalMeter):
         if self.watch.absolute or not self.watch.counts:
             return 0
         return sum(self._met_before(self.watch.allocated_ptrs).values())
+
+    def _base(self, allocated: set[int]) -> set[int]:
+        """The addresses of the memory made before the step that its base counts: the resident tensors and the
+        storages ``_preexisting`` adds (``allocated``: the addresses the allocator handed out during the step)."""
+        return self.tracker.resident_addresses | self._met_before(allocated).keys()
 
     def _met_before(self, allocated: set[int]) -> dict[int, int]:
         """Address -> bytes of the storages the tracker first met during the step that the step did not

@@ -51,7 +51,7 @@ class TensorTracker(TorchDispatchMode):
         self.device_type = torch.device(device).type
         self.watching = False  # set once the resident tensors are registered
         self.first_seen: dict[int, tuple[int, int]] = {}  # storage key -> (address, bytes), met while watching
-        self.addresses: set[int] = set()  # the address of every storage ever counted (resident ones included)
+        self.resident_addresses: set[int] = set()  # addresses of the storages counted before watching began
         self.now = Snapshot()
         self.step_peak = Snapshot()
         self.interval_peak = Snapshot()
@@ -76,9 +76,10 @@ class TensorTracker(TorchDispatchMode):
         key = storage._cdata
         if key not in self._size:
             self._size[key], self._kind[key], self._owners[key] = storage.nbytes(), kind, set()
-            self.addresses.add(storage.data_ptr())
             if self.watching:
                 self.first_seen[key] = (storage.data_ptr(), storage.nbytes())
+            else:
+                self.resident_addresses.add(storage.data_ptr())
             self._finalizers.append(weakref.finalize(storage, self._free, key))
             self._tally(key, +1)
         elif only_new or (self._kind[key] == kind and (owner is None or owner in self._owners[key])):
